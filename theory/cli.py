@@ -1,0 +1,107 @@
+"""`python -m theory`: predicted FLOPs, bytes, time and memory for one prefill or decode step."""
+import json
+import sys
+
+from theory.cliutil import OneLineParser, run_main
+from theory.hardware import hardware_presets, load_hardware
+from theory.model import load_model, model_presets
+from theory.ops import ATTENTION, KV_UPDATE, LOGITS, PHASES, Workload
+from theory.dtypes import DTYPE_BYTES
+from theory.roofline import MODES, predict, request_times
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m theory", description=__doc__.strip() + (
+        " --phase decode predicts the decode step whose context_len is --prompt-len (the cache holds that many"
+        " tokens before the step); --phase prefill predicts the prompt itself. Unset options take the ideal defaults."))
+    p.add_argument("--model", help="preset name or path to a Hugging Face config.json")
+    p.add_argument("--hardware", help="preset id or path to a hardware JSON (bench's ceilings.json works too)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--prompt-len", type=int, help="prompt tokens (prefill) / tokens in the cache (decode)")
+    p.add_argument("--phase", choices=PHASES, default="decode")
+    p.add_argument("--dtype", choices=list(DTYPE_BYTES), help="weights and matmuls (default bf16)")
+    p.add_argument("--kv-dtype", choices=list(DTYPE_BYTES), help="KV cache (default: --dtype)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel devices")
+    p.add_argument("--attention", choices=ATTENTION, help="fused (default) or materialized")
+    p.add_argument("--kv-update", choices=KV_UPDATE, help="append (default), copy or static")
+    p.add_argument("--max-cache-len", type=int, help="static cache slots")
+    p.add_argument("--logits", choices=LOGITS, help="lm_head on the last token (default) or all tokens")
+    p.add_argument("--repeat-kv", action="store_true", default=None, help="eager GQA copies K/V to every head")
+    p.add_argument("--mode", choices=MODES, default="max", help="max(compute, memory) or compute + memory")
+    p.add_argument("--reserve-fraction", type=float, default=0.0, help="capacity held back from the KV budget")
+    p.add_argument("--generated", type=int, help="also predict a whole request generating this many tokens")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--list", action="store_true", help="list model and hardware presets and exit")
+    return p
+
+
+def workload_kwargs(a) -> dict:
+    kw = {"phase": a.phase, "batch": a.batch}
+    kw["prompt_len" if a.phase == "prefill" else "context_len"] = a.prompt_len
+    for name in ("dtype", "kv_dtype", "attention", "kv_update", "max_cache_len", "logits", "repeat_kv"):
+        if getattr(a, name) is not None:
+            kw[name] = getattr(a, name)
+    return kw
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f} {unit}"
+    return f"{n:.0f} B"
+
+
+def render_table(out: dict, request: dict | None) -> str:
+    lines = [f"{out['model']} on {out['hardware']}: {out['phase']}, batch {out['batch']}, "
+             + (f"prompt {out['prompt_len']} tokens" if out["phase"] == "prefill"
+                else f"context {out['context_len']} tokens (decode step reads {out['context_len'] + 1})")
+             + f", {out['dtype']}, tp {out['tp']}, mode {out['mode']}", ""]
+    total = out["time_s"] or 1.0
+    lines.append(f"{'op':<20}{'count':>6}{'GFLOP':>12}{'MB moved':>12}{'FLOP/B':>9}{'compute ms':>12}"
+                 f"{'memory ms':>11}{'time ms':>10}  {'bound':<8}{'share':>7}")
+    for o in out["ops"]:
+        ai = o["intensity_flops_per_byte"]
+        lines.append(f"{o['name']:<20}{o['count']:>6}{o['flops'] / 1e9:>12.4f}{o['bytes'] / 1e6:>12.3f}"
+                     f"{'-' if ai is None else f'{ai:.1f}':>9}{o['compute_s'] * 1e3:>12.4f}{o['memory_s'] * 1e3:>11.4f}"
+                     f"{o['time_s'] * 1e3:>10.4f}  {o['bound']:<8}{o['time_s'] / total:>7.1%}")
+    lines.append("")
+    for g, v in out["groups"].items():
+        lines.append(f"{g:<10} {v['time_s'] * 1e3:10.4f} ms  ({v['time_s'] / total:.1%})")
+    lines += ["", f"total      {out['time_s'] * 1e3:10.4f} ms   {out['flops'] / 1e9:.3f} GFLOP   {fmt_bytes(out['bytes'])} moved",
+              f"weights    {fmt_bytes(out['weight_bytes'])} per device",
+              f"KV cache   {fmt_bytes(out['kv_cache_bytes'])} after this pass",
+              f"capacity   (reserve {out['reserve_fraction']:.0%} of device memory) max batch at this context: "
+              f"{out['max_batch_at_context']}, max context at this batch: "
+              f"{'unbounded (sliding window)' if out['max_context_at_batch'] is None else out['max_context_at_batch']} tokens",
+              f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"]
+    if request:
+        lines += [f"request    time to first token (prefill) {request['time_to_first_token_s'] * 1e3:.3f} ms, "
+                  f"time per output token (mean decode step) {request['time_per_output_token_s'] * 1e3:.3f} ms, "
+                  f"whole request {request['request_time_s'] * 1e3:.3f} ms"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.list:
+        print("models:   " + ", ".join(model_presets()))
+        print("hardware: " + ", ".join(hardware_presets()))
+        return 0
+    missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware", "prompt_len") if getattr(a, n) is None]
+    if missing:
+        raise SystemExit(build_parser().error(f"missing {', '.join(missing)}"))
+    model, hw = load_model(a.model), load_hardware(a.hardware)
+    kw = workload_kwargs(a)
+    pred = predict(model, hw, Workload(**kw), a.mode, a.tp)
+    out = pred.to_json(a.reserve_fraction)
+    request = None
+    if a.generated is not None:
+        rest = {k: v for k, v in kw.items() if k not in ("phase", "batch", "prompt_len", "context_len")}
+        request = request_times(model, hw, a.batch, a.prompt_len, a.generated, a.mode, a.tp, **rest)
+        out["request"] = request
+    print(json.dumps(out, indent=2) if a.format == "json" else render_table(out, request))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,28 @@
+"""Shared CLI plumbing: bad input is one line on stderr and a non-zero exit, never a traceback."""
+import argparse
+import sys
+from typing import Callable
+
+from theory.errors import TheoryError
+
+EXIT_BAD_INPUT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None,
+             errors: tuple[type[BaseException], ...] = ()) -> int:
+    try:
+        return main(argv)
+    except (TheoryError, *errors) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0

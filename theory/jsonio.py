@@ -1,0 +1,43 @@
+"""Strict JSON reading for the project's own files (unknown keys rejected)."""
+import json
+from pathlib import Path
+from typing import Any
+
+from theory.errors import TheoryError
+
+
+def read_json(path: str | Path) -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise TheoryError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TheoryError(f"{p} is not valid JSON: {e.msg} at line {e.lineno}") from None
+
+
+def check_keys(obj: Any, allowed: set[str], required: set[str], where: str) -> dict:
+    """Reject anything but a JSON object whose keys are all known and whose required keys are present."""
+    if not isinstance(obj, dict):
+        raise TheoryError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise TheoryError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(obj))
+    if missing:
+        raise TheoryError(f"{where}: missing required key(s) {', '.join(missing)}")
+    return obj
+
+
+def positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TheoryError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def positive_number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise TheoryError(f"{where}: {name} must be a positive number, got {value!r}")
+    return float(value)
