@@ -1,0 +1,65 @@
+"""`python -m bench`: measure real Llama-style models on this machine's CPU or GPU."""
+import sys
+from pathlib import Path
+
+from bench.device import get_device
+from bench.runner import execute, load_run_sweep, start_run
+from bench.sweep import load_sweep
+from theory.cliutil import OneLineParser, run_main
+
+DEFAULT_OUT = Path("results")
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m bench", description=__doc__.strip())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    r = sub.add_parser("run", help="run a sweep into a new results/<run_id>/")
+    r.add_argument("--sweep", default="default", help="shipped sweep (smoke, seed-001, default) or a path to a sweep JSON")
+    r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("--no-report", action="store_true")
+    return p
+
+
+def finish(run_dir: Path, no_report: bool) -> None:
+    if not no_report:
+        try:
+            from analysis.report import write_report
+        except ImportError:
+            write_report = None
+        if write_report is not None:
+            print(f"report: {write_report(run_dir)}", file=sys.stderr)
+    print(run_dir)
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.command == "run":
+        if a.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {a.threads}")
+        device = get_device(a.device, a.threads)
+        sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
+        print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
+              f"{device.threads} thread(s))", file=sys.stderr, flush=True)
+        run_dir = start_run(sweep, path, device, a.out)
+    else:
+        sweep, meta = load_run_sweep(a.run_dir)
+        device = get_device(meta["device"], meta.get("threads", 1))
+        run_dir = a.run_dir
+    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
+    try:
+        execute(run_dir, sweep, device)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished points are kept. Resume with: python -m bench resume {run_dir}",
+              file=sys.stderr)
+        return 130
+    finish(run_dir, a.no_report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, errors=(ValueError,)))

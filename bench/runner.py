@@ -1,0 +1,157 @@
+"""Run a sweep into results/<run_id>/, one point at a time, resumable after SIGINT or SIGKILL."""
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.build import build_model, weight_bytes as model_weight_bytes
+from bench.ceilings import measure_ceilings
+from bench.env import run_metadata
+from bench.records import assemble, point_done, save_point, write_json
+from bench.sweep import Point, Sweep, parse_sweep
+from bench.timing import measure
+from theory.dtypes import dtype_bytes
+from theory.errors import TheoryError
+from theory.memory import kv_cache_bytes, weight_bytes
+
+MEMORY_MARGIN = 1.2            # predicted need × margin must fit in what the device has free
+
+
+def predicted_need_bytes(p: Point, dtype: str) -> int:
+    spec = p.spec()
+    total_tokens = p.prompt_len + p.generated
+    kv = kv_cache_bytes(spec, p.batch, total_tokens, dtype)
+    # Prefill activations: a few hidden-size and MLP-width tensors per token, plus one row of logits per sequence.
+    acts = p.batch * p.prompt_len * (8 * spec.hidden_size + 3 * spec.intermediate_size) * dtype_bytes(dtype)
+    if p.attention == "eager":
+        acts += 2 * p.batch * spec.num_attention_heads * p.prompt_len * total_tokens * dtype_bytes(dtype)
+    return int((weight_bytes(spec, dtype) + 2 * kv + acts) * MEMORY_MARGIN)
+
+
+def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
+    spec = p.spec()
+    eager = p.attention == "eager"
+    return {
+        "point_id": point_id, "batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
+        "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_hidden_layers,
+        "num_attention_heads": spec.num_attention_heads, "num_key_value_heads": spec.num_key_value_heads,
+        "head_dim": spec.head_dim, "intermediate_size": spec.intermediate_size, "vocab_size": spec.vocab_size,
+        "model": p.model or "", "dtype": dtype, "device": device.kind, "threads": device.threads,
+        "attention": p.attention, "cache": p.cache,
+        # How theory should predict this run "as run": sdpa is a fused kernel, eager materializes scores;
+        # HF's dynamic cache concatenates (copies) every step; eager GQA repeats K/V for every head.
+        "theory_attention": "materialized" if eager else "fused",
+        "kv_update": "static" if p.cache == "static" else "copy",
+        "max_cache_len": p.max_cache_len, "logits": "last",
+        "repeat_kv": int(eager and spec.num_key_value_heads < spec.num_attention_heads),
+    }
+
+
+def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[dict], list[dict]]:
+    dtype = p.resolved_dtype(device.kind)
+    base = base_row(p, point_id, device, dtype)
+    need = predicted_need_bytes(p, dtype)
+    free = device.free_bytes()
+    if need > free:
+        msg = f"predicted {need / 1e9:.2f} GB exceeds {free / 1e9:.2f} GB free"
+        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "skipped_memory", "message": msg}], []
+    model = None
+    try:
+        t0 = time.perf_counter()
+        model = build_model(p.spec(), device.torch_device, dtype, p.attention)
+        device.sync()
+        build_s = time.perf_counter() - t0
+        gen = torch.Generator(device="cpu").manual_seed(1)
+        ids = torch.randint(0, p.spec().vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
+        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
+        wbytes = model_weight_bytes(model)
+    except torch.OutOfMemoryError as e:
+        msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
+    else:
+        msg = None
+    finally:
+        del model
+        gc.collect()
+        if device.kind == "cuda":
+            torch.cuda.empty_cache()
+    if msg is not None:
+        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "oom", "message": msg}], []
+    rows, samples = [], []
+    for i, st in enumerate(m.step_stats()):
+        phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
+        mem = m.memory.memory[i]
+        rows.append({**base, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
+                     "time_s": st.median_s, "time_p10_s": st.p10_s, "time_p90_s": st.p90_s, "repeats": st.n,
+                     "time_cold_s": m.cold.times_s[i], "kv_cache_bytes": m.cold.kv_bytes[i], "weight_bytes": wbytes,
+                     "mem_allocated_bytes": mem.allocated_bytes, "mem_reserved_bytes": mem.reserved_bytes,
+                     "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
+                     "build_s": build_s, "status": "ok", "message": ""})
+        samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
+        samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
+                    for r, t in enumerate(m.repeats)]
+    return rows, samples
+
+
+def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}-{n}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr) -> Path:
+    run_dir = new_run_dir(out_root, device.kind, sweep.name)
+    (run_dir / "sweep.json").write_text(sweep.source_text)
+    meta = run_metadata(device)
+    dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
+    print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
+    ceilings, detail = {}, {}
+    for dt in dtypes:
+        spec, det = measure_ceilings(device, dt, meta["host"])
+        ceilings[dt], detail[dt] = spec.to_json(), det
+    write_json(run_dir / "run.json", {
+        "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
+        "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
+        "points": len(sweep.points), "ceilings": ceilings, "ceilings_detail": detail,
+    })
+    return run_dir
+
+
+def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    ids = [p.point_id(device.kind) for p in sweep.points]
+    todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
+    done_before = len(ids) - len(todo)
+    if done_before:
+        print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
+    t_start = time.perf_counter()
+    for k, (i, p, pid) in enumerate(todo):
+        t0 = time.perf_counter()
+        rows, samples = measure_point(p, pid, device, sweep)
+        save_point(run_dir, pid, rows, samples)
+        assemble(run_dir, ids)
+        elapsed = time.perf_counter() - t_start
+        eta = elapsed / (k + 1) * (len(todo) - k - 1)
+        print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
+              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+    assemble(run_dir, ids)
+    return run_dir
+
+
+def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:
+    meta_path = run_dir / "run.json"
+    if not meta_path.exists():
+        raise TheoryError(f"{run_dir} is not a run directory (no run.json)")
+    meta = json.loads(meta_path.read_text())
+    text = (run_dir / "sweep.json").read_text()
+    original = Path(meta["sweep_path"])
+    if original.exists() and original.read_text() != text:
+        raise TheoryError(f"sweep file {original} changed since this run started; refusing to resume "
+                          f"(start a new run, or restore the file)")
+    return parse_sweep(json.loads(text), text, str(run_dir / "sweep.json")), meta

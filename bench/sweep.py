@@ -1,0 +1,164 @@
+"""Sweeps: a JSON file of grids over model shape and workload, expanded into points.
+
+File shape (unknown keys rejected everywhere):
+  {"name": str, "description": str, "repeats": int, "warmup_s": float,
+   "defaults": {<point field>: value, ...},
+   "grids": [{"axes": {<point field>: [values, ...]}, "<point field>": value, ...}, ...]}
+Each grid is the cartesian product of its axes over the defaults (and the grid's own fixed fields).
+Width axes derive heads from head_dim: heads = hidden_size / head_dim, kv heads = heads / kv_group.
+"""
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from theory.errors import TheoryError
+from theory.jsonio import check_keys, read_json
+from theory.model import ModelSpec, from_hf_config, load_model
+
+SWEEP_DIR = Path(__file__).parent / "sweeps"
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+ATTENTIONS = ("sdpa", "eager")
+CACHES = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class Point:
+    hidden_size: int = 256
+    num_hidden_layers: int = 2
+    head_dim: int = 64
+    kv_group: int = 1             # query heads per kv head (1 = MHA)
+    mlp_ratio: float = 2.6875     # Llama-2: 11008 / 4096
+    vocab_size: int = 32000
+    model: str | None = None      # a preset or config.json path; overrides the shape fields above
+    batch: int = 1
+    prompt_len: int = 32
+    generated: int = 8            # tokens generated: the prefill emits one, then generated−1 decode steps
+    dtype: str = "auto"           # auto: fp32 on CPU, bf16 on CUDA
+    attention: str = "sdpa"
+    cache: str = "dynamic"
+
+    def spec(self) -> ModelSpec:
+        if self.model:
+            return load_model(self.model)
+        heads = self.hidden_size // self.head_dim
+        inter = int(round(self.mlp_ratio * self.hidden_size / 16)) * 16
+        return from_hf_config({
+            "hidden_size": self.hidden_size, "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": heads, "num_key_value_heads": max(1, heads // self.kv_group),
+            "head_dim": self.head_dim, "intermediate_size": inter, "vocab_size": self.vocab_size,
+            "max_position_embeddings": max(4096, self.prompt_len + self.generated),
+        }, f"d{self.hidden_size}-L{self.num_hidden_layers}")
+
+    def resolved_dtype(self, device_kind: str) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "bf16" if device_kind == "cuda" else "fp32"
+
+    @property
+    def max_cache_len(self) -> int | None:
+        return self.prompt_len + self.generated if self.cache == "static" else None
+
+    def point_id(self, device_kind: str) -> str:
+        """Hash of the point's parameters with the dtype resolved (the device itself is left out)."""
+        d = asdict(self)
+        d["dtype"] = self.resolved_dtype(device_kind)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        shape = self.model or f"d={self.hidden_size} L={self.num_hidden_layers}"
+        return f"{shape} b={self.batch} T={self.prompt_len} G={self.generated} {self.dtype} {self.attention} {self.cache}"
+
+
+POINT_FIELDS = {f.name: f.type for f in fields(Point)}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    description: str
+    repeats: int
+    warmup_s: float
+    points: tuple[Point, ...]
+    source_text: str
+
+    @property
+    def sha1(self) -> str:
+        return hashlib.sha1(self.source_text.encode()).hexdigest()
+
+
+def _check_point_values(values: dict, where: str) -> dict:
+    check_keys(values, set(POINT_FIELDS), set(), where)
+    for k, v in values.items():
+        if k in ("dtype", "attention", "cache"):
+            allowed = {"dtype": DTYPES, "attention": ATTENTIONS, "cache": CACHES}[k]
+            if v not in allowed:
+                raise TheoryError(f"{where}: {k} must be one of {', '.join(allowed)}, got {v!r}")
+        elif k == "model":
+            if not isinstance(v, str):
+                raise TheoryError(f"{where}: model must be a preset name or a config path")
+        elif k == "mlp_ratio":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise TheoryError(f"{where}: mlp_ratio must be a positive number, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise TheoryError(f"{where}: {k} must be a positive integer, got {v!r}")
+    return values
+
+
+def _validate_point(p: Point, where: str) -> None:
+    if p.model is None:
+        if p.hidden_size % p.head_dim:
+            raise TheoryError(f"{where}: head_dim {p.head_dim} does not divide hidden_size {p.hidden_size}")
+        heads = p.hidden_size // p.head_dim
+        if heads % p.kv_group:
+            raise TheoryError(f"{where}: kv_group {p.kv_group} does not divide the {heads} heads of width {p.hidden_size}")
+    p.spec()
+
+
+def parse_sweep(obj, text: str, where: str) -> Sweep:
+    check_keys(obj, {"name", "description", "repeats", "warmup_s", "defaults", "grids"}, {"name", "grids"}, where)
+    defaults = _check_point_values(obj.get("defaults", {}), f"{where} defaults")
+    if not isinstance(obj["grids"], list) or not obj["grids"]:
+        raise TheoryError(f"{where}: grids must be a non-empty list")
+    points, seen = [], set()
+    for gi, grid in enumerate(obj["grids"]):
+        gwhere = f"{where} grids[{gi}]"
+        if not isinstance(grid, dict):
+            raise TheoryError(f"{gwhere}: expected an object")
+        axes = grid.get("axes", {})
+        fixed = _check_point_values({k: v for k, v in grid.items() if k != "axes"}, gwhere)
+        check_keys(axes, set(POINT_FIELDS), set(), f"{gwhere} axes")
+        for k, vs in axes.items():
+            if not isinstance(vs, list) or not vs:
+                raise TheoryError(f"{gwhere} axes: {k} must be a non-empty list")
+            for v in vs:
+                _check_point_values({k: v}, f"{gwhere} axes")
+        names = list(axes)
+        for combo in itertools.product(*(axes[n] for n in names)):
+            p = Point(**{**defaults, **fixed, **dict(zip(names, combo))})
+            _validate_point(p, gwhere)
+            if p not in seen:                    # grids may overlap (a width sweep and a depth sweep share a point)
+                seen.add(p)
+                points.append(p)
+    repeats = obj.get("repeats", 5)
+    warmup = obj.get("warmup_s", 1.0)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise TheoryError(f"{where}: repeats must be a positive integer")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0:
+        raise TheoryError(f"{where}: warmup_s must be a non-negative number")
+    return Sweep(str(obj["name"]), str(obj.get("description", "")), repeats, float(warmup), tuple(points), text)
+
+
+def load_sweep(name_or_path: str, device_kind: str = "cpu") -> tuple[Sweep, Path]:
+    """A shipped sweep name (`default` picks default-cpu or default-cuda), or a path to a sweep JSON."""
+    if name_or_path == "default":
+        name_or_path = f"default-{device_kind}"
+    path = SWEEP_DIR / f"{name_or_path}.json"
+    if not path.exists():
+        path = Path(name_or_path)
+        if not path.exists():
+            shipped = sorted(p.stem for p in SWEEP_DIR.glob("*.json"))
+            raise TheoryError(f"unknown sweep {name_or_path!r}; shipped: default, {', '.join(shipped)} (or a path)")
+    text = path.read_text()
+    return parse_sweep(read_json(path), text, str(path)), path.resolve()

@@ -1,0 +1,87 @@
+"""Time a prefill and every decode step directly on the model's own KV cache.
+
+A repeat is one whole trajectory (prefill + all decode steps) on a fresh cache. Warm-up trajectories run
+first, for at least `warmup_s` (clocks ramp, kernels load lazily, libraries pick algorithms per shape on
+first use); the very first (cold) trajectory is kept apart. The next token stays on the device (no .item()).
+"""
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.device import MemorySample
+from bench.kvcache import cache_tensor_bytes, new_cache
+
+
+@dataclass
+class Trajectory:
+    times_s: list[float]                          # index 0: prefill; 1..: decode steps 0..
+    kv_bytes: list[int]                           # cache tensor bytes after each pass
+    memory: list[MemorySample] = field(default_factory=list)
+
+
+def run_trajectory(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
+                   probe_memory: bool = False) -> Trajectory:
+    """Prefill input_ids, then generated−1 decode steps; time each pass with the device timer."""
+    past = new_cache(model, cache, max_cache_len)
+    times, kv, mem = [], [], []
+    tokens = input_ids
+    with torch.inference_mode():
+        for _ in range(generated):
+            if probe_memory:
+                device.reset_peak()
+            device.sync()
+            t = device.start()
+            out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+            times.append(device.stop(t))
+            if probe_memory:
+                mem.append(device.read_peak())
+            kv.append(cache_tensor_bytes(past))
+            tokens = out.logits[:, -1].argmax(-1, keepdim=True)   # stays on the device
+    return Trajectory(times, kv, mem)
+
+
+@dataclass
+class StepStats:
+    median_s: float
+    p10_s: float
+    p90_s: float
+    n: int
+
+
+def quantile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if len(s) == 1:
+        return s[0]
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def stats(xs: list[float]) -> StepStats:
+    return StepStats(statistics.median(xs), quantile(xs, 0.1), quantile(xs, 0.9), len(xs))
+
+
+@dataclass
+class Measured:
+    cold: Trajectory
+    repeats: list[Trajectory]
+    memory: Trajectory                            # an extra trajectory with memory probes around each pass
+    warmup_trajectories: int
+
+    def step_stats(self) -> list[StepStats]:
+        return [stats([r.times_s[i] for r in self.repeats]) for i in range(len(self.cold.times_s))]
+
+
+def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
+            repeats: int, warmup_s: float) -> Measured:
+    run = lambda probe=False: run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
+    cold = run()
+    n_warm, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < warmup_s or n_warm == 0:
+        run()
+        n_warm += 1
+    memory = run(probe=True)
+    return Measured(cold, [run() for _ in range(repeats)], memory, n_warm)
