@@ -19,6 +19,8 @@ class MemorySample:
     reserved_bytes: int | None = None
     rss_peak_bytes: int | None = None
     device_used_bytes: int | None = None
+    allocated_peak_total_bytes: int | None = None    # CUDA: absolute peaks, for growth per token
+    reserved_peak_total_bytes: int | None = None
 
 
 class CpuDevice:
@@ -145,10 +147,12 @@ class CudaDevice:
     def read_peak(self) -> MemorySample:
         self.sync()
         free, total = torch.cuda.mem_get_info(self.index)
+        peak_alloc = torch.cuda.max_memory_allocated(self.index)
+        peak_reserved = torch.cuda.max_memory_reserved(self.index)
         return MemorySample(
-            allocated_bytes=torch.cuda.max_memory_allocated(self.index) - self._baseline[0],
-            reserved_bytes=torch.cuda.max_memory_reserved(self.index) - self._baseline[1],
-            device_used_bytes=total - free)
+            allocated_bytes=peak_alloc - self._baseline[0], reserved_bytes=peak_reserved - self._baseline[1],
+            device_used_bytes=total - free, allocated_peak_total_bytes=peak_alloc,
+            reserved_peak_total_bytes=peak_reserved)
 
     def info(self) -> dict:
         props = torch.cuda.get_device_properties(self.index)

@@ -11,8 +11,9 @@ MEASUREMENT_COLUMNS = [
     "intermediate_size", "vocab_size", "model", "dtype", "device", "threads", "attention", "cache",
     "theory_attention", "kv_update", "max_cache_len", "logits", "repeat_kv",
     "time_s", "time_p10_s", "time_p90_s", "repeats", "time_cold_s",
-    "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "device_used_bytes",
-    "rss_peak_bytes", "build_s", "status", "message",
+    "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "mem_allocated_peak_total_bytes",
+    "mem_reserved_peak_total_bytes", "device_used_bytes",
+    "rss_peak_bytes", "build_s", "n_dispatch", "status", "message",
 ]
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
 

@@ -9,6 +9,7 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
+from bench.dispatch import count_dispatches
 from bench.env import run_metadata
 from bench.records import assemble, point_done, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
@@ -67,6 +68,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[d
         gen = torch.Generator(device="cpu").manual_seed(1)
         ids = torch.randint(0, p.spec().vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
+        n_dispatch = count_dispatches(model, ids, (p.cache, p.max_cache_len))   # after the timed repeats
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
@@ -87,8 +89,10 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[d
                      "time_s": st.median_s, "time_p10_s": st.p10_s, "time_p90_s": st.p90_s, "repeats": st.n,
                      "time_cold_s": m.cold.times_s[i], "kv_cache_bytes": m.cold.kv_bytes[i], "weight_bytes": wbytes,
                      "mem_allocated_bytes": mem.allocated_bytes, "mem_reserved_bytes": mem.reserved_bytes,
+                     "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
+                     "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     "build_s": build_s, "status": "ok", "message": ""})
+                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
                     for r, t in enumerate(m.repeats)]

@@ -1,0 +1,35 @@
+"""`python -m analysis`: join measured with predicted, explain the gaps, report; compare runs across hardware."""
+import sys
+from pathlib import Path
+
+from analysis.load import latest_run
+from theory.cliutil import OneLineParser, run_main
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m analysis", description=__doc__.strip())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    r = sub.add_parser("report", help="write report.md, joined.csv, summary.json and figures/ for a run")
+    r.add_argument("run_dir", nargs="?", type=Path, help="run directory (default: the latest under results/)")
+    c = sub.add_parser("compare", help="line up the same points across runs (e.g. two boxes)")
+    c.add_argument("run_dirs", nargs="+", type=Path)
+    c.add_argument("--out", type=Path, help="output directory (default: results/compare-<run ids>)")
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.command == "report":
+        from analysis.report import write_report
+        run_dir = a.run_dir or latest_run()
+        print(write_report(run_dir))
+    else:
+        from analysis.compare import write_compare
+        if len(a.run_dirs) < 2:
+            raise ValueError("compare needs at least two run directories")
+        print(write_compare(a.run_dirs, a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, errors=(ValueError,)))

@@ -1,0 +1,81 @@
+"""What the roofline leaves out: time = max(compute/F, bytes/B) + n_dispatch·τ, with n_dispatch the aten ops a
+pass dispatches (counted by bench) and τ ≥ 0 fitted by least squares on relative error. Errors are scored on
+points held out of the fit (leave one point out), each point weighted once however many steps it has."""
+import numpy as np
+import pandas as pd
+
+ROOF = "predicted_time_s_ceilings"
+
+
+def fit_tau(df: pd.DataFrame) -> float:
+    """argmin_τ≥0 Σ_points w·((roof + n·τ)/measured − 1)², w = 1/(rows of the point) so each point counts once."""
+    if df.empty:
+        return 0.0
+    m = df["measured_time_s"].to_numpy(float)
+    a = df["n_dispatch"].to_numpy(float) / m
+    b = df[ROOF].to_numpy(float) / m - 1
+    w = 1.0 / df.groupby("point_id")["point_id"].transform("size").to_numpy(float)
+    den = float(np.sum(w * a * a))
+    return max(0.0, -float(np.sum(w * a * b)) / den) if den > 0 else 0.0
+
+
+def in_cache(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
+    """Working set (weights + cache) fits the last-level cache and the pass beat the DRAM roofline."""
+    if not llc_bytes:
+        return pd.Series(False, index=df.index)
+    return (df["working_set_bytes"] <= llc_bytes) & (df["measured_time_s"] < df[ROOF])
+
+
+def regime(df: pd.DataFrame, tau: float) -> pd.Series:
+    over = df["n_dispatch"] * tau
+    roof_mem = df["predicted_memory_s"] >= df["predicted_compute_s"]
+    out = np.where(over > df[ROOF], "overhead-bound", np.where(roof_mem, "memory-bound", "compute-bound"))
+    return pd.Series(out, index=df.index)
+
+
+def point_errors(df: pd.DataFrame, pred_col: str) -> pd.Series:
+    """|measured/predicted − 1| per point: the median over the point's rows (its decode steps)."""
+    err = (df["measured_time_s"] / df[pred_col] - 1).abs()
+    return err.groupby(df["point_id"]).median()
+
+
+def score(errors: pd.Series) -> dict:
+    if errors.empty:
+        return {"median_abs_error": None, "p90_abs_error": None, "points": 0}
+    return {"median_abs_error": float(errors.median()), "p90_abs_error": float(errors.quantile(0.9)),
+            "points": int(errors.size)}
+
+
+def fit_and_score(joined: pd.DataFrame, llc_bytes: int | None) -> tuple[pd.DataFrame, dict]:
+    """Adds columns tau_s, predicted_time_s_fitted (all-point fit), predicted_time_s_heldout, in_cache, regime;
+    returns the per-phase summary (τ per phase: prefill and decode dispatch different mixes of ops)."""
+    df = joined.copy()
+    df["in_cache"] = in_cache(df, llc_bytes)
+    summary = {}
+    for phase in ("prefill", "decode"):
+        sel = df["phase"] == phase
+        part = df[sel & ~df["in_cache"]]
+        tau = fit_tau(part)
+        df.loc[sel, "tau_s"] = tau
+        df.loc[sel, "predicted_time_s_fitted"] = df.loc[sel, ROOF] + df.loc[sel, "n_dispatch"] * tau
+        held = pd.Series(np.nan, index=df.index)
+        for pid in part["point_id"].unique():
+            rest = part[part["point_id"] != pid]
+            t = fit_tau(rest)
+            idx = part.index[part["point_id"] == pid]
+            held[idx] = part.loc[idx, ROOF] + part.loc[idx, "n_dispatch"] * t
+        df.loc[sel, "predicted_time_s_heldout"] = held[sel]
+        df.loc[sel, "regime"] = regime(df[sel], tau)
+        scored = df[sel & ~df["in_cache"] & df["predicted_time_s_heldout"].notna()]
+        by_regime = {}
+        for reg, grp in scored.groupby("regime"):
+            by_regime[reg] = {"before_fit": score(point_errors(grp, ROOF)),
+                              "after_fit": score(point_errors(grp, "predicted_time_s_heldout"))}
+        summary[phase] = {
+            "tau_s": tau,
+            **score(point_errors(scored, "predicted_time_s_heldout")),
+            "before_fit": score(point_errors(scored, ROOF)),
+            "by_regime": by_regime,
+            "in_cache_points": int(df[sel & df["in_cache"]]["point_id"].nunique()),
+        }
+    return df, summary

@@ -1,0 +1,169 @@
+"""Flags: the large gaps between measured and predicted, each with a plain-words message and the figures
+behind it. Every flag is a dict {kind, message, ...figures}."""
+import numpy as np
+import pandas as pd
+
+from analysis.kvmem import kv_table, slope
+
+SHAPE_KEYS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+              "intermediate_size", "vocab_size", "batch", "prompt_len", "generated", "dtype", "attention", "cache"]
+NOISY_SPREAD = 0.5             # (p90 − p10) / median above this: too noisy to judge
+
+
+def per_point(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per point: prefill time and mean decode step (time per output token), measured and predicted."""
+    out = []
+    for pid, g in df.groupby("point_id", sort=False):
+        pre, dec = g[g["phase"] == "prefill"], g[g["phase"] == "decode"]
+        rec = {k: g.iloc[0][k] for k in SHAPE_KEYS}
+        rec["point_id"] = pid
+        for name, part in (("prefill", pre), ("decode", dec)):
+            for col in ("measured_time_s", "predicted_time_s_ceilings", "predicted_time_s_fitted",
+                        "predicted_time_s_datasheet", "time_p10_s", "time_p90_s"):
+                rec[f"{name}_{col}"] = float(part[col].astype(float).mean()) if len(part) else np.nan
+            rec[f"{name}_regime"] = part["regime"].mode().iloc[0] if len(part) else ""
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def sweeps_along(points: pd.DataFrame, axis: str) -> list[pd.DataFrame]:
+    """Groups of points that differ only along `axis` (at least three values)."""
+    keys = [k for k in SHAPE_KEYS if k != axis and not (axis == "hidden_size" and k in ("num_attention_heads",
+                                                                                         "num_key_value_heads", "intermediate_size"))]
+    groups = []
+    for _, g in points.groupby(keys, dropna=False):
+        if g[axis].nunique() >= 3:
+            groups.append(g.sort_values(axis))
+    return groups
+
+
+def launch_floor_flags(points: pd.DataFrame) -> list[dict]:
+    flags = []
+    for g in sweeps_along(points, "hidden_size"):
+        for phase in ("decode", "prefill"):
+            m = g[f"{phase}_measured_time_s"].to_numpy()
+            p = g[f"{phase}_predicted_time_s_ceilings"].to_numpy()
+            measured_growth, predicted_growth = m[-1] / m[0], p[-1] / p[0]
+            overhead_widths = g.loc[g[f"{phase}_regime"] == "overhead-bound", "hidden_size"]
+            below = int(overhead_widths.max()) if len(overhead_widths) else None
+            if measured_growth < 0.5 * predicted_growth:
+                flags.append({
+                    "kind": "launch_floor", "phase": phase,
+                    "message": (f"{phase} time grows {measured_growth:.2f}x from width {g['hidden_size'].iloc[0]} to "
+                                f"{g['hidden_size'].iloc[-1]} while the roofline grows {predicted_growth:.2f}x: a fixed "
+                                f"per-op cost hides the width" + (f"; overhead dominates up to width {below}" if below else "")),
+                    "widths": g["hidden_size"].astype(int).tolist(), "measured_time_s": m.tolist(),
+                    "predicted_time_s": p.tolist(), "overhead_bound_up_to_width": below})
+    return flags
+
+
+def depth_flags(points: pd.DataFrame) -> list[dict]:
+    flags = []
+    for g in sweeps_along(points, "num_hidden_layers"):
+        x = g["num_hidden_layers"].to_numpy(float)
+        y = g["decode_measured_time_s"].to_numpy(float)
+        coef = np.polyfit(x, y, 1)
+        resid = np.abs(np.polyval(coef, x) - y) / y
+        linear = bool(resid.max() <= 0.15)
+        flags.append({
+            "kind": "depth_scaling" if linear else "depth_nonlinear",
+            "message": (f"decode step time vs depth {'is' if linear else 'is NOT'} linear: {coef[0] * 1e3:.3f} ms per "
+                        f"layer plus {coef[1] * 1e3:.3f} ms fixed; largest residual {resid.max():.1%}"),
+            "depths": x.astype(int).tolist(), "measured_time_s": y.tolist(),
+            "ms_per_layer": coef[0] * 1e3, "fixed_ms": coef[1] * 1e3, "max_residual": float(resid.max())})
+    return flags
+
+
+def context_growth_flags(df: pd.DataFrame) -> list[dict]:
+    flags = []
+    dec = df[df["phase"] == "decode"]
+    for pid, g in dec.groupby("point_id", sort=False):
+        if len(g) < 16:
+            continue
+        ms = slope(g["context_len"], g["measured_time_s"])
+        ps = slope(g["context_len"], g["predicted_time_s_ceilings"])
+        ideal = slope(g["context_len"], g["predicted_time_s_ceilings_ideal"])
+        ratio = ms / ps if ps else None
+        kind = "context_growth" if ratio is not None and 0.5 <= ratio <= 2 else "context_growth_mismatch"
+        r0 = g.iloc[0]
+        flags.append({
+            "kind": kind, "point_id": pid,
+            "message": (f"d={r0['hidden_size']} L={r0['num_hidden_layers']} {r0['cache']} cache: decode step grows "
+                        f"{ms * 1e9:.1f} ns per context token; as-run theory says {ps * 1e9:.1f} ns "
+                        f"(ideal append {ideal * 1e9:.1f} ns)" + ("" if kind == "context_growth" else
+                                                                  f": {ratio:.1f}x off")),
+            "measured_s_per_token": ms, "predicted_s_per_token": ps, "ideal_s_per_token": ideal})
+    return flags
+
+
+def attention_impl_flags(points: pd.DataFrame) -> list[dict]:
+    flags = []
+    keys = [k for k in SHAPE_KEYS if k != "attention"]
+    for _, g in points.groupby(keys, dropna=False):
+        if set(g["attention"]) >= {"sdpa", "eager"}:
+            s, e = g[g["attention"] == "sdpa"].iloc[0], g[g["attention"] == "eager"].iloc[0]
+            for phase in ("prefill", "decode"):
+                mr = e[f"{phase}_measured_time_s"] / s[f"{phase}_measured_time_s"]
+                pr = e[f"{phase}_predicted_time_s_ceilings"] / s[f"{phase}_predicted_time_s_ceilings"]
+                flags.append({"kind": "materialized_vs_fused", "phase": phase, "cache": s["cache"],
+                              "message": (f"{phase} ({s['cache']} cache, d={s['hidden_size']}): eager (materialized) takes "
+                                          f"{mr:.2f}x the sdpa (fused) time; theory predicts {pr:.2f}x"),
+                              "measured_ratio": mr, "predicted_ratio": pr})
+    return flags
+
+
+def noisy_flags(df: pd.DataFrame) -> list[dict]:
+    spread = (df["time_p90_s"] - df["time_p10_s"]) / df["measured_time_s"]
+    flags = []
+    for pid, g in df[spread > NOISY_SPREAD].groupby("point_id", sort=False):
+        flags.append({"kind": "noisy", "point_id": pid,
+                      "message": f"point {pid}: {len(g)} row(s) with p10-p90 spread over {NOISY_SPREAD:.0%} of the median; "
+                                 f"too noisy to judge (worst {spread[g.index].max():.0%})",
+                      "rows": len(g), "worst_spread": float(spread[g.index].max())})
+    return flags
+
+
+def in_cache_flags(df: pd.DataFrame) -> list[dict]:
+    hits = df[df["in_cache"]]
+    if hits.empty:
+        return []
+    return [{"kind": "in_cache", "message": f"{hits['point_id'].nunique()} point(s) whose weights and cache fit the "
+             f"last-level cache ran faster than the DRAM roofline; flagged, not scored as error",
+             "point_ids": sorted(hits["point_id"].unique().tolist())}]
+
+
+def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:
+    """One flag for the dynamic caches (the worst point's decomposition), one for the static control."""
+    table = kv_table(df)
+    flags = []
+    dyn = table[table["cache"] == "dynamic"] if len(table) else table
+    if len(dyn):
+        worst = dyn.loc[(dyn["factor_tensor"] - 1).abs().idxmax()]
+        msg = (f"dynamic cache, {len(dyn)} point(s): tensors grow {dyn['factor_tensor'].min():.3f}x-"
+               f"{dyn['factor_tensor'].max():.3f}x theory's bytes per token (e.g. {worst['tensor_bytes_per_token']:.0f} B "
+               f"vs {worst['theory_bytes_per_token']:.0f} B, {worst['dtype']}, real KV width), and theory is "
+               f"{worst['factor_width_dtype']:.2f}x the naive bf16 4·L·d")
+        if device_kind == "cuda" and worst["reserved_over_naive"] is not None and not pd.isna(worst["reserved_over_naive"]):
+            msg += (f"; reserved memory grows {worst['reserved_over_naive']:.2f}x naive = width/dtype "
+                    f"{worst['factor_width_dtype']:.2f} x tensors {worst['factor_tensor']:.2f} x transient copies "
+                    f"{worst['factor_transient']:.2f} x allocator rounding {worst['factor_rounding']:.2f}")
+        else:
+            msg += ("; a CPU run has no allocator counters, so the transient copy of a growing cache and allocator "
+                    "rounding (the seeds' ~3x on CUDA) cannot be separated here; peak RSS per token, which includes "
+                    "what the C allocator retains, is in the KV table")
+        flags.append({"kind": "kv_memory", "message": msg, "points": dyn["point_id"].tolist(),
+                      **{k: (None if pd.isna(v) else v) for k, v in worst.items() if k != "point_id"}})
+    static = table[table["cache"] == "static"] if len(table) else table
+    if len(static):
+        flags.append({"kind": "kv_memory_static_control",
+                      "message": f"static cache (control), {len(static)} point(s): tensor bytes grow "
+                                 f"{static['tensor_bytes_per_token'].abs().max():.0f} B per token; every slot is allocated up front",
+                      "points": static["point_id"].tolist()})
+    return flags, table
+
+
+def all_flags(df: pd.DataFrame, points: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:
+    kv, table = kv_flags(df, device_kind)
+    flags = (launch_floor_flags(points) + depth_flags(points) + context_growth_flags(df)
+             + attention_impl_flags(points) + kv + in_cache_flags(df) + noisy_flags(df))
+    return flags, table

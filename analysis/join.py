@@ -1,0 +1,74 @@
+"""Join every measured row with theory's prediction for the same shape, batch, tokens, phase, step and dtype:
+"as run" (the cache, attention and logits choices bench recorded) and ideal, under the run's measured
+ceilings and, when the catalog knows the device, its datasheet."""
+import pandas as pd
+
+from theory.hardware import HardwareSpec
+from theory.memory import kv_cache_bytes
+from theory.model import from_hf_config
+from theory.ops import Workload
+from theory.roofline import predict
+
+SHAPE = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+         "intermediate_size", "vocab_size"]
+
+
+def row_workloads(r) -> tuple[Workload, Workload]:
+    phase = r["phase"]
+    common = dict(phase=phase, batch=int(r["batch"]), dtype=r["dtype"])
+    if phase == "prefill":
+        common["prompt_len"] = int(r["prompt_len"])
+    else:
+        common["context_len"] = int(r["context_len"])
+    static = r["kv_update"] == "static"
+    as_run = Workload(**common, attention=r["theory_attention"], kv_update=r["kv_update"],
+                      max_cache_len=int(r["max_cache_len"]) if static else None, logits=r["logits"],
+                      repeat_kv=bool(int(r["repeat_kv"])))
+    return as_run, Workload(**common)
+
+
+def no_overhead(hw: HardwareSpec) -> HardwareSpec:
+    """The roofline alone: the fixed per-op cost is fitted separately (analysis.fit)."""
+    return HardwareSpec(**{**hw.to_json(), "launch_overhead_s": 0.0})
+
+
+def join(run) -> pd.DataFrame:
+    ok = run.ok.copy()
+    datasheet = run.datasheet()
+    out = []
+    cache = {}
+    for _, r in ok.iterrows():
+        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+        as_run, ideal = row_workloads(r)
+        ceil = cache.setdefault(r["dtype"], run.ceilings(r["dtype"]))
+        rec = {}
+        for label, hw in (("ceilings", ceil), ("datasheet", datasheet)):
+            if hw is None:
+                rec[f"predicted_time_s_{label}"] = rec[f"predicted_time_s_{label}_ideal"] = None
+                continue
+            base = no_overhead(hw)
+            p = predict(spec, base, as_run)
+            rec[f"predicted_time_s_{label}"] = p.time_s
+            rec[f"predicted_time_s_{label}_ideal"] = predict(spec, base, ideal).time_s
+            if label == "ceilings":
+                rec["predicted_flops"] = p.flops
+                rec["predicted_bytes"] = p.bytes
+                rec["predicted_compute_s"] = sum(o.compute_s for o in p.ops)
+                rec["predicted_memory_s"] = sum(o.memory_s for o in p.ops)
+                rec["theory_op_instances"] = sum(o.op.count for o in p.ops)
+                rec["working_set_bytes"] = p.weight_bytes + p.kv_cache_bytes
+        tokens = int(r["prompt_len"]) if r["phase"] == "prefill" else int(r["context_len"]) + 1
+        rec["kv_cache_bytes_theory"] = kv_cache_bytes(
+            spec, int(r["batch"]), tokens, r["dtype"], "static" if r["kv_update"] == "static" else "dynamic",
+            int(r["max_cache_len"]) if r["kv_update"] == "static" else None)
+        out.append(rec)
+    joined = pd.concat([ok.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+    joined = joined.rename(columns={"time_s": "measured_time_s"})
+    m = joined["measured_time_s"]
+    joined["ratio_ceilings"] = m / joined["predicted_time_s_ceilings"]
+    joined["ratio_ceilings_ideal"] = m / joined["predicted_time_s_ceilings_ideal"]
+    joined["ratio_datasheet"] = m / joined["predicted_time_s_datasheet"].astype(float)
+    joined["achieved_flops_per_s"] = joined["predicted_flops"] / m
+    joined["achieved_bytes_per_s"] = joined["predicted_bytes"] / m
+    joined["roofline_fraction"] = joined["predicted_time_s_ceilings"] / m
+    return joined

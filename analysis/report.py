@@ -1,0 +1,132 @@
+"""report.md, joined.csv and summary.json for one run, rebuilt from the run directory alone."""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.fit import fit_and_score
+from analysis.flags import all_flags, per_point
+from analysis.join import join
+from analysis.load import load_run
+from analysis.plots import all_figures
+
+
+def _clean(obj):
+    """JSON-safe: NaN → null, numpy scalars → Python."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item"):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def ms(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 1e3:.3f}"
+
+
+def analyse(run_dir: Path):
+    run = load_run(run_dir)
+    joined = join(run)
+    ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
+    df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
+    points = per_point(df) if len(df) else pd.DataFrame()
+    flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
+    return run, df, points, summary, flags, kv
+
+
+def _ceilings_md(run) -> list[str]:
+    lines = ["| dtype | matmul peak (GFLOP/s) | DRAM copy (GB/s, read+write) | in-cache copy (GB/s) | last-level cache (MiB) | per-op overhead (µs) |",
+             "|---|---|---|---|---|---|"]
+    for dt, c in run.meta.get("ceilings", {}).items():
+        llc = c.get("llc_bytes")
+        llc_bw = c.get("llc_bandwidth_bytes_per_s")
+        lines.append(f"| {dt} | {c['peak_flops_per_s'][dt] / 1e9:.1f} | {c['memory_bandwidth_bytes_per_s'] / 1e9:.1f} | "
+                     f"{'' if llc_bw is None else f'{llc_bw / 1e9:.1f}'} | {'' if llc is None else f'{llc / 2**20:.0f}'} | "
+                     f"{c['launch_overhead_s'] * 1e6:.2f} |")
+    return lines
+
+
+def _accuracy_md(summary) -> list[str]:
+    lines = ["| phase | τ fitted (µs per dispatched op) | points | median \\|m/p−1\\| before fit | p90 before | "
+             "median after fit (held out) | p90 after |", "|---|---|---|---|---|---|---|"]
+    for phase, s in summary.items():
+        lines.append(f"| {phase} | {s['tau_s'] * 1e6:.2f} | {s['points']} | {pct(s['before_fit']['median_abs_error'])} | "
+                     f"{pct(s['before_fit']['p90_abs_error'])} | {pct(s['median_abs_error'])} | {pct(s['p90_abs_error'])} |")
+    lines += ["", "By regime (after the fit, held out):", "",
+              "| phase | regime | points | median before | median after | p90 after |", "|---|---|---|---|---|---|"]
+    for phase, s in summary.items():
+        for reg, r in s["by_regime"].items():
+            lines.append(f"| {phase} | {reg} | {r['after_fit']['points']} | {pct(r['before_fit']['median_abs_error'])} | "
+                         f"{pct(r['after_fit']['median_abs_error'])} | {pct(r['after_fit']['p90_abs_error'])} |")
+    return lines
+
+
+def _points_md(points: pd.DataFrame) -> list[str]:
+    lines = ["| point | d | L | batch | prompt | gen | attention | cache | TTFT measured (ms) | TTFT roofline (ms) | "
+             "TTFT fitted (ms) | TPOT measured (ms) | TPOT roofline (ms) | TPOT fitted (ms) | decode regime |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, p in points.iterrows():
+        lines.append(f"| {p['point_id']} | {p['hidden_size']} | {p['num_hidden_layers']} | {p['batch']} | {p['prompt_len']} | "
+                     f"{p['generated']} | {p['attention']} | {p['cache']} | {ms(p['prefill_measured_time_s'])} | "
+                     f"{ms(p['prefill_predicted_time_s_ceilings'])} | {ms(p['prefill_predicted_time_s_fitted'])} | "
+                     f"{ms(p['decode_measured_time_s'])} | {ms(p['decode_predicted_time_s_ceilings'])} | "
+                     f"{ms(p['decode_predicted_time_s_fitted'])} | {p['decode_regime']} |")
+    return lines
+
+
+def write_report(run_dir) -> Path:
+    run_dir = Path(run_dir)
+    run, df, points, summary, flags, kv = analyse(run_dir)
+    df.to_csv(run_dir / "joined.csv", index=False)
+    summary_obj = {phase: {**s, "flags": [f for f in flags if f.get("phase", phase) == phase]}
+                   for phase, s in summary.items()}
+    summary_obj["run_id"] = run.meta.get("run_id")
+    summary_obj["partial"] = run.partial
+    summary_obj["flags"] = flags
+    (run_dir / "summary.json").write_text(json.dumps(_clean(summary_obj), indent=2) + "\n")
+    figs = all_figures(df, points, run, run_dir / "figures") if len(df) else {}
+    m = run.meta
+    skipped = run.rows[run.rows["status"] != "ok"]
+    lines = [f"# Run {m.get('run_id')}", "",
+             f"{m.get('device_name')} ({m.get('device')}), {m.get('threads')} thread(s); torch {m.get('torch')}, "
+             f"transformers {m.get('transformers')}, Python {m.get('python')}; commit {str(m.get('git_commit'))[:10]}"
+             f"{' (dirty)' if m.get('git_dirty') else ''}; sweep `{m.get('sweep_name')}`, {m.get('repeats')} repeats, "
+             f"{m.get('utc_time')}.", ""]
+    if run.partial:
+        lines += [f"**Partial run**: {run.rows['point_id'].nunique()} of {m.get('points')} points finished "
+                  f"(`python -m bench resume {run_dir}` finishes it).", ""]
+    lines += ["Time to first token (TTFT) is the prefill; time per output token (TPOT) is the mean decode step. "
+              "Predictions are theory's roofline \"as run\" (the cache, attention and logits choices bench recorded) "
+              "under this box's measured ceilings; *fitted* adds n_dispatch × τ, the per-op cost fitted below.", "",
+              "## Measured ceilings", ""] + _ceilings_md(run)
+    lines += ["", "## How far from the arithmetic", ""] + _accuracy_md(summary)
+    lines += ["", "## Why: flags", ""]
+    lines += [f"- **{f['kind']}**: {f['message']}" for f in flags] or ["- none"]
+    if len(kv):
+        lines += ["", "## KV-cache memory per token", "",
+                  "| point | cache | naive bf16 4·L·d (B/token) | theory (B/token) | tensors (B/token) | allocated peak (B/token) | "
+                  "reserved (B/token) | peak RSS (B/token) |", "|---|---|---|---|---|---|---|---|"]
+        fmt = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0f}"
+        for _, r in kv.iterrows():
+            lines.append(f"| {r['point_id']} | {r['cache']} | {fmt(r['naive_bf16_mha_bytes_per_token'])} | "
+                         f"{fmt(r['theory_bytes_per_token'])} | {fmt(r['tensor_bytes_per_token'])} | "
+                         f"{fmt(r['allocated_peak_bytes_per_token'])} | {fmt(r['reserved_bytes_per_token'])} | "
+                         f"{fmt(r['rss_peak_bytes_per_token'])} |")
+    lines += ["", "## Points", ""] + (_points_md(points) if len(points) else ["no finished point"])
+    if len(skipped):
+        lines += ["", "## Not measured", ""] + [f"- {r['point_id']}: {r['status']} ({r['message']})" for _, r in skipped.iterrows()]
+    lines += ["", "## Figures", ""] + [f"### {k}\n\n![{k}]({Path(v).relative_to(run_dir)})\n" for k, v in figs.items()]
+    lines += ["", "Files: `measurements.csv` (one row per point × phase × step), `samples.csv` (every timed sample, "
+              "repeat −1 = cold), `joined.csv` (each row with its predictions and ratios), `summary.json`, `run.json`."]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
