@@ -66,10 +66,10 @@ def load_run(path: str | Path) -> Run:
     mpath = path / "measurements.csv"
     if not mpath.exists():
         raise TheoryError(f"{path} has no measurements.csv yet (no point finished)")
-    rows = pd.read_csv(mpath, keep_default_na=True)
+    rows = pd.read_csv(mpath, dtype={"model": str, "message": str, "point_id": str})
     rows["model"] = rows["model"].fillna("")
     spath = path / "samples.csv"
-    samples = pd.read_csv(spath) if spath.exists() else pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])
+    samples = pd.read_csv(spath, dtype={"point_id": str}) if spath.exists() else pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])
     ppath = path / "profile.csv"
     profile = pd.read_csv(ppath) if ppath.exists() else None
     return Run(path, meta, rows, samples, profile)
