@@ -21,7 +21,13 @@ def row_workloads(r) -> tuple[Workload, Workload]:
     else:
         common["context_len"] = int(r["context_len"])
     static = r["kv_update"] == "static"
-    as_run = Workload(**common, attention=r["theory_attention"], kv_update=r["kv_update"],
+    kv_update = r["kv_update"]
+    if static and phase == "prefill" and r["theory_attention"] == "fused":
+        # transformers' sdpa path slices an empty static cache to the prompt and runs the causal kernel
+        # (integrations/sdpa_attention.py), so a fused prefill attends only the filled slots: an append.
+        # Confirmed by FlopCounterMode in profiled runs; eager attends every max_cache_len slot.
+        kv_update = "append"
+    as_run = Workload(**common, attention=r["theory_attention"], kv_update=kv_update,
                       max_cache_len=int(r["max_cache_len"]) if static else None, logits=r["logits"],
                       repeat_kv=bool(int(r["repeat_kv"])))
     return as_run, Workload(**common)

@@ -127,20 +127,33 @@ def error_distribution(df: pd.DataFrame, path) -> str | None:
     return _save(fig, path)
 
 
-def breakdown(profile: pd.DataFrame | None, path) -> str | None:
-    """Measured attention / MLP / other shares from profile.csv, against theory's."""
-    if profile is None or profile.empty or "group" not in profile:
+def breakdown(table: pd.DataFrame, path) -> str | None:
+    """Attention / MLP / other shares per phase (mean over profiled steps), measured beside theory's."""
+    if table is None or table.empty:
         return None
-    shares = profile.groupby(["phase", "group"])["time_s"].sum().unstack(fill_value=0.0)
-    shares = shares.div(shares.sum(axis=1), axis=0)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    shares.plot.bar(stacked=True, ax=ax)
-    ax.set_ylabel("share of profiled step time (fraction)")
-    ax.set_title("measured time by group")
+    groups = ["attention", "mlp", "other", "unattributed"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels, bottoms = [], []
+    bars = []
+    for phase in ("prefill", "decode"):
+        t = table[table["phase"] == phase]
+        if t.empty:
+            continue
+        for kind in ("measured", "predicted"):
+            labels.append(f"{phase}\n{kind}")
+            bars.append([t[f"{kind}_share_{g}"].mean() for g in groups])
+    bars = np.array(bars)
+    bottom = np.zeros(len(labels))
+    for i, g in enumerate(groups):
+        ax.bar(labels, bars[:, i], bottom=bottom, label=g)
+        bottom += bars[:, i]
+    ax.set_ylabel("share of step time (fraction)")
+    ax.set_title("where a step's time goes: profiler vs theory (+ fitted overhead)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def all_figures(df, points, run, out_dir) -> dict[str, str]:
+def all_figures(df, points, run, out_dir, breakdown_table=None) -> dict[str, str]:
     out_dir.mkdir(exist_ok=True)
     dtype = df["dtype"].iloc[0] if len(df) else "fp32"
     figs = {
@@ -151,6 +164,6 @@ def all_figures(df, points, run, out_dir) -> dict[str, str]:
         "memory vs tokens": memory_vs_tokens(df, out_dir / "memory_vs_tokens.png"),
         "roofline": roofline(df, run.ceilings(dtype), out_dir / "roofline.png"),
         "error distribution": error_distribution(df, out_dir / "error_distribution.png"),
-        "breakdown": breakdown(run.profile, out_dir / "breakdown.png"),
+        "attention / MLP / other breakdown": breakdown(breakdown_table, out_dir / "breakdown.png"),
     }
     return {k: str(v) for k, v in figs.items() if v is not None}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.breakdown import breakdown_table, flop_check
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point
 from analysis.join import join
@@ -40,7 +41,20 @@ def analyse(run_dir: Path):
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
     points = per_point(df) if len(df) else pd.DataFrame()
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
-    return run, df, points, summary, flags, kv
+    shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
+    flops = flop_check(run, df) if len(df) else pd.DataFrame()
+    if len(shares):
+        for phase, t in shares.groupby("phase"):
+            m, p = t["measured_share_attention"].mean(), t["predicted_share_attention"].mean()
+            mm, pm = t["measured_share_mlp"].mean(), t["predicted_share_mlp"].mean()
+            flags.append({"kind": "attention_mlp_share", "phase": phase,
+                          "message": f"{phase}: attention takes {m:.0%} and the MLP {mm:.0%} of profiled time "
+                                     f"(theory with fitted overhead: {p:.0%} and {pm:.0%}); the profiler inflates the "
+                                     f"step {t['inflation'].median():.1f}x (median), small ops most",
+                          "measured_attention_share": m, "predicted_attention_share": p,
+                          "measured_mlp_share": mm, "predicted_mlp_share": pm,
+                          "median_inflation": float(t["inflation"].median())})
+    return run, df, points, summary, flags, kv, shares, flops
 
 
 def _ceilings_md(run) -> list[str]:
@@ -83,9 +97,31 @@ def _points_md(points: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _profile_md(shares: pd.DataFrame, flops: pd.DataFrame) -> list[str]:
+    if shares.empty:
+        return ["", "## Where the time goes", "", "No profile in this run (`--no-profile`)."]
+    lines = ["", "## Where the time goes (torch.profiler, own trajectories)", "",
+             "Shares of the profiled step's self time; theory's shares are the as-run roofline plus the fitted per-op "
+             "overhead spread over its op instances. Inflation = profiled step wall time / unprofiled median.", "",
+             "| point | d | L | attention | phase | step | attention meas/pred | MLP meas/pred | other meas/pred | unattributed | inflation |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in shares.iterrows():
+        lines.append(f"| {r['point_id']} | {r['hidden_size']} | {r['num_hidden_layers']} | {r['attention']} | {r['phase']} | "
+                     f"{r['step']} | {r['measured_share_attention']:.0%} / {r['predicted_share_attention']:.0%} | "
+                     f"{r['measured_share_mlp']:.0%} / {r['predicted_share_mlp']:.0%} | "
+                     f"{r['measured_share_other']:.0%} / {r['predicted_share_other']:.0%} | "
+                     f"{r['measured_share_unattributed']:.0%} | {r['inflation']:.1f}x |")
+    if len(flops):
+        lines += ["", "FLOP cross-check (FlopCounterMode / theory, over every profiled point; attention against the "
+                  "unhalved count):", "", "| op | min ratio | max ratio | rows |", "|---|---|---|---|"]
+        for op, g in flops.groupby("op"):
+            lines.append(f"| {op} | {g['ratio'].min():.4f} | {g['ratio'].max():.4f} | {len(g)} |")
+    return lines
+
+
 def write_report(run_dir) -> Path:
     run_dir = Path(run_dir)
-    run, df, points, summary, flags, kv = analyse(run_dir)
+    run, df, points, summary, flags, kv, shares, flops = analyse(run_dir)
     df.to_csv(run_dir / "joined.csv", index=False)
     summary_obj = {phase: {**s, "flags": [f for f in flags if f.get("phase", phase) == phase]}
                    for phase, s in summary.items()}
@@ -93,7 +129,7 @@ def write_report(run_dir) -> Path:
     summary_obj["partial"] = run.partial
     summary_obj["flags"] = flags
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary_obj), indent=2) + "\n")
-    figs = all_figures(df, points, run, run_dir / "figures") if len(df) else {}
+    figs = all_figures(df, points, run, run_dir / "figures", shares) if len(df) else {}
     m = run.meta
     skipped = run.rows[run.rows["status"] != "ok"]
     lines = [f"# Run {m.get('run_id')}", "",
@@ -121,6 +157,7 @@ def write_report(run_dir) -> Path:
                          f"{fmt(r['theory_bytes_per_token'])} | {fmt(r['tensor_bytes_per_token'])} | "
                          f"{fmt(r['allocated_peak_bytes_per_token'])} | {fmt(r['reserved_bytes_per_token'])} | "
                          f"{fmt(r['rss_peak_bytes_per_token'])} |")
+    lines += _profile_md(shares, flops)
     lines += ["", "## Points", ""] + (_points_md(points) if len(points) else ["no finished point"])
     if len(skipped):
         lines += ["", "## Not measured", ""] + [f"- {r['point_id']}: {r['status']} ({r['message']})" for _, r in skipped.iterrows()]

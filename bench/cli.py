@@ -19,6 +19,7 @@ def build_parser() -> OneLineParser:
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
         print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
               f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out)
+        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
         device = get_device(meta["device"], meta.get("threads", 1))

@@ -73,4 +73,13 @@ def assemble(run_dir: Path, point_ids: list[str]) -> int:
                 samples += read_csv(s)
     atomic_write(run_dir / "measurements.csv", csv_text(rows, MEASUREMENT_COLUMNS))
     atomic_write(run_dir / "samples.csv", csv_text(samples, SAMPLE_COLUMNS))
+    profiles = [run_dir / "points" / f"{pid}.profile.csv" for pid in point_ids]
+    profiles = [f for f in profiles if f.exists() and point_files(run_dir, f.name.split(".")[0])[0].exists()]
+    if profiles:
+        header, body = None, []
+        for f in profiles:
+            lines = f.read_text().splitlines(keepends=True)
+            header = header or lines[0]
+            body += lines[1:]
+        atomic_write(run_dir / "profile.csv", header + "".join(body))
     return len(rows)

@@ -10,8 +10,9 @@ import torch
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
 from bench.dispatch import count_dispatches
+from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
-from bench.records import assemble, point_done, save_point, write_json
+from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
 from theory.dtypes import dtype_bytes
@@ -51,7 +52,8 @@ def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
     }
 
 
-def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[dict], list[dict]]:
+def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path | None = None,
+                  profile: bool = False) -> tuple[list[dict], list[dict]]:
     dtype = p.resolved_dtype(device.kind)
     base = base_row(p, point_id, device, dtype)
     need = predicted_need_bytes(p, dtype)
@@ -69,6 +71,8 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[d
         ids = torch.randint(0, p.spec().vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
         n_dispatch = count_dispatches(model, ids, (p.cache, p.max_cache_len))   # after the timed repeats
+        if profile and run_dir is not None:
+            save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in m.step_stats()])
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
@@ -99,6 +103,19 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep) -> tuple[list[d
     return rows, samples
 
 
+def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, medians: list[float]) -> None:
+    """Profiled trajectories of their own, after the timed ones; FLOPs counted on prefill and decode step 0."""
+    rows = profile_point(model, device, point_id, ids, p.generated, p.cache, p.max_cache_len, medians,
+                         run_dir / "traces")
+    flops = count_flops(model, ids, p.cache, p.max_cache_len)
+    for r in rows:
+        counted = flops.get((r["phase"], r["step"]), {})
+        key = "attention_core" if r["op"] in ("attn_core", "attn_scores", "attn_values") else r["op"]
+        r["flops_counted"] = counted.get(key)
+    (run_dir / "points").mkdir(exist_ok=True)
+    atomic_write(point_files(run_dir, point_id)[0].with_suffix(".profile.csv"), csv_text(rows, PROFILE_COLUMNS))
+
+
 def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}"
@@ -110,7 +127,7 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
     return run_dir
 
 
-def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr) -> Path:
+def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True) -> Path:
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
     meta = run_metadata(device)
@@ -123,12 +140,13 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "ceilings": ceilings, "ceilings_detail": detail,
+        "points": len(sweep.points), "profile": profile, "ceilings": ceilings, "ceilings_detail": detail,
     })
     return run_dir
 
 
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    profile = json.loads((run_dir / "run.json").read_text()).get("profile", False)
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
     done_before = len(ids) - len(todo)
@@ -137,7 +155,7 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     t_start = time.perf_counter()
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
-        rows, samples = measure_point(p, pid, device, sweep)
+        rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
         save_point(run_dir, pid, rows, samples)
         assemble(run_dir, ids)
         elapsed = time.perf_counter() - t_start

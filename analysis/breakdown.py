@@ -1,0 +1,80 @@
+"""Profile rows (bench's torch.profiler attribution) beside theory's per-op and per-group predictions:
+the seeds' attention / MLP / other breakdown, measured against predicted, and the FLOP cross-check."""
+import pandas as pd
+
+from analysis.join import SHAPE, no_overhead, row_workloads
+from theory.model import from_hf_config
+from theory.roofline import predict
+
+GROUPS = ["attention", "mlp", "other", "unattributed"]
+
+
+def breakdown_table(run, joined: pd.DataFrame) -> pd.DataFrame:
+    """One row per profiled step: measured group shares, theory's shares (as run, measured ceilings, with the
+    fitted per-op overhead spread by each op's instance count), and the profiler's inflation."""
+    prof = run.profile
+    if prof is None or prof.empty:
+        return pd.DataFrame()
+    prof = prof.copy()
+    prof["point_id"] = prof["point_id"].astype(str)
+    keyed = joined.set_index(["point_id", "phase", "step"])
+    out = []
+    for (pid, phase, step), g in prof.groupby(["point_id", "phase", "step"], sort=False):
+        if (pid, phase, step) not in keyed.index:
+            continue
+        r = keyed.loc[(pid, phase, step)]
+        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+        as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
+        pred = predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run)
+        tau = float(r.get("tau_s", 0.0) or 0.0)
+        per_group = {k: 0.0 for k in GROUPS}
+        for o in pred.ops:
+            per_group[o.op.group] += o.time_s + o.op.count * tau * (float(r["n_dispatch"]) / max(1, sum(x.op.count for x in pred.ops)))
+        total_pred = sum(per_group.values())
+        measured = g.groupby("group")["time_s"].sum()
+        total = float(g["step_profiled_s"].iloc[0])
+        rec = {"point_id": pid, "phase": phase, "step": step, "hidden_size": int(r["hidden_size"]),
+               "num_hidden_layers": int(r["num_hidden_layers"]), "attention": r["attention"],
+               "inflation": float(g["inflation"].iloc[0]), "step_profiled_s": total,
+               "step_median_s": float(g["step_median_s"].iloc[0])}
+        for k in GROUPS:
+            rec[f"measured_share_{k}"] = float(measured.get(k, 0.0)) / total if total else 0.0
+            rec[f"predicted_share_{k}"] = per_group[k] / total_pred if total_pred else 0.0
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def flop_check(run, joined: pd.DataFrame) -> pd.DataFrame:
+    """FlopCounterMode's count per op (profile rows) against theory's, for prefill and decode step 0.
+    Attention is compared with the unhalved count (FlopCounterMode counts the full square)."""
+    prof = run.profile
+    if prof is None or prof.empty or "flops_counted" not in prof:
+        return pd.DataFrame()
+    prof = prof[prof["flops_counted"].notna()].copy()
+    prof["point_id"] = prof["point_id"].astype(str)
+    keyed = joined.set_index(["point_id", "phase", "step"])
+    rows = []
+    for (pid, phase, step), g in prof.groupby(["point_id", "phase", "step"], sort=False):
+        if (pid, phase, step) not in keyed.index:
+            continue
+        r = keyed.loc[(pid, phase, step)]
+        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+        as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
+        theory = {o.op.name: o.op.flops for o in predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run).ops}
+        # Unhalved attention matmuls: 4·B·heads·q_tokens·keys·head_dim per layer.
+        q = int(r["prompt_len"]) if phase == "prefill" else 1
+        keys = int(r["max_cache_len"]) if as_run.kv_update == "static" else (q if phase == "prefill" else int(r["context_len"]) + 1)
+        attn_full = 4 * int(r["batch"]) * spec.num_attention_heads * q * keys * spec.head_dim * spec.num_hidden_layers
+        seen = set()
+        for _, p in g.iterrows():
+            op = p["op"]
+            key = "attention" if op in ("attn_core", "attn_scores", "attn_values") else op
+            if key in seen:
+                continue
+            seen.add(key)
+            th = attn_full if key == "attention" else theory.get(op)
+            if th:
+                rows.append({"point_id": pid, "phase": phase, "step": step, "op": key,
+                             "flops_counted": int(p["flops_counted"]), "flops_theory": int(th),
+                             "ratio": float(p["flops_counted"]) / th})
+    return pd.DataFrame(rows)

@@ -1,0 +1,225 @@
+"""Attribute measured time to theory's op names with torch.profiler, on profiled trajectories of their own
+(never the timed repeats). Also counts each op's FLOPs with FlopCounterMode for a cross-check, and exports
+one Chrome/Perfetto trace per profiled step."""
+import contextlib
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from bench.attribution import EAGER_MATMUL, UNATTRIBUTED, attribute, group_of
+from bench.kvcache import new_cache
+
+MAX_TRACE_BYTES = 20 * 2**20
+PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "time_s", "calls", "input_shapes",
+                   "share", "step_profiled_s", "step_wall_profiled_s", "step_median_s", "inflation",
+                   "flops_counted", "cpu_bytes_allocated", "gpu_idle_fraction", "trace"]
+
+
+@contextlib.contextmanager
+def labelled(model, cache, cuda: bool):
+    """Push a labelled range around every module and around the non-module functions theory names."""
+    import transformers.integrations.sdpa_attention as sdpa_mod
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.llama import modeling_llama
+    from transformers.models.mistral import modeling_mistral
+    stack, handles, patches = [], [], []
+
+    def push(name):
+        rf = record_function(name)
+        rf.__enter__()
+        if cuda:
+            torch.cuda.nvtx.range_push(name)
+        stack.append(rf)
+
+    def pop():
+        if cuda:
+            torch.cuda.nvtx.range_pop()
+        stack.pop().__exit__(None, None, None)
+
+    def wrap(fn, name):
+        def inner(*a, **k):
+            push(name)
+            try:
+                return fn(*a, **k)
+            finally:
+                pop()
+        return inner
+
+    for path, mod in model.named_modules():
+        if not path:
+            continue
+        handles.append(mod.register_forward_pre_hook(lambda m, a, _p=path: push(f"mod::{_p}")))
+        handles.append(mod.register_forward_hook(lambda m, a, o: pop()))
+    for ns in (modeling_llama, modeling_mistral):
+        for attr, name in (("apply_rotary_pos_emb", "op::rotary"), ("repeat_kv", "op::repeat_kv"),
+                           ("eager_attention_forward", "op::attn_eager")):
+            if hasattr(ns, attr):
+                patches.append((ns, attr, getattr(ns, attr)))
+                setattr(ns, attr, wrap(getattr(ns, attr), name))
+    patches.append((sdpa_mod, "repeat_kv", sdpa_mod.repeat_kv))
+    sdpa_mod.repeat_kv = wrap(sdpa_mod.repeat_kv, "op::repeat_kv")
+    sdpa_orig = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    ALL_ATTENTION_FUNCTIONS["sdpa"] = wrap(sdpa_orig, "op::attn_core")
+    cache.update = wrap(cache.update, "op::kv_update")
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        for ns, attr, orig in patches:
+            setattr(ns, attr, orig)
+        ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa_orig
+        del cache.update
+
+
+def _innermost_range(evt):
+    p = evt.cpu_parent
+    while p is not None:
+        if p.name.startswith(("mod::", "op::")):
+            return p
+        p = p.cpu_parent
+    return None
+
+
+def attribute_events(events, cuda: bool) -> tuple[dict, float]:
+    """Sum self time per theory op over aten events. Returns ({op: {...}}, total self time in seconds)."""
+    per_op = defaultdict(lambda: {"time_s": 0.0, "calls": 0, "input_shapes": "", "cpu_bytes_allocated": 0})
+    eager_seen = defaultdict(int)                # matmuls seen so far inside each eager attention range
+    total = 0.0
+    for evt in sorted(events, key=lambda e: e.time_range.start):
+        if evt.name.startswith(("mod::", "op::")) or evt.name.startswith("ProfilerStep"):
+            continue
+        self_us = (evt.self_device_time_total if cuda else evt.self_cpu_time_total)
+        rng = _innermost_range(evt)
+        idx = 0
+        if rng is not None and rng.name == "op::attn_eager" and evt.name in EAGER_MATMUL and (
+                evt.cpu_parent is rng):
+            idx = eager_seen[rng.id]
+            eager_seen[rng.id] += 1
+        elif rng is not None and rng.name == "op::attn_eager":
+            idx = max(0, eager_seen[rng.id] - 1)
+        op = attribute(rng.name if rng else None, evt.name, idx)
+        rec = per_op[op]
+        rec["time_s"] += self_us / 1e6
+        rec["cpu_bytes_allocated"] += max(0, getattr(evt, "self_cpu_memory_usage", 0) or 0)
+        if rng is None or evt.cpu_parent is rng:
+            rec["calls"] += 1
+            if not rec["input_shapes"] and evt.input_shapes:
+                rec["input_shapes"] = str(evt.input_shapes)[:200]
+        total += self_us / 1e6
+    return dict(per_op), total
+
+
+def gpu_idle_fraction(events) -> float | None:
+    kernels = sorted((e.time_range.start, e.time_range.end) for e in events
+                     if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+    if not kernels:
+        return None
+    busy, cur_s, cur_e = 0.0, *kernels[0]
+    for s, e in kernels[1:]:
+        if s > cur_e:
+            busy += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    busy += cur_e - cur_s
+    span = kernels[-1][1] - kernels[0][0]
+    return 1 - busy / span if span > 0 else 0.0
+
+
+_CPU_SDPA_REGISTERED = False
+
+
+def _register_cpu_sdpa_formula() -> None:
+    """FlopCounterMode has no formula for the CPU fused attention kernel; give it the standard one
+    (which, like theirs, counts the full square even when causal)."""
+    global _CPU_SDPA_REGISTERED
+    if _CPU_SDPA_REGISTERED:
+        return
+    from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        try:
+            register_flop_formula(op)(lambda q, k, v, *a, out_shape=None, **kw: sdpa_flop_count(q, k, v))
+        except RuntimeError:
+            pass                                       # already registered by a newer torch
+    _CPU_SDPA_REGISTERED = True
+
+
+def count_flops(model, input_ids, cache: str, max_cache_len) -> dict[tuple[str, int], dict[str, int]]:
+    """FLOPs per theory op from FlopCounterMode for the prefill and decode step 0 of a fresh trajectory.
+    Module leaves map to op names; the attention module's own FLOPs (scores and values, or the fused kernel)
+    go to "attention_core"."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from bench.attribution import MODULE_OPS
+    _register_cpu_sdpa_formula()
+    past = new_cache(model, cache, max_cache_len)
+    out_counts, tokens = {}, input_ids
+    with torch.inference_mode():
+        for key in (("prefill", 0), ("decode", 0)):
+            with FlopCounterMode(display=False) as fc:
+                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+            per_op = defaultdict(int)
+            for path, counts in fc.get_flop_counts().items():
+                leaf = path.rsplit(".", 1)[-1]
+                if leaf in MODULE_OPS and ".layers.0." in f".{path}." or leaf in ("lm_head",):
+                    per_op[MODULE_OPS[leaf]] += sum(counts.values()) * (1 if leaf == "lm_head" else model.config.num_hidden_layers)
+                elif leaf == "self_attn" and ".layers.0." in f"{path}.":
+                    own = sum(counts.values()) - sum(sum(c.values()) for p2, c in fc.get_flop_counts().items()
+                                                     if p2.startswith(path + ".") )
+                    per_op["attention_core"] += own * model.config.num_hidden_layers
+            out_counts[key] = dict(per_op)
+            tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    return out_counts
+
+
+def profile_point(model, device, point_id: str, input_ids, generated: int, cache: str, max_cache_len,
+                  step_medians: list[float], trace_dir: Path | None, steps=None) -> list[dict]:
+    """Profile the prefill and chosen decode steps (default: the first and the last) of one trajectory."""
+    cuda = device.kind == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    chosen = {0} | ({1, generated - 1} if steps is None else set(steps))
+    past = new_cache(model, cache, max_cache_len)
+    rows, tokens = [], input_ids
+    prompt_len = input_ids.shape[1]
+    with torch.inference_mode():
+        for i in range(generated):
+            phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
+            if i not in chosen:
+                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+                continue
+            # FLOPs on a throwaway copy of the cache state would cost a deep copy; count on this pass instead,
+            # then profile the same pass again on a cache rolled back by one token.
+            with labelled(model, past, cuda), profile(activities=activities, profile_memory=True,
+                                                      record_shapes=True) as prof:
+                device.sync()
+                t0 = time.perf_counter()
+                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                device.sync()
+                wall = time.perf_counter() - t0
+            per_op, total = attribute_events(prof.events(), cuda)
+            trace = ""
+            if trace_dir is not None:
+                trace_dir.mkdir(parents=True, exist_ok=True)
+                path = trace_dir / f"{point_id}-{phase}-{step}.json"
+                prof.export_chrome_trace(str(path))
+                if path.stat().st_size > MAX_TRACE_BYTES:
+                    path.unlink()
+                else:
+                    trace = f"traces/{path.name}"
+            idle = gpu_idle_fraction(prof.events()) if cuda else None
+            median = step_medians[i]
+            for op, rec in sorted(per_op.items(), key=lambda kv: -kv[1]["time_s"]):
+                rows.append({"point_id": point_id, "phase": phase, "step": step,
+                             "context_len": 0 if i == 0 else prompt_len + i - 1, "op": op, "group": group_of(op),
+                             "time_s": rec["time_s"], "calls": rec["calls"], "input_shapes": rec["input_shapes"],
+                             "share": rec["time_s"] / total if total else 0.0, "step_profiled_s": total,
+                             "step_wall_profiled_s": wall, "step_median_s": median, "inflation": wall / median,
+                             "flops_counted": None, "cpu_bytes_allocated": rec["cpu_bytes_allocated"],
+                             "gpu_idle_fraction": idle, "trace": trace})
+            tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    return rows
