@@ -1,8 +1,11 @@
 """The device's real ceilings in the run's dtype, stored in the shape of a theory HardwareSpec.
 
-- matmul FLOP/s: the best of a few square shapes (2·n³ FLOPs each);
-- copy bandwidth (bytes read + written) with a working set far outside the last-level cache (the DRAM roofline)
-  and one well inside it (small models' weights fit there and beat the DRAM roofline);
+- matmul FLOP/s: the best of a few linear-layer shapes (x @ Wᵀ, 2·m·k·n FLOPs each);
+- streaming read bandwidth: a matrix-vector product over a matrix far outside the last-level cache, which is how
+  a decode step reads its weights; this is the spec's memory bandwidth (one CPU core reads slower than a
+  copy's read + write figure suggests);
+- copy bandwidth (bytes read + written) with a working set far outside the last-level cache and one well
+  inside it (small models' weights fit there and beat the DRAM roofline);
 - the fixed cost of one small op (kernel launch on CUDA, dispatch on CPU).
 Each figure is the median of timed repeats after a warm-up.
 """
@@ -13,7 +16,9 @@ import torch
 from bench.build import TORCH_DTYPES
 from theory.hardware import HardwareSpec
 
-MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
+MATMUL_SHAPES = {"cpu": ((256, 1024, 1024), (1024, 1024, 1024), (1024, 1024, 4096)),
+                 "cuda": ((2048, 4096, 4096), (4096, 4096, 4096), (8192, 8192, 8192))}      # (m, k, n)
+GEMV_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 DRAM_COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 CACHE_COPY_BYTES = 1 * 2**20
 
@@ -30,15 +35,26 @@ def _median_time(device, fn, repeats: int, inner: int = 1) -> float:
     return statistics.median(samples)
 
 
-def matmul_flops_per_s(device, dtype: str, repeats: int = 5) -> dict[int, float]:
+def matmul_flops_per_s(device, dtype: str, repeats: int = 5) -> dict[str, float]:
     out = {}
-    for n in MATMUL_SIZES[device.kind]:
-        a = torch.rand(n, n, device=device.torch_device, dtype=TORCH_DTYPES[dtype])
-        b = torch.rand(n, n, device=device.torch_device, dtype=TORCH_DTYPES[dtype])
-        c = torch.empty(n, n, device=device.torch_device, dtype=TORCH_DTYPES[dtype])
-        t = _median_time(device, lambda: torch.mm(a, b, out=c), repeats)
-        out[n] = 2 * n**3 / t
+    dt = TORCH_DTYPES[dtype]
+    for m, k, n in MATMUL_SHAPES[device.kind]:
+        x = torch.rand(m, k, device=device.torch_device, dtype=dt)
+        w = torch.rand(n, k, device=device.torch_device, dtype=dt)
+        t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats)
+        out[f"{m}x{k}x{n}"] = 2 * m * k * n / t
     return out
+
+
+def gemv_read_bytes_per_s(device, dtype: str, repeats: int = 5) -> float:
+    """Weight bytes a matrix-vector product streams per second (matrix far outside the cache)."""
+    dt = TORCH_DTYPES[dtype]
+    k = 4096
+    n = GEMV_BYTES[device.kind] // (k * torch.tensor([], dtype=dt).element_size())
+    w = torch.rand(n, k, device=device.torch_device, dtype=dt)
+    x = torch.rand(1, k, device=device.torch_device, dtype=dt)
+    t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats)
+    return w.numel() * w.element_size() / t
 
 
 def copy_bytes_per_s(device, total_bytes: int, repeats: int = 5) -> float:
@@ -61,6 +77,7 @@ def op_overhead_s(device, repeats: int = 9) -> float:
 
 def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]:
     mm = matmul_flops_per_s(device, dtype)
+    gemv = gemv_read_bytes_per_s(device, dtype)
     dram = copy_bytes_per_s(device, DRAM_COPY_BYTES[device.kind])
     llc = device.info().get("llc_bytes")
     in_cache = copy_bytes_per_s(device, CACHE_COPY_BYTES)
@@ -68,12 +85,12 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
     info = device.info()
     spec = HardwareSpec(
         id=f"measured-{device.kind}", name=f"{info['device_name']} ({host}, {device.threads} thread(s)) measured",
-        peak_flops_per_s={dtype: max(mm.values())}, memory_bandwidth_bytes_per_s=dram,
+        peak_flops_per_s={dtype: max(mm.values())}, memory_bandwidth_bytes_per_s=gemv,
         memory_capacity_bytes=int(device.total_bytes()), launch_overhead_s=overhead,
         llc_bytes=llc, llc_bandwidth_bytes_per_s=in_cache if device.kind == "cpu" else None, kind=device.kind,
         source="measured by bench.ceilings in this run",
-        notes=f"matmul best of sizes {list(mm)}; copy bandwidth counts bytes read + written")
-    detail = {"matmul_flops_per_s_by_size": {str(k): v for k, v in mm.items()},
+        notes=f"matmul: best of linear shapes {list(mm)}; memory bandwidth: matrix-vector weight streaming")
+    detail = {"matmul_flops_per_s_by_shape": mm, "gemv_read_bytes_per_s": gemv,
               "copy_bytes_per_s_dram": dram, "copy_bytes_per_s_in_cache": in_cache,
               "dram_copy_working_set_bytes": DRAM_COPY_BYTES[device.kind],
               "cache_copy_working_set_bytes": CACHE_COPY_BYTES, "op_overhead_s": overhead}

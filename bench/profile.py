@@ -15,7 +15,7 @@ from bench.kvcache import new_cache
 MAX_TRACE_BYTES = 20 * 2**20
 PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "time_s", "calls", "input_shapes",
                    "share", "step_profiled_s", "step_wall_profiled_s", "step_median_s", "inflation",
-                   "flops_counted", "cpu_bytes_allocated", "gpu_idle_fraction", "trace"]
+                   "flops_counted", "cpu_bytes_allocated", "gpu_idle_fraction", "kernel", "trace"]
 
 
 @contextlib.contextmanager
@@ -86,12 +86,14 @@ def _innermost_range(evt):
 
 def attribute_events(events, cuda: bool) -> tuple[dict, float]:
     """Sum self time per theory op over aten events. Returns ({op: {...}}, total self time in seconds)."""
-    per_op = defaultdict(lambda: {"time_s": 0.0, "calls": 0, "input_shapes": "", "cpu_bytes_allocated": 0})
+    per_op = defaultdict(lambda: {"time_s": 0.0, "calls": 0, "input_shapes": "", "cpu_bytes_allocated": 0, "kernel": ""})
     eager_seen = defaultdict(int)                # matmuls seen so far inside each eager attention range
     total = 0.0
     for evt in sorted(events, key=lambda e: e.time_range.start):
-        if evt.name.startswith(("mod::", "op::")) or evt.name.startswith("ProfilerStep"):
+        if evt.name.startswith(("mod::", "op::", "ProfilerStep")):
             continue
+        if getattr(evt, "device_type", None) == torch.autograd.DeviceType.CUDA:
+            continue                             # kernels: their time is the self device time of the op that launched them
         self_us = (evt.self_device_time_total if cuda else evt.self_cpu_time_total)
         rng = _innermost_range(evt)
         idx = 0
@@ -103,6 +105,9 @@ def attribute_events(events, cuda: bool) -> tuple[dict, float]:
             idx = max(0, eager_seen[rng.id] - 1)
         op = attribute(rng.name if rng else None, evt.name, idx)
         rec = per_op[op]
+        if op == "attn_core" and not rec["kernel"] and ("scaled_dot_product" in evt.name or "flash" in evt.name
+                                                         or "fmha" in evt.name or "cudnn" in evt.name):
+            rec["kernel"] = evt.name[:120]          # which SDPA backend actually ran
         rec["time_s"] += self_us / 1e6
         rec["cpu_bytes_allocated"] += max(0, getattr(evt, "self_cpu_memory_usage", 0) or 0)
         if rng is None or evt.cpu_parent is rng:
@@ -220,6 +225,6 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                              "share": rec["time_s"] / total if total else 0.0, "step_profiled_s": total,
                              "step_wall_profiled_s": wall, "step_median_s": median, "inflation": wall / median,
                              "flops_counted": None, "cpu_bytes_allocated": rec["cpu_bytes_allocated"],
-                             "gpu_idle_fraction": idle, "trace": trace})
+                             "gpu_idle_fraction": idle, "kernel": rec["kernel"], "trace": trace})
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
     return rows

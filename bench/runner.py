@@ -71,6 +71,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         ids = torch.randint(0, p.spec().vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
         n_dispatch = count_dispatches(model, ids, (p.cache, p.max_cache_len))   # after the timed repeats
+        hidden_syncs = count_hidden_syncs(model, device, ids, p)
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in m.step_stats()])
         wbytes = model_weight_bytes(model)
@@ -96,11 +97,28 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "status": "ok", "message": ""})
+                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs,
+                     "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
                     for r, t in enumerate(m.repeats)]
     return rows, samples
+
+
+def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
+    """CUDA only: synchronisations the model hides in a trajectory (torch.cuda.set_sync_debug_mode("warn"))."""
+    if device.kind != "cuda":
+        return None
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            from bench.timing import run_trajectory
+            run_trajectory(model, device, ids, min(p.generated, 3), p.cache, p.max_cache_len)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, medians: list[float]) -> None:
