@@ -122,14 +122,16 @@ def attention_impl_flags(points: pd.DataFrame) -> list[dict]:
 
 
 def noisy_flags(df: pd.DataFrame) -> list[dict]:
+    """One flag listing the points whose rows spread too wide to judge (kept in every table, not hidden)."""
     spread = (df["time_p90_s"] - df["time_p10_s"]) / df["measured_time_s"]
-    flags = []
-    for pid, g in df[spread > NOISY_SPREAD].groupby("point_id", sort=False):
-        flags.append({"kind": "noisy", "point_id": pid,
-                      "message": f"point {pid}: {len(g)} row(s) with p10-p90 spread over {NOISY_SPREAD:.0%} of the median; "
-                                 f"too noisy to judge (worst {spread[g.index].max():.0%})",
-                      "rows": len(g), "worst_spread": float(spread[g.index].max())})
-    return flags
+    noisy = df[spread > NOISY_SPREAD]
+    if noisy.empty:
+        return []
+    per_point = noisy.groupby("point_id", sort=False).size()
+    return [{"kind": "noisy", "message": f"{len(noisy)} row(s) in {len(per_point)} point(s) have a p10-p90 spread over "
+             f"{NOISY_SPREAD:.0%} of their median (worst {spread.max():.0%}): too noisy to judge one by one; "
+             f"rows: {', '.join(f'{p} ({n})' for p, n in per_point.items())}",
+             "rows": int(len(noisy)), "points": per_point.index.tolist(), "worst_spread": float(spread.max())}]
 
 
 def in_cache_flags(df: pd.DataFrame) -> list[dict]:
