@@ -11,7 +11,7 @@ SWEEP ?= default
 RUN ?=
 RUNS ?=
 
-.PHONY: help install test benchmark predict bench report compare clean
+.PHONY: help install test benchmark predict bench bench-comms report compare clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,11 @@ predict: $(STAMP)  ## theory's prediction: make predict ARGS="--model llama-2-7b
 
 bench: $(STAMP)  ## run the SWEEP (default: `default`) on the best device present, then the report
 	$(PY) -m bench run --sweep $(SWEEP)
+
+NPROC ?= 2
+bench-comms: $(STAMP)  ## collectives and a tensor-parallel layer on NPROC ranks (gloo on CPU, NCCL on GPUs), then its report
+	set -o pipefail; OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m bench comms --out results | tail -1 > .last-comms-run
+	$(PY) -m analysis report $$(cat .last-comms-run)
 
 report: $(STAMP)  ## rebuild the report of RUN (default: the latest run under results/)
 	$(PY) -m analysis report $(RUN)

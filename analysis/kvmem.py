@@ -24,6 +24,15 @@ def slope(x, y) -> float | None:
     return float(np.polyfit(x[ok], y[ok], 1)[0])
 
 
+def slope_se(x, y) -> tuple[float, float] | None:
+    """Least-squares slope and its standard error."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 4 or np.ptp(x) == 0:
+        return None
+    coef, cov = np.polyfit(x, y, 1, cov=True)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
 def _ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 

@@ -52,7 +52,8 @@ def datasheet_for(device_name: str, device_kind: str) -> HardwareSpec | None:
 
 
 def latest_run(results: Path = Path("results")) -> Path:
-    runs = sorted((p for p in results.glob("*/run.json")), key=lambda p: p.stat().st_mtime)
+    runs = sorted((p for p in results.glob("*/run.json") if (p.parent / "measurements.csv").exists()),
+                  key=lambda p: p.stat().st_mtime)
     if not runs:
         raise TheoryError(f"no run directory under {results}/ (run `make bench` first)")
     return runs[-1].parent

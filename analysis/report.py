@@ -125,6 +125,9 @@ def _profile_md(shares: pd.DataFrame, flops: pd.DataFrame) -> list[str]:
 
 def write_report(run_dir) -> Path:
     run_dir = Path(run_dir)
+    if (run_dir / "comms_fit.json").exists():
+        from analysis.comms import comms_report
+        return comms_report(run_dir)
     run, df, points, summary, flags, kv, shares, flops = analyse(run_dir)
     df.to_csv(run_dir / "joined.csv", index=False)
     summary_obj = {phase: {**s, "flags": [f for f in flags if f.get("phase", phase) == phase]}

@@ -23,6 +23,8 @@ def build_parser() -> OneLineParser:
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
+    sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
+                   add_help=False)
     return p
 
 
@@ -38,6 +40,10 @@ def finish(run_dir: Path, no_report: bool) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["comms"]:                      # runs under torchrun, with its own options
+        from bench.comms import main as comms_main
+        return comms_main(argv[1:])
     a = build_parser().parse_args(argv)
     if a.command == "run":
         if a.threads < 1:
