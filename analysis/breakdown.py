@@ -9,23 +9,28 @@ from theory.roofline import predict
 GROUPS = ["attention", "mlp", "other", "unattributed"]
 
 
-def breakdown_table(run, joined: pd.DataFrame) -> pd.DataFrame:
-    """One row per profiled step: measured group shares, theory's shares (as run, measured ceilings, with the
-    fitted per-op overhead spread by each op's instance count), and the profiler's inflation."""
-    prof = run.profile
-    if prof is None or prof.empty:
-        return pd.DataFrame()
+def profiled_steps(run, joined: pd.DataFrame, prof: pd.DataFrame):
+    """Yield (key, profile rows, joined row, spec, as-run workload, as-run prediction) per profiled step."""
     prof = prof.copy()
     prof["point_id"] = prof["point_id"].astype(str)
     keyed = joined.set_index(["point_id", "phase", "step"])
-    out = []
     for (pid, phase, step), g in prof.groupby(["point_id", "phase", "step"], sort=False):
         if (pid, phase, step) not in keyed.index:
             continue
         r = keyed.loc[(pid, phase, step)]
         spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
         as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
-        pred = predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run)
+        yield (pid, phase, step), g, r, spec, as_run, predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run)
+
+
+def breakdown_table(run, joined: pd.DataFrame) -> pd.DataFrame:
+    """One row per profiled step: measured group shares, theory's shares (as run, measured ceilings, with the
+    fitted per-op overhead spread by each op's instance count), and the profiler's inflation."""
+    prof = run.profile
+    if prof is None or prof.empty:
+        return pd.DataFrame()
+    out = []
+    for (pid, phase, step), g, r, spec, as_run, pred in profiled_steps(run, joined, prof):
         tau = float(r.get("tau_s", 0.0) or 0.0)
         per_group = {k: 0.0 for k in GROUPS}
         for o in pred.ops:
@@ -50,17 +55,9 @@ def flop_check(run, joined: pd.DataFrame) -> pd.DataFrame:
     prof = run.profile
     if prof is None or prof.empty or "flops_counted" not in prof:
         return pd.DataFrame()
-    prof = prof[prof["flops_counted"].notna()].copy()
-    prof["point_id"] = prof["point_id"].astype(str)
-    keyed = joined.set_index(["point_id", "phase", "step"])
     rows = []
-    for (pid, phase, step), g in prof.groupby(["point_id", "phase", "step"], sort=False):
-        if (pid, phase, step) not in keyed.index:
-            continue
-        r = keyed.loc[(pid, phase, step)]
-        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
-        as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
-        theory = {o.op.name: o.op.flops for o in predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run).ops}
+    for (pid, phase, step), g, r, spec, as_run, pred in profiled_steps(run, joined, prof[prof["flops_counted"].notna()]):
+        theory = {o.op.name: o.op.flops for o in pred.ops}
         # Unhalved attention matmuls: 4·B·heads·q_tokens·keys·head_dim per layer.
         q = int(r["prompt_len"]) if phase == "prefill" else 1
         keys = int(r["max_cache_len"]) if as_run.kv_update == "static" else (q if phase == "prefill" else int(r["context_len"]) + 1)
