@@ -154,6 +154,12 @@ class CudaDevice:
             device_used_bytes=total - free, allocated_peak_total_bytes=peak_alloc,
             reserved_peak_total_bytes=peak_reserved)
 
+    def state(self) -> dict:
+        """Per-point NVML snapshot (empty columns where NVML is missing)."""
+        n = nvml_info(self.index)
+        return {"gpu_sm_clock_mhz": n.get("sm_clock_mhz"), "gpu_power_w": n.get("power_w"),
+                "gpu_throttle_reasons": n.get("throttle_reasons")}
+
     def info(self) -> dict:
         props = torch.cuda.get_device_properties(self.index)
         out = {"device_kind": "cuda", "device_name": props.name, "threads": self.threads,

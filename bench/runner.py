@@ -72,6 +72,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
         n_dispatch = count_dispatches(model, ids, (p.cache, p.max_cache_len))   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
+        gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in m.step_stats()])
         wbytes = model_weight_bytes(model)
@@ -97,7 +98,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs,
+                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
                      "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
