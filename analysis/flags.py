@@ -19,6 +19,7 @@ def per_point(df: pd.DataFrame) -> pd.DataFrame:
         rec["point_id"] = pid
         for name, part in (("prefill", pre), ("decode", dec)):
             for col in ("measured_time_s", "predicted_time_s_ceilings", "predicted_time_s_fitted",
+                        "predicted_time_s_calibrated",
                         "predicted_time_s_datasheet", "time_p10_s", "time_p90_s"):
                 rec[f"{name}_{col}"] = float(part[col].astype(float).mean()) if len(part) else np.nan
             rec[f"{name}_regime"] = part["regime"].mode().iloc[0] if len(part) else ""

@@ -31,6 +31,7 @@ def _sweep_plot(points: pd.DataFrame, axis: str, label: str, path) -> str | None
         ax.errorbar(x, m, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", label="measured (median, p10-p90)")
         ax.plot(x, g[f"{phase}_predicted_time_s_ceilings"] * 1e3, "-", label="roofline, measured ceilings")
         ax.plot(x, g[f"{phase}_predicted_time_s_fitted"] * 1e3, "--", label="ceilings + fitted per-op overhead")
+        ax.plot(x, g[f"{phase}_predicted_time_s_calibrated"] * 1e3, "-.", label="calibrated (k_mem, k_comp, τ)")
         if g[f"{phase}_predicted_time_s_datasheet"].notna().any():
             ax.plot(x, g[f"{phase}_predicted_time_s_datasheet"] * 1e3, ":", label="roofline, datasheet")
         ax.set_xlabel(label)

@@ -152,3 +152,26 @@ def test_partial_run_is_reported(tiny_run, tmp_path):
     (partial / "run.json").write_text(json.dumps(meta))
     text = write_report(partial).read_text()
     assert "Partial run" in text
+
+
+def test_calibrated_fit_recovers_known_factors():
+    from analysis.fit import fit_calibrated
+    rng = np.random.default_rng(5)
+    rows = []
+    for p in range(15):
+        mem, comp, n = float(rng.uniform(1e-4, 5e-3)), float(rng.uniform(1e-5, 5e-3)), int(rng.integers(50, 900))
+        for step in range(3):
+            rows.append({"point_id": f"p{p}", "predicted_memory_s": mem, "predicted_compute_s": comp, "n_dispatch": n,
+                         "measured_time_s": (1.6 * mem + 1.2 * comp + n * 9e-6) * float(rng.normal(1, 0.005))})
+    c = fit_calibrated(pd.DataFrame(rows))
+    assert c["k_mem"] == pytest.approx(1.6, rel=0.03)
+    assert c["k_comp"] == pytest.approx(1.2, rel=0.03)
+    assert c["tau_s"] == pytest.approx(9e-6, rel=0.05)
+
+
+def test_summary_has_both_fits(tiny_run, report):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    for phase in ("decode", "prefill"):
+        c = summary[phase]["calibrated"]
+        assert c["k_mem"] >= 0 and c["k_comp"] >= 0 and c["tau_s"] >= 0
+        assert 0 <= c["median_abs_error"] <= c["p90_abs_error"]
