@@ -1,4 +1,5 @@
 """`python -m bench`: measure real Llama-style models on this machine's CPU or GPU."""
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def build_parser() -> OneLineParser:
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
+    r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure each point in a child process (default: on for CUDA, off for CPU)")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
@@ -44,6 +47,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["comms"]:                      # runs under torchrun, with its own options
         from bench.comms import main as comms_main
         return comms_main(argv[1:])
+    if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
+        from bench.runner import child_point
+        return child_point(Path(argv[1]), int(argv[2]))
     a = build_parser().parse_args(argv)
     if a.command == "run":
         if a.threads < 1:
@@ -52,7 +58,7 @@ def main(argv=None) -> int:
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
         print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
               f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile)
+        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
         device = get_device(meta["device"], meta.get("threads", 1))

@@ -146,7 +146,9 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
     return run_dir
 
 
-def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True) -> Path:
+def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
+              isolate: bool | None = None) -> Path:
+    """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
     meta = run_metadata(device)
@@ -159,13 +161,31 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "profile": profile, "ceilings": ceilings, "ceilings_detail": detail,
+        "points": len(sweep.points), "profile": profile,
+        "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
     })
     return run_dir
 
 
+def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device) -> list[dict]:
+    """Measure one point in a child process: a CUDA error other than OOM poisons the process that met it, so
+    it costs that point only. A child that dies leaves an `error` row with its last line of stderr."""
+    import subprocess
+    r = subprocess.run([sys.executable, "-m", "bench", "_point", str(run_dir), str(index)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if point_done(run_dir, pid):
+        from bench.records import read_csv
+        return read_csv(point_files(run_dir, pid)[0])
+    last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:300]
+    row = {**base_row(p, pid, device, p.resolved_dtype(device.kind)), "phase": "prefill", "step": 0,
+           "context_len": 0, "status": "error", "message": f"child process failed: {last}"}
+    save_point(run_dir, pid, [row], [])
+    return [row]
+
+
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
-    profile = json.loads((run_dir / "run.json").read_text()).get("profile", False)
+    meta = json.loads((run_dir / "run.json").read_text())
+    profile, isolate = meta.get("profile", False), meta.get("isolate", False)
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
     done_before = len(ids) - len(todo)
@@ -174,8 +194,11 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     t_start = time.perf_counter()
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
-        rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
-        save_point(run_dir, pid, rows, samples)
+        if isolate:
+            rows = run_point_isolated(run_dir, i, p, pid, device)
+        else:
+            rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
+            save_point(run_dir, pid, rows, samples)
         assemble(run_dir, ids)
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
@@ -183,6 +206,18 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     assemble(run_dir, ids)
     return run_dir
+
+
+def child_point(run_dir: Path, index: int) -> int:
+    """Entry point of an isolated point: `python -m bench _point <run dir> <index>`."""
+    from bench.device import get_device
+    sweep, meta = load_run_sweep(run_dir)
+    device = get_device(meta["device"], meta.get("threads", 1))
+    p = sweep.points[index]
+    pid = p.point_id(device.kind)
+    rows, samples = measure_point(p, pid, device, sweep, run_dir, meta.get("profile", False))
+    save_point(run_dir, pid, rows, samples)
+    return 0
 
 
 def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:

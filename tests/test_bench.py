@@ -140,3 +140,16 @@ def test_cuda_timer_and_memory_probe():
     y = x @ x
     assert d.stop(t) > 0
     assert d.read_peak().allocated_bytes >= y.numel() * 4
+
+
+def test_isolated_points_match_in_process_schema(tmp_path):
+    sweep = {**TINY_SWEEP, "repeats": 2, "warmup_s": 0.0, "grids": [{"axes": {"hidden_size": [32, 64]}}]}
+    p = write_sweep(tmp_path, sweep)
+    r = run_bench(["run", "--sweep", str(p), "--device", "cpu", "--out", str(tmp_path / "out"), "--isolate",
+                   "--no-report", "--no-profile"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_dir = next((tmp_path / "out").iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["isolate"] is True
+    rows = rows_of(run_dir)
+    assert len(rows) == 2 * 5 and all(x["status"] == "ok" for x in rows)
+    assert list(rows[0]) == MEASUREMENT_COLUMNS
