@@ -113,7 +113,8 @@ def _validate_point(p: Point, where: str) -> None:
         heads = p.hidden_size // p.head_dim
         if heads % p.kv_group:
             raise TheoryError(f"{where}: kv_group {p.kv_group} does not divide the {heads} heads of width {p.hidden_size}")
-    p.spec()
+    if p.spec().mlp != "gated":
+        raise TheoryError(f"{where}: bench builds Llama-style models only; {p.model} has a two-matrix MLP")
 
 
 def parse_sweep(obj, text: str, where: str) -> Sweep:
