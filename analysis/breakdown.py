@@ -75,3 +75,21 @@ def flop_check(run, joined: pd.DataFrame) -> pd.DataFrame:
                              "flops_counted": int(p["flops_counted"]), "flops_theory": int(th),
                              "ratio": float(p["flops_counted"]) / th})
     return pd.DataFrame(rows)
+
+
+def op_points(run, joined: pd.DataFrame) -> pd.DataFrame:
+    """Each profiled op placed for the roofline chart: theory's FLOPs and bytes over its measured time."""
+    prof = run.profile
+    if prof is None or prof.empty:
+        return pd.DataFrame()
+    rows = []
+    for (pid, phase, step), g, r, spec, as_run, pred in profiled_steps(run, joined, prof):
+        theory = {o.op.name: o.op for o in pred.ops}
+        for _, p in g.iterrows():
+            op = theory.get(p["op"])
+            if op is None or p["time_s"] <= 0 or op.bytes == 0 or op.flops == 0:
+                continue
+            rows.append({"point_id": pid, "phase": phase, "step": step, "op": op.name, "group": op.group,
+                         "intensity_flops_per_byte": op.flops / op.bytes,
+                         "achieved_flops_per_s": op.flops / p["time_s"], "time_s": p["time_s"]})
+    return pd.DataFrame(rows)

@@ -87,14 +87,22 @@ def memory_vs_tokens(df: pd.DataFrame, path) -> str | None:
     return _save(fig, path)
 
 
-def roofline(df: pd.DataFrame, ceilings, path) -> str | None:
+def roofline(df: pd.DataFrame, ceilings, path, ops: pd.DataFrame | None = None) -> str | None:
+    """Whole passes, and (when profiled) each op, placed by theory's intensity and the achieved rate."""
     if ceilings is None or df.empty:
         return None
     dtype = df["dtype"].iloc[0]
     peak, bw = ceilings.peak(dtype), ceilings.memory_bandwidth_bytes_per_s
     ai = df["predicted_flops"] / df["predicted_bytes"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    xs = np.logspace(np.log10(max(ai.min() / 2, 1e-2)), np.log10(ai.max() * 4), 100)
+    lo, hi = ai.min(), ai.max()
+    if ops is not None and len(ops):
+        lo, hi = min(lo, ops["intensity_flops_per_byte"].min()), max(hi, ops["intensity_flops_per_byte"].max())
+        for group, marker in (("attention", "^"), ("mlp", "v"), ("other", "x")):
+            g = ops[ops["group"] == group]
+            ax.scatter(g["intensity_flops_per_byte"], g["achieved_flops_per_s"] / 1e9, marker=marker, s=10,
+                       alpha=0.35, label=f"profiled ops: {group}")
+    xs = np.logspace(np.log10(max(lo / 2, 1e-3)), np.log10(hi * 4), 100)
     ax.plot(xs, np.minimum(peak, xs * bw) / 1e9, "k-", label="roofline (measured ceilings)")
     if ceilings.llc_bandwidth_bytes_per_s:
         ax.plot(xs, np.minimum(peak, xs * ceilings.llc_bandwidth_bytes_per_s) / 1e9, "k:", label="in-cache bandwidth")
@@ -105,7 +113,7 @@ def roofline(df: pd.DataFrame, ceilings, path) -> str | None:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP/byte, theory's counts)")
     ax.set_ylabel("achieved (GFLOP/s)")
-    ax.set_title("each pass placed on the roofline")
+    ax.set_title("passes (and profiled ops) on the roofline")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -154,7 +162,7 @@ def breakdown(table: pd.DataFrame, path) -> str | None:
     return _save(fig, path)
 
 
-def all_figures(df, points, run, out_dir, breakdown_table=None) -> dict[str, str]:
+def all_figures(df, points, run, out_dir, breakdown_table=None, ops=None) -> dict[str, str]:
     out_dir.mkdir(exist_ok=True)
     dtype = df["dtype"].iloc[0] if len(df) else "fp32"
     figs = {
@@ -163,7 +171,7 @@ def all_figures(df, points, run, out_dir, breakdown_table=None) -> dict[str, str
         "time vs batch": _sweep_plot(points, "batch", "batch (sequences)", out_dir / "time_vs_batch.png"),
         "decode step vs context": time_vs_tokens(df, out_dir / "time_vs_tokens.png"),
         "memory vs tokens": memory_vs_tokens(df, out_dir / "memory_vs_tokens.png"),
-        "roofline": roofline(df, run.ceilings(dtype), out_dir / "roofline.png"),
+        "roofline": roofline(df, run.ceilings(dtype), out_dir / "roofline.png", ops),
         "error distribution": error_distribution(df, out_dir / "error_distribution.png"),
         "attention / MLP / other breakdown": breakdown(breakdown_table, out_dir / "breakdown.png"),
     }

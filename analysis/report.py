@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.breakdown import breakdown_table, flop_check
+from analysis.breakdown import breakdown_table, flop_check, op_points
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point
 from analysis.join import join
@@ -144,7 +144,8 @@ def write_report(run_dir) -> Path:
     summary_obj["partial"] = run.partial
     summary_obj["flags"] = flags
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary_obj), indent=2) + "\n")
-    figs = all_figures(df, points, run, run_dir / "figures", shares) if len(df) else {}
+    ops = op_points(run, df) if len(df) else None
+    figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}
     m = run.meta
     skipped = run.rows[run.rows["status"] != "ok"]
     lines = [f"# Run {m.get('run_id')}", "",

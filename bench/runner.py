@@ -205,7 +205,24 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     assemble(run_dir, ids)
+    record_profile_overhead(run_dir)
     return run_dir
+
+
+def record_profile_overhead(run_dir: Path) -> None:
+    """The profiler's inflation (profiled wall time / unprofiled median), summarised into run.json."""
+    path = run_dir / "profile.csv"
+    if not path.exists():
+        return
+    from bench.records import read_csv
+    import statistics
+    steps = {(r["point_id"], r["phase"], r["step"]): float(r["inflation"]) for r in read_csv(path)}
+    meta = json.loads((run_dir / "run.json").read_text())
+    values = sorted(steps.values())
+    meta["profile_inflation"] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
+                                 "profiled_steps": len(values),
+                                 "definition": "profiled step wall time / unprofiled median of the same step"}
+    write_json(run_dir / "run.json", meta)
 
 
 def child_point(run_dir: Path, index: int) -> int:

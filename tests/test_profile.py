@@ -41,6 +41,12 @@ def test_shares_and_remainder_sum_to_the_profiled_step(profile):
         assert g.loc[g["op"] == "unattributed", "share"].sum() < 0.5
 
 
+def test_inflation_recorded_in_run_metadata(tiny_run):
+    meta = json.loads((tiny_run / "run.json").read_text())
+    infl = meta["profile_inflation"]
+    assert infl["profiled_steps"] > 0 and infl["min"] <= infl["median"] <= infl["max"]
+
+
 def test_profiled_steps_are_prefill_first_and_last(profile):
     p, m = profile
     gen = int(m["generated"].iloc[0])
