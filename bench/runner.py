@@ -158,6 +158,7 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     for dt in dtypes:
         spec, det = measure_ceilings(device, dt, meta["host"])
         ceilings[dt], detail[dt] = spec.to_json(), det
+        write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,

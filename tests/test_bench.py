@@ -25,6 +25,8 @@ def test_run_writes_files_with_schema(tiny_run):
                 "git_commit", "git_dirty", "threads", "ceilings", "sweep_sha1"):
         assert key in meta
     spec = hardware_from_json(meta["ceilings"]["fp32"], "ceilings")     # same shape as a theory hardware spec
+    from theory.hardware import load_hardware
+    assert load_hardware(str(tiny_run / "ceilings-fp32.json")) == spec
     assert spec.peak("fp32") > 0 and spec.memory_bandwidth_bytes_per_s > 0 and spec.launch_overhead_s > 0
     rows = rows_of(tiny_run)
     assert list(rows[0]) == MEASUREMENT_COLUMNS
