@@ -173,6 +173,22 @@ def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFra
     return flags, table
 
 
+def share_flags(shares: pd.DataFrame) -> list[dict]:
+    """Attention and MLP shares of profiled time (analysis.breakdown) against theory's, per phase."""
+    flags = []
+    for phase, t in (shares.groupby("phase") if len(shares) else []):
+        m, p = t["measured_share_attention"].mean(), t["predicted_share_attention"].mean()
+        mm, pm = t["measured_share_mlp"].mean(), t["predicted_share_mlp"].mean()
+        flags.append({"kind": "attention_mlp_share", "phase": phase,
+                      "message": f"{phase}: attention takes {m:.0%} and the MLP {mm:.0%} of profiled time "
+                                 f"(theory with fitted overhead: {p:.0%} and {pm:.0%}); the profiler inflates the "
+                                 f"step {t['inflation'].median():.1f}x (median), small ops most",
+                      "measured_attention_share": m, "predicted_attention_share": p,
+                      "measured_mlp_share": mm, "predicted_mlp_share": pm,
+                      "median_inflation": float(t["inflation"].median())})
+    return flags
+
+
 def all_flags(df: pd.DataFrame, points: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:
     kv, table = kv_flags(df, device_kind)
     flags = (launch_floor_flags(points) + depth_flags(points) + context_growth_flags(df)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis.breakdown import breakdown_table, flop_check, op_points
 from analysis.fit import fit_and_score
-from analysis.flags import all_flags, per_point
+from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import load_run
 from analysis.plots import all_figures
@@ -43,17 +43,7 @@ def analyse(run_dir: Path):
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
     shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
     flops = flop_check(run, df) if len(df) else pd.DataFrame()
-    if len(shares):
-        for phase, t in shares.groupby("phase"):
-            m, p = t["measured_share_attention"].mean(), t["predicted_share_attention"].mean()
-            mm, pm = t["measured_share_mlp"].mean(), t["predicted_share_mlp"].mean()
-            flags.append({"kind": "attention_mlp_share", "phase": phase,
-                          "message": f"{phase}: attention takes {m:.0%} and the MLP {mm:.0%} of profiled time "
-                                     f"(theory with fitted overhead: {p:.0%} and {pm:.0%}); the profiler inflates the "
-                                     f"step {t['inflation'].median():.1f}x (median), small ops most",
-                          "measured_attention_share": m, "predicted_attention_share": p,
-                          "measured_mlp_share": mm, "predicted_mlp_share": pm,
-                          "median_inflation": float(t["inflation"].median())})
+    flags += share_flags(shares)
     return run, df, points, summary, flags, kv, shares, flops
 
 

@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from bench.env import run_metadata, utc_now
 from bench.records import atomic_write, csv_text, write_json
+from bench.timing import quantile
 
 COMMS_COLUMNS = ["op", "world_size", "message_bytes", "time_s", "time_p10_s", "time_p90_s", "repeats",
                  "algbw_bytes_per_s", "busbw_bytes_per_s", "backend", "rank_scope"]
@@ -76,10 +77,6 @@ def time_collective(ctx: Ctx, op: str, nbytes: int, warmup: int, repeats: int) -
         if i >= warmup:
             samples.append(t)
     return samples
-
-
-def quantile(xs, q):
-    return float(np.quantile(np.array(xs), q))
 
 
 def collectives(ctx: Ctx, sizes: list[int], warmup: int, repeats: int, log) -> list[dict]:

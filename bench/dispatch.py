@@ -13,10 +13,10 @@ class DispatchCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_dispatches(model, input_ids, cache) -> tuple[int, int]:
+def count_dispatches(model, input_ids, cache: str, max_cache_len: int | None) -> tuple[int, int]:
     """Ops dispatched by the prefill and by the first decode step (later steps dispatch the same ops)."""
     from bench.kvcache import new_cache
-    past = new_cache(model, *cache)
+    past = new_cache(model, cache, max_cache_len)
     counts = []
     tokens = input_ids
     with torch.inference_mode():

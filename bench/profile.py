@@ -167,15 +167,14 @@ def count_flops(model, input_ids, cache: str, max_cache_len) -> dict[tuple[str, 
         for key in (("prefill", 0), ("decode", 0)):
             with FlopCounterMode(display=False) as fc:
                 out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+            totals = {path: sum(c.values()) for path, c in fc.get_flop_counts().items()}
             per_op = defaultdict(int)
-            for path, counts in fc.get_flop_counts().items():
+            for path, flops in totals.items():
                 leaf = path.rsplit(".", 1)[-1]
-                if leaf in MODULE_OPS and ".layers.0." in f".{path}." or leaf in ("lm_head",):
-                    per_op[MODULE_OPS[leaf]] += sum(counts.values()) * (1 if leaf == "lm_head" else model.config.num_hidden_layers)
-                elif leaf == "self_attn" and ".layers.0." in f"{path}.":
-                    own = sum(counts.values()) - sum(sum(c.values()) for p2, c in fc.get_flop_counts().items()
-                                                     if p2.startswith(path + ".") )
-                    per_op["attention_core"] += own * model.config.num_hidden_layers
+                if leaf in MODULE_OPS:                # one entry per layer's module: summed over layers
+                    per_op[MODULE_OPS[leaf]] += flops
+                elif leaf == "self_attn":             # the attention module's own FLOPs, its projections taken out
+                    per_op["attention_core"] += flops - sum(v for p, v in totals.items() if p.startswith(path + "."))
             out_counts[key] = dict(per_op)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
     return out_counts
@@ -197,8 +196,6 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                 out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
                 tokens = out.logits[:, -1].argmax(-1, keepdim=True)
                 continue
-            # FLOPs on a throwaway copy of the cache state would cost a deep copy; count on this pass instead,
-            # then profile the same pass again on a cache rolled back by one token.
             with labelled(model, past, cuda), profile(activities=activities, profile_memory=True,
                                                       record_shapes=True) as prof:
                 device.sync()

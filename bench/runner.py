@@ -64,17 +64,19 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
     model = None
     try:
         t0 = time.perf_counter()
-        model = build_model(p.spec(), device.torch_device, dtype, p.attention)
+        spec = p.spec()
+        model = build_model(spec, device.torch_device, dtype, p.attention)
         device.sync()
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)
-        ids = torch.randint(0, p.spec().vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
+        ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
-        n_dispatch = count_dispatches(model, ids, (p.cache, p.max_cache_len))   # after the timed repeats
+        step_stats = m.step_stats()
+        n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
         if profile and run_dir is not None:
-            save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in m.step_stats()])
+            save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
@@ -88,7 +90,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
     if msg is not None:
         return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "oom", "message": msg}], []
     rows, samples = [], []
-    for i, st in enumerate(m.step_stats()):
+    for i, st in enumerate(step_stats):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
         mem = m.memory.memory[i]
         rows.append({**base, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
