@@ -3,26 +3,39 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU build from local disk on these machines; on a CUDA box the same pin resolves to PyPI's CUDA wheel.
+# The torch pin. On the project's own CPU machines pip finds the CPU build on local disk. Elsewhere it comes from
+# PyPI, whose Linux x86-64 wheel is built with CUDA; if the driver is older than that build's CUDA (`make bench`
+# then stops with one line), pick a wheel index: make install TORCH_INDEX=https://download.pytorch.org/whl/cu126
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
+TORCH_SPEC := $(VENV)/.torch-spec
+comma := ,
+# An NVIDIA GPU on this machine (nvidia-smi or the driver's /proc entry): install the NVML extra too.
+HAVE_NVIDIA := $(shell (nvidia-smi -L >/dev/null 2>&1 || ls /proc/driver/nvidia/gpus/* >/dev/null 2>&1) && echo 1)
+EXTRAS := test$(if $(HAVE_NVIDIA),$(comma)gpu)
+GPUS ?=
 ARGS ?= --model llama-2-7b --hardware a100-sxm-80gb --batch 1 --prompt-len 1024 --phase decode --dtype bf16
 SWEEP ?= default
 RUN ?=
 RUNS ?=
 
-.PHONY: help install test benchmark predict bench bench-comms report compare clean
+.PHONY: help install test benchmark predict bench bench-comms report compare clean FORCE
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Rewritten only when TORCH or TORCH_INDEX change, so `make install TORCH=...` really reinstalls.
+$(TORCH_SPEC): FORCE
+	@mkdir -p $(VENV); echo '$(TORCH) $(TORCH_INDEX)' | cmp -s - $@ || echo '$(TORCH) $(TORCH_INDEX)' > $@
+
+$(STAMP): pyproject.toml $(TORCH_SPEC)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install torch (CPU build here), transformers, pandas, matplotlib, pytest
+install: $(STAMP)  ## create .venv: torch (TORCH=..., TORCH_INDEX=...), transformers, pandas, matplotlib, pytest (+ nvidia-ml-py on GPU boxes)
 
 test: $(STAMP)  ## run the test suite (CPU; CUDA tests skip cleanly)
 	$(PY) -m pytest -q --benchmark-disable
@@ -33,8 +46,8 @@ benchmark: $(STAMP)  ## run the pytest-benchmark suite (speed goals live here, n
 predict: $(STAMP)  ## theory's prediction: make predict ARGS="--model llama-2-7b --hardware h100-sxm-80gb ..."
 	$(PY) -m theory $(ARGS)
 
-bench: $(STAMP)  ## run the SWEEP (default: `default`) on the best device present, then the report
-	$(PY) -m bench run --sweep $(SWEEP)
+bench: $(STAMP)  ## run the SWEEP (default: `default`) on the best device present (GPUS=0,1,...: in parallel), then the report
+	$(PY) -m bench run --sweep $(SWEEP) $(if $(GPUS),--gpus $(GPUS))
 
 NPROC ?= 2
 bench-comms: $(STAMP)  ## collectives and a tensor-parallel layer on NPROC ranks (gloo on CPU, NCCL on GPUs), then its report

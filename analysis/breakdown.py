@@ -23,28 +23,50 @@ def profiled_steps(run, joined: pd.DataFrame, prof: pd.DataFrame):
         yield (pid, phase, step), g, r, spec, as_run, predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run)
 
 
+# What the measured shares are shares of, and so what theory's shares must be compared against.
+SHARE_BASIS = {
+    # CPU: an op's self time includes its dispatch cost, so theory's side carries the fitted per-op overhead.
+    "cpu": "CPU self time vs roofline + fitted per-op overhead",
+    # CUDA: self *device* time is kernel time, which excludes launch cost: compare with the roofline alone; the
+    # launch overhead shows up in wall time (kernels + idle gaps), compared separately with roofline + overhead.
+    "cuda": "kernel (device) time vs roofline; wall (kernels + idle) vs roofline + fitted per-op overhead",
+}
+
+
 def breakdown_table(run, joined: pd.DataFrame) -> pd.DataFrame:
-    """One row per profiled step: measured group shares, theory's shares (as run, measured ceilings, with the
-    fitted per-op overhead spread by each op's instance count), and the profiler's inflation."""
+    """One row per profiled step: measured group shares beside theory's (as run, measured ceilings), and the
+    profiler's inflation. Like is compared with like (SHARE_BASIS): on CPU, self time against the roofline plus
+    the fitted per-op overhead spread by each op's instance count; on CUDA, kernel time against the roofline
+    alone, and the step's wall time (unprofiled median) against roofline + overhead."""
     prof = run.profile
     if prof is None or prof.empty:
         return pd.DataFrame()
+    device = run.meta.get("device", "cpu")
     out = []
     for (pid, phase, step), g, r, spec, as_run, pred in profiled_steps(run, joined, prof):
         tau = float(r.get("tau_s", 0.0) or 0.0)
-        per_group = {k: 0.0 for k in GROUPS}
+        instances = max(1, sum(x.op.count for x in pred.ops))
+        roofline = {k: 0.0 for k in GROUPS}
+        overhead = {k: 0.0 for k in GROUPS}
         for o in pred.ops:
-            per_group[o.op.group] += o.time_s + o.op.count * tau * (float(r["n_dispatch"]) / max(1, sum(x.op.count for x in pred.ops)))
+            roofline[o.op.group] += o.time_s
+            overhead[o.op.group] += o.op.count * tau * (float(r["n_dispatch"]) / instances)
+        per_group = roofline if device == "cuda" else {k: roofline[k] + overhead[k] for k in GROUPS}
         total_pred = sum(per_group.values())
         measured = g.groupby("group")["time_s"].sum()
         total = float(g["step_profiled_s"].iloc[0])
         rec = {"point_id": pid, "phase": phase, "step": step, "hidden_size": int(r["hidden_size"]),
                "num_hidden_layers": int(r["num_hidden_layers"]), "attention": r["attention"],
                "inflation": float(g["inflation"].iloc[0]), "step_profiled_s": total,
-               "step_median_s": float(g["step_median_s"].iloc[0])}
+               "step_median_s": float(g["step_median_s"].iloc[0]), "share_basis": SHARE_BASIS.get(device, device)}
         for k in GROUPS:
             rec[f"measured_share_{k}"] = float(measured.get(k, 0.0)) / total if total else 0.0
             rec[f"predicted_share_{k}"] = per_group[k] / total_pred if total_pred else 0.0
+        if device == "cuda":
+            rec["kernel_s"] = total
+            rec["predicted_roofline_s"] = sum(roofline.values())
+            rec["wall_s"] = rec["step_median_s"]
+            rec["predicted_roofline_overhead_s"] = sum(roofline.values()) + sum(overhead.values())
         out.append(rec)
     return pd.DataFrame(out)
 

@@ -179,9 +179,11 @@ def share_flags(shares: pd.DataFrame) -> list[dict]:
     for phase, t in (shares.groupby("phase") if len(shares) else []):
         m, p = t["measured_share_attention"].mean(), t["predicted_share_attention"].mean()
         mm, pm = t["measured_share_mlp"].mean(), t["predicted_share_mlp"].mean()
+        kernels = "kernel_s" in t and t["kernel_s"].notna().all()         # CUDA: kernel time vs roofline alone
         flags.append({"kind": "attention_mlp_share", "phase": phase,
-                      "message": f"{phase}: attention takes {m:.0%} and the MLP {mm:.0%} of profiled time "
-                                 f"(theory with fitted overhead: {p:.0%} and {pm:.0%}); the profiler inflates the "
+                      "message": f"{phase}: attention takes {m:.0%} and the MLP {mm:.0%} of profiled "
+                                 f"{'kernel time' if kernels else 'time'} ({'theory, roofline only' if kernels else 'theory with fitted overhead'}: "
+                                 f"{p:.0%} and {pm:.0%}); the profiler inflates the "
                                  f"step {t['inflation'].median():.1f}x (median), small ops most",
                       "measured_attention_share": m, "predicted_attention_share": p,
                       "measured_mlp_share": mm, "predicted_mlp_share": pm,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from theory.devices import match_device
 from theory.errors import TheoryError
 from theory.hardware import HardwareSpec, hardware_from_json, hardware_presets
 
@@ -30,25 +31,24 @@ class Run:
         return None if obj is None else hardware_from_json(obj, f"{self.path}/run.json ceilings.{dtype}")
 
     def datasheet(self) -> HardwareSpec | None:
-        return datasheet_for(self.meta.get("device_name", ""), self.meta.get("device", "cpu"))
+        return datasheet_for(self.meta.get("device_name", ""), self.meta.get("device", "cpu"),
+                             self.meta.get("total_memory_bytes"))
+
+    def datasheet_line(self) -> str:
+        return datasheet_match(self.meta.get("device_name", ""), self.meta.get("device", "cpu"),
+                               self.meta.get("total_memory_bytes"))[1]
 
 
-# CUDA device names (as torch reports them) → catalog ids. MIG slices and CPUs have no datasheet.
-DEVICE_NAME_MAP = [
-    ("H100 80GB HBM3", "h100-sxm-80gb"), ("H100 PCIe", "h100-pcie-80gb"), ("H100", "h100-sxm-80gb"),
-    ("H200", "h200"), ("B200", "b200"), ("A100-SXM4-80GB", "a100-sxm-80gb"), ("A100-SXM4-40GB", "a100-sxm-40gb"),
-    ("A100 80GB PCIe", "a100-pcie-80gb"), ("A100-PCIE-40GB", "a100-pcie-40gb"), ("A10G", "a10g"), ("A10", "a10"),
-    ("L40S", "l40s"), ("L4", "l4"), ("T4", "t4"), ("RTX 4090", "rtx-4090"), ("MI300X", "mi300x"),
-]
+def datasheet_for(device_name: str, device_kind: str, memory_bytes: int | None = None) -> HardwareSpec | None:
+    """The preset for a CUDA device matched exactly by name and memory (theory.devices); CPUs have none."""
+    hw_id = datasheet_match(device_name, device_kind, memory_bytes)[0]
+    return None if hw_id is None else hardware_presets()[hw_id]
 
 
-def datasheet_for(device_name: str, device_kind: str) -> HardwareSpec | None:
-    if device_kind != "cuda" or "MIG" in device_name:
-        return None
-    for needle, hw_id in DEVICE_NAME_MAP:
-        if needle in device_name:
-            return hardware_presets()[hw_id]
-    return None
+def datasheet_match(device_name: str, device_kind: str, memory_bytes: int | None = None) -> tuple[str | None, str]:
+    if device_kind != "cuda":
+        return None, "no datasheet: CPU specs come only from the measured ceilings"
+    return match_device(device_name, memory_bytes)
 
 
 def latest_run(results: Path = Path("results")) -> Path:

@@ -60,6 +60,8 @@ def _ceilings_md(run) -> list[str]:
                      f"{'' if llc is None else f'{llc / 2**20:.0f}'} | {c['launch_overhead_s'] * 1e6:.2f} |")
     lines += ["", "The roofline uses the matmul peak and the streaming-read bandwidth; the per-op overhead is one "
               "small op timed directly, to set beside the fitted τ below."]
+    if run.meta.get("device") == "cuda":
+        lines += ["", f"Datasheet roofline beside the measured one: {run.datasheet_line()}."]
     return lines
 
 
@@ -99,12 +101,22 @@ def _points_md(points: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _wall_md(shares: pd.DataFrame) -> list[str]:
+    """CUDA: the step's kernel time against the roofline, its wall time against roofline + overhead."""
+    if "kernel_s" not in shares:
+        return []
+    k, w = shares["kernel_s"] / shares["predicted_roofline_s"], shares["wall_s"] / shares["predicted_roofline_overhead_s"]
+    return [f"Kernel time / roofline: median {k.median():.2f}x; wall time (kernels + idle, unprofiled median) / "
+            f"(roofline + fitted overhead): median {w.median():.2f}x, over {len(shares)} profiled steps.", ""]
+
+
 def _profile_md(shares: pd.DataFrame, flops: pd.DataFrame) -> list[str]:
     if shares.empty:
         return ["", "## Where the time goes", "", "No profile in this run (`--no-profile`)."]
     lines = ["", "## Where the time goes (torch.profiler, own trajectories)", "",
-             "Shares of the profiled step's self time; theory's shares are the as-run roofline plus the fitted per-op "
-             "overhead spread over its op instances. Inflation = profiled step wall time / unprofiled median.", "",
+             f"Compared: {shares['share_basis'].iloc[0]}. Theory's shares are the as-run roofline (with the fitted "
+             "per-op overhead spread over its op instances where the measured side includes it). "
+             "Inflation = profiled step wall time / unprofiled median.", "", *_wall_md(shares),
              "| point | d | L | attention | phase | step | attention meas/pred | MLP meas/pred | other meas/pred | unattributed | inflation |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in shares.iterrows():

@@ -23,6 +23,7 @@ def build_parser() -> OneLineParser:
     r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
+    r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
@@ -54,11 +55,15 @@ def main(argv=None) -> int:
     if a.command == "run":
         if a.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {a.threads}")
-        device = get_device(a.device, a.threads)
+        from bench.gpu.parallel import parse_gpus
+        gpus = parse_gpus(a.gpus)
+        device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr)
+        if gpus and (device.kind != "cuda" or a.isolate is False):
+            raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
         print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
               f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate)
+        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate, gpus=gpus)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
         device = get_device(meta["device"], meta.get("threads", 1))

@@ -54,9 +54,26 @@ class Ctx:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    def check(self, *tensors):
+        """Every tensor handed to a collective must live on this rank's device: NCCL refuses CPU tensors
+        ("No backend type associated with device type cpu"), so catch the mistake under gloo too."""
+        want = torch.device(self.device)
+        for t in tensors:
+            if t.device.type != want.type or (want.index is not None and t.device.index != want.index):
+                raise AssertionError(f"rank {self.rank}: a collective got a tensor on {t.device}, but this rank's "
+                                     f"device is {want} ({self.backend} needs tensors there)")
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    def barrier(self):
+        """NCCL: name the rank's GPU, or the barrier guesses one from the rank number (and may hang)."""
+        if self.device.startswith("cuda"):
+            dist.barrier(device_ids=[torch.device(self.device).index])
+        else:
+            dist.barrier()
+
     def max_over_ranks(self, value: float) -> float:
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        dist.all_reduce(self.check(t), op=dist.ReduceOp.MAX)
         return float(t.item())
 
 
@@ -65,10 +82,11 @@ def time_collective(ctx: Ctx, op: str, nbytes: int, warmup: int, repeats: int) -
     x = torch.ones(numel, dtype=torch.float32, device=ctx.device)
     out = torch.empty(numel * ctx.world, dtype=torch.float32, device=ctx.device) if op == "all_gather" else None
     gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    ctx.check(x, *([out] if out is not None else []))
     run = (lambda: dist.all_reduce(x)) if op == "all_reduce" else (lambda: gather(out, x))
     samples = []
     for i in range(warmup + repeats):
-        dist.barrier()
+        ctx.barrier()
         ctx.sync()
         t0 = time.perf_counter()
         run()
@@ -118,14 +136,23 @@ def main(argv=None) -> int:
     if "RANK" not in os.environ:
         raise ValueError("run under torchrun, e.g. `torchrun --standalone --nproc-per-node 2 -m bench comms` "
                          "(or `make bench-comms NPROC=2`)")
+    if a.backend == "auto":                    # never gloo-on-CPU by accident on a GPU box whose torch lacks CUDA
+        from bench.gpu.detect import choose_auto
+        choose_auto(torch.cuda.is_available(), torch.version.cuda, torch.__version__)
     cuda = torch.cuda.is_available() and a.backend != "gloo"
     backend = ("nccl" if cuda else "gloo") if a.backend == "auto" else a.backend
+    if backend == "nccl":
+        # A collective that outlives the timeout raises in this thread (the except below says which rank
+        # failed) instead of the NCCL watchdog aborting the process.
+        os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
     local = int(os.environ.get("LOCAL_RANK", 0))
     device = f"cuda:{local}" if backend == "nccl" else "cpu"
     if backend == "nccl":
         torch.cuda.set_device(local)
     torch.set_num_threads(1)
-    dist.init_process_group(backend, timeout=timedelta(seconds=a.timeout_s))
+    # device_id binds the NCCL communicator to this rank's GPU up front (and barriers use it).
+    dist.init_process_group(backend, timeout=timedelta(seconds=a.timeout_s),
+                            **({"device_id": torch.device(device)} if backend == "nccl" else {}))
     ctx = Ctx(backend, device)
     log = sys.stderr
     if a.fail_rank == ctx.rank:
@@ -170,7 +197,7 @@ def main(argv=None) -> int:
             print(f"all_reduce fit: alpha {fit['interconnect_latency_s'] * 1e6:.1f} us, beta "
                   f"{(fit['interconnect_bandwidth_bytes_per_s'] or 0) / 1e9:.3f} GB/s per direction", file=log)
             print(run_dir)
-        dist.barrier()
+        ctx.barrier()
     except (RuntimeError, dist.DistBackendError) as e:
         print(f"rank {ctx.rank}: a collective failed or timed out after {a.timeout_s:.0f} s (did another rank die?): "
               f"{str(e).splitlines()[0][:200]}", file=sys.stderr)

@@ -3,6 +3,7 @@
 `CpuDevice` is what the tests exercise; `CudaDevice` is the same interface with CUDA events and the caching
 allocator's counters. Everything else in bench is device-agnostic.
 """
+import contextlib
 import os
 import platform
 import time
@@ -87,6 +88,12 @@ class CpuDevice:
             pass
         return None
 
+    def empty_cache(self) -> None:
+        pass
+
+    def sampling(self):
+        return contextlib.nullcontext()
+
     def reset_peak(self) -> None:
         if self._can_reset_rss:
             self._try_reset_rss()
@@ -101,28 +108,36 @@ class CpuDevice:
 
 
 class CudaDevice:
-    """CUDA events per step (elapsed_time after end.synchronize()), allocator counters for memory."""
+    """CUDA events per step (elapsed_time after end.synchronize()), allocator counters for memory.
+
+    Every CUDA call goes through `self.cuda` (torch.cuda unless a test hands in the stand-in of bench.gpu.fake,
+    which also overrides `torch_device`): that is the whole seam, so the tests run these very code paths."""
     kind = "cuda"
 
-    def __init__(self, index: int = 0, threads: int = 1):
+    def __init__(self, index: int = 0, threads: int = 1, cuda=None):
+        self.cuda = torch.cuda if cuda is None else cuda
         self.index = index
         self.threads = threads
         torch.set_num_threads(threads)
-        torch.cuda.set_device(index)
+        self.cuda.set_device(index)
         self._baseline = (0, 0)
+        self._sampler = None
 
     @property
     def torch_device(self) -> str:
         return f"cuda:{self.index}"
 
     def name(self) -> str:
-        return torch.cuda.get_device_name(self.index)
+        return self.cuda.get_device_name(self.index)
+
+    def uuid(self) -> str:
+        return str(self.cuda.get_device_properties(self.index).uuid)
 
     def sync(self) -> None:
-        torch.cuda.synchronize(self.index)
+        self.cuda.synchronize(self.index)
 
     def start(self):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s, e = self.cuda.Event(enable_timing=True), self.cuda.Event(enable_timing=True)
         s.record()
         return s, e
 
@@ -133,57 +148,56 @@ class CudaDevice:
         return s.elapsed_time(e) / 1e3           # elapsed_time is in milliseconds
 
     def free_bytes(self) -> int:
-        return torch.cuda.mem_get_info(self.index)[0]
+        return self.cuda.mem_get_info(self.index)[0]
 
     def total_bytes(self) -> int:
-        return torch.cuda.mem_get_info(self.index)[1]
+        return self.cuda.mem_get_info(self.index)[1]
+
+    def empty_cache(self) -> None:
+        """Hand the caching allocator's unused segments back to the driver (other processes see them free)."""
+        self.sync()
+        self.cuda.empty_cache()
 
     def reset_peak(self) -> None:
         # reset_peak_memory_stats resets the peak to the *current* value, so keep a baseline to subtract.
         self.sync()
-        torch.cuda.reset_peak_memory_stats(self.index)
-        self._baseline = (torch.cuda.memory_allocated(self.index), torch.cuda.memory_reserved(self.index))
+        self.cuda.reset_peak_memory_stats(self.index)
+        self._baseline = (self.cuda.memory_allocated(self.index), self.cuda.memory_reserved(self.index))
 
     def read_peak(self) -> MemorySample:
         self.sync()
-        free, total = torch.cuda.mem_get_info(self.index)
-        peak_alloc = torch.cuda.max_memory_allocated(self.index)
-        peak_reserved = torch.cuda.max_memory_reserved(self.index)
+        free, total = self.cuda.mem_get_info(self.index)
+        peak_alloc = self.cuda.max_memory_allocated(self.index)
+        peak_reserved = self.cuda.max_memory_reserved(self.index)
         return MemorySample(
             allocated_bytes=peak_alloc - self._baseline[0], reserved_bytes=peak_reserved - self._baseline[1],
             device_used_bytes=total - free, allocated_peak_total_bytes=peak_alloc,
             reserved_peak_total_bytes=peak_reserved)
 
+    def sampling(self):
+        """Context manager around the timed repeats: NVML clocks, power and throttle reasons sampled meanwhile."""
+        from bench.gpu.nvml import Sampler
+        self._sampler = Sampler(self.uuid())
+        return self._sampler
+
     def state(self) -> dict:
-        """Per-point NVML snapshot (empty columns where NVML is missing)."""
-        n = nvml_info(self.index)
-        return {"gpu_sm_clock_mhz": n.get("sm_clock_mhz"), "gpu_power_w": n.get("power_w"),
-                "gpu_throttle_reasons": n.get("throttle_reasons")}
+        """Per-point GPU state: the samples taken during the timed repeats, and this GPU's UUID."""
+        out = {"gpu_uuid": self.uuid()}
+        if self._sampler is not None:
+            out.update(self._sampler.summary())
+        return out
 
     def info(self) -> dict:
-        props = torch.cuda.get_device_properties(self.index)
+        from bench.gpu.nvml import static_info
+        props = self.cuda.get_device_properties(self.index)
         out = {"device_kind": "cuda", "device_name": props.name, "threads": self.threads,
                "cuda_version": torch.version.cuda, "capability": f"{props.major}.{props.minor}",
                "total_memory_bytes": props.total_memory, "multiprocessors": props.multi_processor_count,
+               "l2_cache_bytes": getattr(props, "L2_cache_size", None), "gpu_uuid": str(props.uuid),
                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
                "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "mig": "MIG" in props.name}
-        out.update(nvml_info(self.index))
+        out.update(static_info(str(props.uuid)))
         return out
-
-
-def nvml_info(index: int) -> dict:
-    """Driver, clocks, power and throttle reasons where NVML is importable; empty otherwise."""
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        h = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return {"driver": pynvml.nvmlSystemGetDriverVersion(),
-                "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
-                "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
-                "power_w": pynvml.nvmlDeviceGetPowerUsage(h) / 1e3,
-                "throttle_reasons": int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h))}
-    except Exception:
-        return {}
 
 
 def llc_bytes() -> int | None:
@@ -205,13 +219,19 @@ def llc_bytes() -> int | None:
     return best
 
 
-def get_device(kind: str = "auto", threads: int = 1):
+def get_device(kind: str = "auto", threads: int = 1, index: int = 0, log=None):
+    """log: where `auto` says which device it chose and why (one line)."""
+    from bench.gpu import detect, fake
+    if fake.enabled() and kind in ("auto", "cuda"):          # test-only stand-in (see bench.gpu.fake)
+        return fake.standin_device(index, threads)
     if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
+        kind, why = detect.choose_auto(torch.cuda.is_available(), torch.version.cuda, torch.__version__)
+        if log is not None:
+            print(f"--device auto: {kind} ({why})", file=log, flush=True)
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("--device cuda asked for, but torch sees no CUDA device")
-        return CudaDevice(threads=threads)
+        return CudaDevice(index=index, threads=threads)
     if kind != "cpu":
         raise ValueError(f"device must be cpu, cuda or auto, got {kind!r}")
     return CpuDevice(threads=threads)

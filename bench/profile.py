@@ -19,8 +19,9 @@ PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "t
 
 
 @contextlib.contextmanager
-def labelled(model, cache, cuda: bool):
-    """Push a labelled range around every module and around the non-module functions theory names."""
+def labelled(model, cache, nvtx=None):
+    """Push a labelled range around every module and around the non-module functions theory names
+    (and the same NVTX range, for Nsight, when `nvtx` is the device's torch.cuda.nvtx)."""
     import transformers.integrations.sdpa_attention as sdpa_mod
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.llama import modeling_llama
@@ -30,13 +31,13 @@ def labelled(model, cache, cuda: bool):
     def push(name):
         rf = record_function(name)
         rf.__enter__()
-        if cuda:
-            torch.cuda.nvtx.range_push(name)
+        if nvtx is not None:
+            nvtx.range_push(name)
         stack.append(rf)
 
     def pop():
-        if cuda:
-            torch.cuda.nvtx.range_pop()
+        if nvtx is not None:
+            nvtx.range_pop()
         stack.pop().__exit__(None, None, None)
 
     def wrap(fn, name):
@@ -105,9 +106,8 @@ def attribute_events(events, cuda: bool) -> tuple[dict, float]:
             idx = max(0, eager_seen[rng.id] - 1)
         op = attribute(rng.name if rng else None, evt.name, idx)
         rec = per_op[op]
-        if op == "attn_core" and not rec["kernel"] and ("scaled_dot_product" in evt.name or "flash" in evt.name
-                                                         or "fmha" in evt.name or "cudnn" in evt.name):
-            rec["kernel"] = evt.name[:120]          # which SDPA backend actually ran
+        if op == "attn_core" and not rec["kernel"]:
+            rec["kernel"] = sdpa_backend(evt)        # which SDPA backend actually ran ("" for other ops)
         rec["time_s"] += self_us / 1e6
         rec["cpu_bytes_allocated"] += max(0, getattr(evt, "self_cpu_memory_usage", 0) or 0)
         if rng is None or evt.cpu_parent is rng:
@@ -118,9 +118,44 @@ def attribute_events(events, cuda: bool) -> tuple[dict, float]:
     return dict(per_op), total
 
 
+# aten's SDPA backends, most specific first (the flash CPU kernel's name contains the CUDA flash one's).
+SDPA_BACKENDS = (("_scaled_dot_product_flash_attention_for_cpu", "flash-cpu"),
+                 ("_scaled_dot_product_flash_attention", "flash"), ("_scaled_dot_product_efficient_attention", "efficient"),
+                 ("_scaled_dot_product_cudnn_attention", "cudnn"), ("_scaled_dot_product_attention_math", "math"),
+                 ("_scaled_dot_product_fused_attention_overrideable", "overrideable"))
+
+
+def _subtree_kernels(evt) -> list[str]:
+    """Names of the device kernels an op and the ops under it launched (FunctionEvent.kernels)."""
+    out = [k.name for k in evt.kernels]
+    for c in evt.cpu_children:
+        out += _subtree_kernels(c)
+    return out
+
+
+def sdpa_backend(evt) -> str:
+    """For the dispatcher op aten::scaled_dot_product_attention: "<backend>: <backend op>[ / <first kernel>]",
+    from the backend op it called (and, on CUDA, the kernel that op launched); "" for any other event."""
+    if evt.name != "aten::scaled_dot_product_attention":
+        return ""
+    todo = list(evt.cpu_children)
+    while todo:
+        child = todo.pop(0)
+        for needle, backend in SDPA_BACKENDS:
+            if needle in child.name:
+                kernels = _subtree_kernels(child)
+                return f"{backend}: {child.name}" + (f" / {kernels[0][:80]}" if kernels else "")
+        todo += child.cpu_children
+    return "unknown: no backend op under aten::scaled_dot_product_attention"
+
+
 def gpu_idle_fraction(events) -> float | None:
+    """Share of the span from the first to the last kernel in which no kernel runs. The profiler's own user
+    annotations (record_function ranges, mirrored on the GPU timeline) are not kernels: torch's profiler
+    utilities leave them out of device time too (is_user_annotation)."""
     kernels = sorted((e.time_range.start, e.time_range.end) for e in events
-                     if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+                     if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA
+                     and not getattr(e, "is_user_annotation", False))
     if not kernels:
         return None
     busy, cur_s, cur_e = 0.0, *kernels[0]
@@ -184,7 +219,9 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                   step_medians: list[float], trace_dir: Path | None, steps=None) -> list[dict]:
     """Profile the prefill and chosen decode steps (default: the first and the last) of one trajectory."""
     cuda = device.kind == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    # The CUDA stand-in of the tests runs on a CPU build of torch, which cannot profile CUDA activity.
+    activities = [a for a in [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+                  if a in torch.profiler.supported_activities()]
     chosen = {0} | ({1, generated - 1} if steps is None else set(steps))
     past = new_cache(model, cache, max_cache_len)
     rows, tokens = [], input_ids
@@ -196,7 +233,7 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                 out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
                 tokens = out.logits[:, -1].argmax(-1, keepdim=True)
                 continue
-            with labelled(model, past, cuda), profile(activities=activities, profile_memory=True,
+            with labelled(model, past, device.cuda.nvtx if cuda else None), profile(activities=activities, profile_memory=True,
                                                       record_shapes=True) as prof:
                 device.sync()
                 t0 = time.perf_counter()

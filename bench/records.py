@@ -14,7 +14,8 @@ MEASUREMENT_COLUMNS = [
     "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "mem_allocated_peak_total_bytes",
     "mem_reserved_peak_total_bytes", "device_used_bytes",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
-    "gpu_throttle_reasons", "status", "message",
+    "gpu_throttle_reasons", "gpu_sm_clock_min_mhz", "gpu_power_min_w", "gpu_state_samples", "gpu_uuid",
+    "status", "message",
 ]
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
 

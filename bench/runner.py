@@ -74,7 +74,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         step_stats = m.step_stats()
         n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
-        gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
+        gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         wbytes = model_weight_bytes(model)
@@ -85,8 +85,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
     finally:
         del model
         gc.collect()
-        if device.kind == "cuda":
-            torch.cuda.empty_cache()
+        device.empty_cache()
     if msg is not None:
         return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "oom", "message": msg}], []
     rows, samples = [], []
@@ -115,12 +114,12 @@ def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
+        device.cuda.set_sync_debug_mode("warn")
         try:
             from bench.timing import run_trajectory
             run_trajectory(model, device, ids, min(p.generated, 3), p.cache, p.max_cache_len)
         finally:
-            torch.cuda.set_sync_debug_mode(0)
+            device.cuda.set_sync_debug_mode(0)
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
@@ -149,8 +148,9 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
-              isolate: bool | None = None) -> Path:
-    """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU)."""
+              isolate: bool | None = None, gpus: list[int] | None = None) -> Path:
+    """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
+    gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
     meta = run_metadata(device)
@@ -159,36 +159,47 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     ceilings, detail = {}, {}
     for dt in dtypes:
         spec, det = measure_ceilings(device, dt, meta["host"])
+        spec = as_theory_kind(spec)
         ceilings[dt], detail[dt] = spec.to_json(), det
         write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
+    gc.collect()
+    device.empty_cache()                  # the ceilings' GiB-sized buffers: give them back before points run
+    extra = gpu_run_fields(device, gpus, dtypes, meta["host"], run_dir, log) if device.kind == "cuda" else {}
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
         "points": len(sweep.points), "profile": profile,
         "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
+        **extra,
     })
     return run_dir
 
 
-def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device) -> list[dict]:
-    """Measure one point in a child process: a CUDA error other than OOM poisons the process that met it, so
-    it costs that point only. A child that dies leaves an `error` row with its last line of stderr."""
-    import subprocess
-    r = subprocess.run([sys.executable, "-m", "bench", "_point", str(run_dir), str(index)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if point_done(run_dir, pid):
-        from bench.records import read_csv
-        return read_csv(point_files(run_dir, pid)[0])
-    last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:300]
-    row = {**base_row(p, pid, device, p.resolved_dtype(device.kind)), "phase": "prefill", "step": 0,
-           "context_len": 0, "status": "error", "message": f"child process failed: {last}"}
-    save_point(run_dir, pid, [row], [])
-    return [row]
+def as_theory_kind(spec):
+    """theory's HardwareSpec.kind is "gpu" or "cpu"; a device's kind is "cuda" or "cpu"."""
+    import dataclasses
+    return dataclasses.replace(spec, kind="gpu" if spec.kind == "cuda" else spec.kind)
+
+
+def gpu_run_fields(device, gpus, dtypes, host, run_dir, log) -> dict:
+    from bench.gpu.parallel import run_fields
+    return run_fields(device, gpus, dtypes, host, run_dir, log)
+
+
+def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device, sweep: Sweep | None = None,
+                       gpu: str | None = None, timeout_s: float | None = None) -> list[dict]:
+    """Measure one point in a child process (bench.gpu.isolate): a CUDA error other than OOM poisons the
+    process that met it, so it costs that point only; a child that dies or overruns its time leaves a row."""
+    from bench.gpu.isolate import run_child
+    return run_child(run_dir, index, p, pid, device, sweep, gpu=gpu, timeout_s=timeout_s)
 
 
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     meta = json.loads((run_dir / "run.json").read_text())
     profile, isolate = meta.get("profile", False), meta.get("isolate", False)
+    if isolate and len(meta.get("gpus") or []) > 1:           # several GPUs: points in parallel, one per GPU
+        from bench.gpu.parallel import execute_parallel
+        return execute_parallel(run_dir, sweep, device, meta, log)
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
     done_before = len(ids) - len(todo)
@@ -198,7 +209,7 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:
-            rows = run_point_isolated(run_dir, i, p, pid, device)
+            rows = run_point_isolated(run_dir, i, p, pid, device, sweep)
         else:
             rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
             save_point(run_dir, pid, rows, samples)

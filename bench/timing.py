@@ -83,5 +83,8 @@ def measure(model, device, input_ids, generated: int, cache: str, max_cache_len:
     while time.perf_counter() - t0 < warmup_s or n_warm == 0:
         run()
         n_warm += 1
+    device.empty_cache()      # CUDA: the probe starts from an empty caching allocator, or reserved stays flat
     memory = run(probe=True)
-    return Measured(cold, [run() for _ in range(repeats)], memory, n_warm)
+    with device.sampling():   # CUDA: NVML clocks, power, throttle reasons sampled while the repeats run
+        timed = [run() for _ in range(repeats)]
+    return Measured(cold, timed, memory, n_warm)

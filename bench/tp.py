@@ -53,7 +53,7 @@ def tp_forward(ctx, w: dict, x, cos, sin, past_kv=None, clock=None):
     def allreduce(t):
         ctx.sync()
         t0 = time.perf_counter()
-        dist.all_reduce(t)
+        dist.all_reduce(ctx.check(t))
         ctx.sync()
         if clock is not None:
             clock["comm_s"] += time.perf_counter() - t0
@@ -78,11 +78,17 @@ def tp_forward(ctx, w: dict, x, cos, sin, past_kv=None, clock=None):
     return x + allreduce(mlp), (k, v)
 
 
+def max_abs_diff(out, ref) -> float:
+    if out.device.type == "meta":                     # meta tensors have shapes but no values
+        return float("nan")
+    return float((out.float().cpu() - ref.float()).abs().max())
+
+
 def timed(ctx, fn, repeats: int = 10, warmup: int = 2):
     totals, comms, clock = [], [], None
     for i in range(warmup + repeats):
         clock = {"comm_s": 0.0, "allreduces": 0, "bytes": 0}
-        dist.barrier()
+        ctx.barrier()
         t0 = time.perf_counter()
         fn(clock)
         ctx.sync()
@@ -104,19 +110,21 @@ def tp_layer_rows(ctx, widths: list[int], log, head_dim: int = 64, batch: int = 
             continue
         inter = int(round(2.6875 * d / 16)) * 16
         inter -= inter % ctx.world
-        layer, rotary, _ = reference_layer(d, heads, kv, inter)
-        w = shard(layer, ctx.rank, ctx.world)
+        layer, rotary, _ = reference_layer(d, heads, kv, inter)       # built on the CPU from one seed
         gen = torch.Generator().manual_seed(1)
-        x = torch.randn(batch, prompt, d, generator=gen)
-        pos = torch.arange(prompt)[None]
-        cos, sin = rotary(x, pos)
+        x_cpu = torch.randn(batch, prompt, d, generator=gen)
+        cos_cpu, sin_cpu = rotary(x_cpu, torch.arange(prompt)[None])
+        x1_cpu = torch.randn(batch, 1, d, generator=gen)
+        cos1_cpu, sin1_cpu = rotary(x1_cpu, torch.tensor([[prompt]]))
         with torch.inference_mode():
-            ref = layer(x, position_embeddings=(cos, sin))
+            ref = layer(x_cpu, position_embeddings=(cos_cpu, sin_cpu))     # the unsharded reference, on the CPU
             ref = ref[0] if isinstance(ref, tuple) else ref
+            # The sharded layer and its inputs live on the rank's device (NCCL: its GPU).
+            layer = layer.to(ctx.device)
+            w = shard(layer, ctx.rank, ctx.world)
+            x, cos, sin, x1, cos1, sin1 = (t.to(ctx.device) for t in (x_cpu, cos_cpu, sin_cpu, x1_cpu, cos1_cpu, sin1_cpu))
             out, past = tp_forward(ctx, w, x, cos, sin)
-            diff = float((out - ref).abs().max())
-            x1 = torch.randn(batch, 1, d, generator=gen)
-            cos1, sin1 = rotary(x1, torch.tensor([[prompt]]))
+            diff = max_abs_diff(out, ref)
             for phase, fn, tokens, context in (
                 ("prefill", lambda c: tp_forward(ctx, w, x, cos, sin, clock=c), prompt, 0),
                 ("decode", lambda c: tp_forward(ctx, w, x1, cos1, sin1, past_kv=past, clock=c), 1, prompt),

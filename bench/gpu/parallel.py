@@ -1,0 +1,103 @@
+"""Several GPUs in one box: `python -m bench run --gpus 0,1,2,3` measures isolated points in parallel, one child
+per GPU (CUDA_VISIBLE_DEVICES), each row recording its GPU's UUID; ceilings are measured on every GPU.
+Points still land whole (each child writes its point atomically) and only this process assembles the run files,
+so resume and atomic writes keep their guarantees."""
+import gc
+import json
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.records import assemble, point_done, write_json
+
+MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "
+                     "(torch.cuda.empty_cache() just before it), so reserved peaks show the allocator's segment growth")
+
+
+def parse_gpus(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        gpus = [int(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError:
+        raise ValueError(f"--gpus takes GPU indices separated by commas, e.g. 0,1,2,3; got {text!r}") from None
+    if not gpus or len(set(gpus)) != len(gpus) or min(gpus) < 0:
+        raise ValueError(f"--gpus takes distinct non-negative GPU indices, got {text!r}")
+    return gpus
+
+
+def run_fields(device, gpus: list[int] | None, dtypes: list[str], host: str, run_dir: Path, log) -> dict:
+    """run.json fields of a CUDA run: the memory-probe note, what the parent still holds after freeing its
+    ceilings' buffers, and with --gpus every GPU's UUID and ceilings (ceilings-gpu<i>-<dtype>.json)."""
+    from bench.ceilings import measure_ceilings
+    from bench.device import get_device
+    from bench.runner import as_theory_kind
+    out = {"memory_probe": MEMORY_PROBE_NOTE,
+           "parent_device_used_bytes": device.total_bytes() - device.free_bytes()}
+    if not gpus:
+        return out
+    count = device.cuda.device_count()
+    bad = [g for g in gpus if g >= count]
+    if bad:
+        raise ValueError(f"--gpus {','.join(map(str, gpus))}: this process sees {count} GPU(s), no index {bad[0]}")
+    by_gpu, uuids = {}, {}
+    for g in gpus:
+        d = device if g == device.index else get_device("cuda", device.threads, index=g)
+        uuids[str(g)] = d.uuid()
+        by_gpu[str(g)] = {}
+        for dt in dtypes:
+            if d is device:                           # measured a moment ago as the run's ceilings
+                spec = json.loads((run_dir / f"ceilings-{dt}.json").read_text())
+            else:
+                print(f"measuring ceilings on GPU {g} ({dt}) ...", file=log, flush=True)
+                spec = as_theory_kind(measure_ceilings(d, dt, host)[0]).to_json()
+            by_gpu[str(g)][dt] = spec
+            write_json(run_dir / f"ceilings-gpu{g}-{dt}.json", spec)
+        gc.collect()
+        d.empty_cache()
+    out.update({"gpus": gpus, "gpu_uuids": uuids, "ceilings_by_gpu": by_gpu})
+    return out
+
+
+def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -> Path:
+    from bench.gpu.isolate import run_child
+    from bench.runner import record_profile_overhead
+    gpus = [str(g) for g in meta["gpus"]]
+    ids = [p.point_id(device.kind) for p in sweep.points]
+    todo: queue.Queue = queue.Queue()
+    for i, (p, pid) in enumerate(zip(sweep.points, ids)):
+        if not point_done(run_dir, pid):
+            todo.put((i, p, pid))
+    n_todo, done_before = todo.qsize(), len(ids) - todo.qsize()
+    if done_before:
+        print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
+    results: queue.Queue = queue.Queue()
+
+    def worker(gpu: str):
+        while True:
+            try:
+                i, p, pid = todo.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            try:
+                rows = run_child(run_dir, i, p, pid, device, sweep, gpu=gpu)
+            except BaseException as e:                 # never leave the collector waiting
+                rows = [{"status": "error", "message": str(e)[:300]}]
+            results.put((p, rows, gpu, time.perf_counter() - t0))
+
+    threads = [threading.Thread(target=worker, args=(g,), daemon=True) for g in gpus]
+    for t in threads:
+        t.start()
+    for k in range(n_todo):
+        p, rows, gpu, secs = results.get()
+        assemble(run_dir, ids)                         # only this thread writes the run's files
+        print(f"[{done_before + k + 1}/{len(ids)}] GPU {gpu}  {p.label()}  {rows[0]['status']}  {secs:.1f} s",
+              file=log, flush=True)
+    for t in threads:
+        t.join()
+    assemble(run_dir, ids)
+    record_profile_overhead(run_dir)
+    return run_dir

@@ -1,0 +1,95 @@
+"""The whole GPU loop on the CUDA stand-in (bench.gpu.fake: kind "cuda", tensors on the CPU, torch.cuda faked):
+`bench run` in process and isolated on two fake GPUs, `analysis report`, `analysis compare` with the CPU tiny run,
+and `python -m theory` predicting from the run's ceilings file. It proves the plumbing, not the numbers."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.gpu import fake
+from bench.records import MEASUREMENT_COLUMNS, read_csv
+from conftest import TINY_SWEEP, subprocess_env
+
+SWEEP = {**TINY_SWEEP, "name": "standin", "repeats": 2, "warmup_s": 0.0,
+         "defaults": {**TINY_SWEEP["defaults"], "hidden_size": 32, "num_hidden_layers": 1, "generated": 3},
+         "grids": [{"axes": {"attention": ["sdpa", "eager"]}}]}
+
+
+@pytest.fixture(scope="module")
+def cuda_run(tmp_path_factory):
+    """In process, not isolated, with the profiler and the report: every CUDA branch of measure_point."""
+    from bench.cli import main
+    tmp = tmp_path_factory.mktemp("standin")
+    sweep = tmp / "standin.json"
+    sweep.write_text(json.dumps(SWEEP))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(fake.ENV, "1")
+        assert main(["run", "--sweep", str(sweep), "--out", str(tmp / "out"), "--no-isolate"]) == 0
+    return next((tmp / "out").iterdir())
+
+
+def test_standin_run_takes_every_cuda_branch(cuda_run):
+    meta = json.loads((cuda_run / "run.json").read_text())
+    assert meta["device"] == "cuda" and meta["device_name"].startswith("FAKE-CUDA")
+    assert meta["isolate"] is False and "empty" in meta["memory_probe"]
+    rows = read_csv(cuda_run / "measurements.csv")
+    assert list(rows[0]) == MEASUREMENT_COLUMNS and len(rows) == 2 * 3
+    for r in rows:
+        assert r["status"] == "ok" and r["device"] == "cuda" and r["dtype"] == "bf16"
+        assert r["gpu_uuid"] == fake.fake_uuid(0)
+        assert r["hidden_syncs"] == "0"                      # set_sync_debug_mode ran (None on CPU)
+        assert r["mem_reserved_bytes"] != "" and r["rss_peak_bytes"] == ""      # allocator columns, not RSS
+    prof = read_csv(cuda_run / "profile.csv")
+    assert {p["kernel"] for p in prof if p["op"] == "attn_core"} == {
+        "flash-cpu: aten::_scaled_dot_product_flash_attention_for_cpu"}
+    report = (cuda_run / "report.md").read_text()
+    assert "no datasheet: device name 'FAKE-CUDA stand-in 0'" in report
+    assert "kernel (device) time vs roofline" in report
+
+
+def test_theory_predicts_from_the_cuda_ceilings_file(cuda_run):
+    r = subprocess.run([sys.executable, "-m", "theory", "--model", "llama-2-7b", "--hardware",
+                        str(cuda_run / "ceilings-bf16.json"), "--phase", "decode", "--prompt-len", "128",
+                        "--format", "json"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)
+
+
+def test_report_and_compare_with_a_cpu_run(cuda_run, tiny_run, tmp_path):
+    from analysis.cli import main
+    assert main(["report", str(cuda_run)]) == 0
+    first = (cuda_run / "report.md").read_bytes()
+    assert main(["report", str(cuda_run)]) == 0
+    assert (cuda_run / "report.md").read_bytes() == first
+    assert main(["compare", str(tiny_run), str(cuda_run), "--out", str(tmp_path / "cmp")]) == 0
+    assert any((tmp_path / "cmp").iterdir())
+
+
+def test_two_fake_gpus_isolated_in_parallel(tmp_path, capsys):
+    """`bench run --gpus 0,1`: one child per GPU (CUDA_VISIBLE_DEVICES), rows carry their GPU's UUID, ceilings
+    per GPU; then resume finds nothing left to do."""
+    sweep = tmp_path / "standin.json"
+    sweep.write_text(json.dumps(SWEEP))
+    env = {**subprocess_env(), fake.ENV: "2", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--sweep", str(sweep), "--out", str(tmp_path / "out"),
+                        "--gpus", "0,1", "--no-profile", "--no-report"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    run_dir = next((tmp_path / "out").iterdir())
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["isolate"] is True and meta["gpus"] == [0, 1]
+    assert meta["gpu_uuids"] == {"0": fake.fake_uuid(0), "1": fake.fake_uuid(1)}
+    assert set(meta["ceilings_by_gpu"]) == {"0", "1"}
+    assert (run_dir / "ceilings-gpu1-bf16.json").exists()
+    rows = read_csv(run_dir / "measurements.csv")
+    assert len(rows) == 2 * 3 and all(x["status"] == "ok" for x in rows)
+    by_point = {x["point_id"]: x["gpu_uuid"] for x in rows}
+    assert set(by_point.values()) <= {fake.fake_uuid(0), fake.fake_uuid(1)} and len(by_point) == 2
+    assert "GPU 0" in r.stderr and "GPU 1" in r.stderr
+    assert not list(run_dir.rglob(".*.tmp"))                    # every write landed whole
+    from bench.cli import main
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(fake.ENV, "2")
+        assert main(["resume", str(run_dir), "--no-report"]) == 0
+    assert "2 of 2 points already done" in capsys.readouterr().err
