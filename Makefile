@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The torch pin. On the project's own CPU machines pip finds the CPU build on local disk. Elsewhere it comes from
 # PyPI, whose Linux x86-64 wheel is built with CUDA; if the driver is older than that build's CUDA (`make bench`
-# then stops with one line), pick a wheel index: make install TORCH_INDEX=https://download.pytorch.org/whl/cu126
+# then stops with one line), pick a wheel index: make install TORCH_INDEX=https://download.pytorch.org/whl/cu<XYZ>
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed

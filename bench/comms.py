@@ -50,9 +50,11 @@ class Ctx:
         self.backend, self.device = backend, device
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
+    cuda = torch.cuda                            # seam: the tests hand in the CUDA stand-in
+
     def sync(self):
         if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
+            self.cuda.synchronize()
 
     def check(self, *tensors):
         """Every tensor handed to a collective must live on this rank's device: NCCL refuses CPU tensors
@@ -131,28 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup_backend(requested: str, local: int, timeout_s: float, cuda=torch.cuda, dist_mod=None) -> tuple[str, str]:
+    """Pick the backend (NCCL where torch has CUDA), bind this rank to its GPU and start the process group.
+    `cuda` and `dist_mod` are seams for the tests (the CUDA stand-in and a fake torch.distributed)."""
+    dist_mod = dist if dist_mod is None else dist_mod
+    if requested == "auto":                    # never gloo-on-CPU by accident on a GPU box whose torch lacks CUDA
+        from bench.gpu.detect import choose_auto
+        choose_auto(cuda.is_available(), torch.version.cuda, torch.__version__)
+    backend = ("nccl" if cuda.is_available() else "gloo") if requested == "auto" else requested
+    device = f"cuda:{local}" if backend == "nccl" else "cpu"
+    if backend == "nccl":
+        # A collective that outlives the timeout raises in the waiting thread (main's except names the rank)
+        # rather than being left to the NCCL watchdog's abort.
+        os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
+        cuda.set_device(local)
+    torch.set_num_threads(1)
+    # device_id binds the NCCL communicator to this rank's GPU up front (barriers then use it too).
+    dist_mod.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
+                                **({"device_id": torch.device(device)} if backend == "nccl" else {}))
+    return backend, device
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if "RANK" not in os.environ:
         raise ValueError("run under torchrun, e.g. `torchrun --standalone --nproc-per-node 2 -m bench comms` "
                          "(or `make bench-comms NPROC=2`)")
-    if a.backend == "auto":                    # never gloo-on-CPU by accident on a GPU box whose torch lacks CUDA
-        from bench.gpu.detect import choose_auto
-        choose_auto(torch.cuda.is_available(), torch.version.cuda, torch.__version__)
-    cuda = torch.cuda.is_available() and a.backend != "gloo"
-    backend = ("nccl" if cuda else "gloo") if a.backend == "auto" else a.backend
-    if backend == "nccl":
-        # A collective that outlives the timeout raises in this thread (the except below says which rank
-        # failed) instead of the NCCL watchdog aborting the process.
-        os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    device = f"cuda:{local}" if backend == "nccl" else "cpu"
-    if backend == "nccl":
-        torch.cuda.set_device(local)
-    torch.set_num_threads(1)
-    # device_id binds the NCCL communicator to this rank's GPU up front (and barriers use it).
-    dist.init_process_group(backend, timeout=timedelta(seconds=a.timeout_s),
-                            **({"device_id": torch.device(device)} if backend == "nccl" else {}))
+    backend, device = setup_backend(a.backend, int(os.environ.get("LOCAL_RANK", 0)), a.timeout_s)
     ctx = Ctx(backend, device)
     log = sys.stderr
     if a.fail_rank == ctx.rank:

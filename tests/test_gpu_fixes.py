@@ -192,9 +192,13 @@ def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
     p = sweep.points[0]
     pid = p.point_id("cuda")
     t0 = time.perf_counter()
-    rows = iso.run_child(run_dir, 0, p, pid, standin, sweep, timeout_s=1.0)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    rows = iso.run_child(run_dir, 0, p, pid, standin, sweep, gpu="1", timeout_s=1.0)
     assert time.perf_counter() - t0 < 30
     assert rows[0]["status"] == "timeout" and "limit" in rows[0]["message"]
+    assert rows[0]["gpu_uuid"] == fake.fake_uuid(1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert iso.child_env("1")["CUDA_VISIBLE_DEVICES"] == "5"          # our index 1 is the board's GPU 5
     assert read_csv(run_dir / "points" / f"{pid}.csv")[0]["status"] == "timeout"
     hw = load_hardware("h100-sxm-80gb")
     small = child_timeout_s(p, 10, 2.0, hw)
@@ -249,6 +253,11 @@ def test_device_auto_refuses_gpu_box_without_cuda_and_explains_its_choice(monkey
     assert choose_auto(False, None, "2.13.0", gpus=[]) == ("cpu", "no NVIDIA GPU on this machine")
     assert choose_auto(True, "12.6", "2.13.0")[0] == "cuda"
     assert nvidia_gpus("/nonexistent", smi=None) == []
+    from bench.cli import main
+    with pytest.raises(ValueError, match="--gpus needs CUDA"):
+        main(["run", "--device", "cpu", "--gpus", "0"])
+    with pytest.raises(ValueError, match="distinct"):
+        main(["run", "--gpus", "0,0"])
     monkeypatch.delenv(fake.ENV, raising=False)
     log = io.StringIO()
     if not torch.cuda.is_available() and not nvidia_gpus():
@@ -288,3 +297,49 @@ def test_datasheet_by_exact_name_and_memory():
     for d in device_table()[0]:
         assert d["hardware"] is None or d["hardware"] in presets, d
         assert d["source"]
+
+
+def test_nccl_setup_binds_each_rank_to_its_gpu(monkeypatch):
+    from bench.comms import Ctx, setup_backend
+
+    class InitRecorder(FakeDist):
+        def init_process_group(self, backend, **kw):
+            self.init = (backend, kw)
+
+        def barrier(self, device_ids=None):
+            self.barrier_ids = device_ids
+    monkeypatch.delenv("TORCH_NCCL_BLOCKING_WAIT", raising=False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    cuda, fd = fake.FakeCuda(2), InitRecorder()
+    assert setup_backend("auto", 1, 30.0, cuda=cuda, dist_mod=fd) == ("nccl", "cuda:1")
+    backend, kw = fd.init
+    assert backend == "nccl" and kw["device_id"] == torch.device("cuda", 1) and kw["timeout"].total_seconds() == 30
+    assert cuda.current == 1 and os.environ["TORCH_NCCL_BLOCKING_WAIT"] == "1"
+    import bench.comms as comms
+    monkeypatch.setattr(comms, "dist", fd)
+    ctx = object.__new__(Ctx)
+    ctx.backend, ctx.device, ctx.rank, ctx.world = "nccl", "cuda:1", 1, 2
+    ctx.cuda = cuda
+    ctx.barrier()
+    ctx.sync()
+    assert fd.barrier_ids == [1] and cuda.log[-1] == "synchronize"
+    fd2 = InitRecorder()
+    assert setup_backend("gloo", 0, 30.0, cuda=cuda, dist_mod=fd2) == ("gloo", "cpu")
+    assert "device_id" not in fd2.init[1]
+
+
+def test_kv_flag_reads_allocator_factors_on_cuda_only():
+    import numpy as np
+    import pandas as pd
+    from analysis.flags import kv_flags
+    L, d, tokens = 8, 1024, np.arange(33, 233)
+    per_token = 2 * L * d * 4
+    rows = pd.DataFrame({
+        "point_id": "syn", "phase": "decode", "cache": "dynamic", "dtype": "fp32", "batch": 1,
+        "num_hidden_layers": L, "hidden_size": d, "num_key_value_heads": 8, "head_dim": 128,
+        "context_len": tokens - 1, "kv_cache_bytes": tokens * per_token,
+        "mem_allocated_peak_total_bytes": 10**8 + 2 * tokens * per_token,
+        "mem_reserved_peak_total_bytes": 2 * 10**8 + 3 * tokens * per_token, "rss_peak_bytes": np.nan})
+    cuda = kv_flags(rows, "cuda")[0][0]["message"]
+    assert "allocator rounding 1.50" in cuda and "reserved memory grows 6.00x" in cuda
+    assert "no allocator counters" in kv_flags(rows, "cpu")[0][0]["message"]

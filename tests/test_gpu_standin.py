@@ -66,7 +66,7 @@ def test_report_and_compare_with_a_cpu_run(cuda_run, tiny_run, tmp_path):
     assert any((tmp_path / "cmp").iterdir())
 
 
-def test_two_fake_gpus_isolated_in_parallel(tmp_path, capsys):
+def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     """`bench run --gpus 0,1`: one child per GPU (CUDA_VISIBLE_DEVICES), rows carry their GPU's UUID, ceilings
     per GPU; then resume finds nothing left to do."""
     sweep = tmp_path / "standin.json"
@@ -89,7 +89,10 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path, capsys):
     assert "GPU 0" in r.stderr and "GPU 1" in r.stderr
     assert not list(run_dir.rglob(".*.tmp"))                    # every write landed whole
     from bench.cli import main
+    before = {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()}
+    measured = (run_dir / "measurements.csv").read_bytes()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(fake.ENV, "2")
-        assert main(["resume", str(run_dir), "--no-report"]) == 0
-    assert "2 of 2 points already done" in capsys.readouterr().err
+        assert main(["resume", str(run_dir), "--no-report"]) == 0        # nothing left: no child runs
+    assert {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()} == before
+    assert (run_dir / "measurements.csv").read_bytes() == measured

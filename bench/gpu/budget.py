@@ -11,6 +11,7 @@ Model build and CUDA start-up are not in the theory; the child timeout's floor c
 import argparse
 import sys
 
+from theory.errors import TheoryError
 from theory.hardware import HardwareSpec, load_hardware
 from theory.roofline import request_times
 
@@ -31,11 +32,15 @@ def point_work_s(p, repeats: int, warmup_s: float, hw: HardwareSpec, device_kind
     return warmup_s + (repeats + EXTRA_TRAJECTORIES) * trajectory_s(p, hw, device_kind)
 
 
-def child_timeout_s(p, repeats: int, warmup_s: float, hw: HardwareSpec | None) -> float:
-    """Generous: a floor for what theory does not model, plus ten times the predicted work."""
-    if hw is None:
-        return TIMEOUT_FLOOR_S * 4
-    return TIMEOUT_FLOOR_S + TIMEOUT_FACTOR * point_work_s(p, repeats, warmup_s, hw)
+def child_timeout_s(p, repeats: int, warmup_s: float, hw: HardwareSpec | None, device_kind: str = "cuda") -> float:
+    """Generous: a floor for what theory does not model, plus ten times the predicted work. Where theory cannot
+    predict the point (no ceilings for its dtype, a shape outside the model), four floors."""
+    try:
+        if hw is not None:
+            return TIMEOUT_FLOOR_S + TIMEOUT_FACTOR * point_work_s(p, repeats, warmup_s, hw, device_kind)
+    except TheoryError:
+        pass
+    return TIMEOUT_FLOOR_S * 4
 
 
 def main(argv=None) -> int:

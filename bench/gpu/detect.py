@@ -4,9 +4,9 @@ import os
 import shutil
 import subprocess
 
-FIX = ("install a CUDA build of torch that your driver supports, e.g. `make install TORCH=torch==2.13.0 "
-       "TORCH_INDEX=https://download.pytorch.org/whl/cu126` (README: On a GPU box), or pass --device cpu to "
-       "measure the CPU on purpose")
+FIX = ("install a torch built for a CUDA your driver supports (the version `nvidia-smi` shows, or older): "
+       "`make install TORCH_INDEX=https://download.pytorch.org/whl/cu<XYZ>` (README: On a GPU box), or pass "
+       "--device cpu to measure the CPU on purpose")
 
 
 def nvidia_gpus(proc_dir: str = "/proc/driver/nvidia/gpus", smi: str | None = "nvidia-smi") -> list[str]:

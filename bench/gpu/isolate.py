@@ -32,7 +32,7 @@ def timeout_for(run_dir: Path, p, sweep, device_kind: str) -> float:
     obj = meta.get("ceilings", {}).get(dtype)
     hw = hardware_from_json(obj, "run.json ceilings") if obj else None
     repeats, warmup_s = (sweep.repeats, sweep.warmup_s) if sweep is not None else (meta["repeats"], meta["warmup_s"])
-    return child_timeout_s(p, repeats, warmup_s, hw)
+    return child_timeout_s(p, repeats, warmup_s, hw, device_kind)
 
 
 def run_child(run_dir: Path, index: int, p, pid: str, device, sweep=None, gpu: str | None = None,
