@@ -197,7 +197,7 @@ def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device, sw
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     meta = json.loads((run_dir / "run.json").read_text())
     profile, isolate = meta.get("profile", False), meta.get("isolate", False)
-    if isolate and len(meta.get("gpus") or []) > 1:           # several GPUs: points in parallel, one per GPU
+    if isolate and meta.get("gpus"):          # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
         from bench.gpu.parallel import execute_parallel
         return execute_parallel(run_dir, sweep, device, meta, log)
     ids = [p.point_id(device.kind) for p in sweep.points]

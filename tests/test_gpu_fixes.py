@@ -27,7 +27,8 @@ TINY = {**TINY_SWEEP, "repeats": 2, "warmup_s": 0.0,
 def standin(monkeypatch):
     monkeypatch.setenv(fake.ENV, "1")
     from bench.device import get_device
-    return get_device("cuda")
+    yield get_device("cuda")
+    fake.restore_ceilings()
 
 
 def tiny_sweep(tmp_path):

@@ -26,6 +26,7 @@ def cuda_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(fake.ENV, "1")
         assert main(["run", "--sweep", str(sweep), "--out", str(tmp / "out"), "--no-isolate"]) == 0
+    fake.restore_ceilings()
     return next((tmp / "out").iterdir())
 
 
@@ -94,5 +95,6 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(fake.ENV, "2")
         assert main(["resume", str(run_dir), "--no-report"]) == 0        # nothing left: no child runs
+    fake.restore_ceilings()
     assert {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()} == before
     assert (run_dir / "measurements.csv").read_bytes() == measured

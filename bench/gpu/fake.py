@@ -131,13 +131,25 @@ class FakeCuda:
         self.sync_debug_mode = mode
 
 
+_ORIGINAL_CEILINGS: dict = {}
+
+
+def restore_ceilings() -> None:
+    """Undo shrink_ceilings_for_cpu (tests call it when the stand-in is done, so real CUDA tests see real sizes)."""
+    import bench.ceilings as c
+    for name, value in _ORIGINAL_CEILINGS.items():
+        getattr(c, name)["cuda"] = value
+    _ORIGINAL_CEILINGS.clear()
+
+
 def shrink_ceilings_for_cpu() -> None:
     """The CUDA ceilings use GiB-sized buffers and 8k matmuls: under the stand-in they would run on the CPU for
     minutes. Every per-kind size table of bench.ceilings gets a tiny "cuda" entry (plumbing, not numbers):
     byte counts become 4 MiB, matmul shape lists one 128x256x256 shape."""
     import bench.ceilings as c
-    for value in vars(c).values():
+    for name, value in vars(c).items():
         if isinstance(value, dict) and "cuda" in value and "cpu" in value:
+            _ORIGINAL_CEILINGS.setdefault(name, value["cuda"])
             v = value["cpu"]
             value["cuda"] = min(v, 4 * 2**20) if isinstance(v, int) else ((128, 256, 256),) if isinstance(v, tuple) else v
 
