@@ -264,6 +264,8 @@ def test_device_auto_refuses_gpu_box_without_cuda_and_explains_its_choice(monkey
     if not torch.cuda.is_available() and not nvidia_gpus():
         assert get_device("auto", log=log).kind == "cpu"
         assert log.getvalue().startswith("--device auto: cpu (")
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            get_device("cuda")
 
 
 def test_make_install_reinstalls_when_torch_changes(tmp_path):
