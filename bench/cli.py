@@ -21,6 +21,8 @@ def build_parser() -> OneLineParser:
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
+    r.add_argument("--no-kernels", action="store_true",
+                   help="skip timing each op's kernel alone at the point's shapes (kernels.csv, the composed prediction)")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
         print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
               f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate)
+        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
+                            kernels=not a.no_kernels)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
         device = get_device(meta["device"], meta.get("threads", 1))

@@ -12,6 +12,7 @@ from bench.ceilings import measure_ceilings
 from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
+from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
@@ -149,7 +150,7 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
-              isolate: bool | None = None) -> Path:
+              isolate: bool | None = None, kernels: bool = True) -> Path:
     """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
@@ -164,7 +165,7 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "profile": profile,
+        "points": len(sweep.points), "profile": profile, "kernels": kernels,
         "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
     })
     return run_dir
@@ -195,19 +196,24 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
+    kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") else None
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:
             rows = run_point_isolated(run_dir, i, p, pid, device)
         else:
             rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
+            if kcache is not None:
+                measure_point_kernels(run_dir, p, pid, device, rows, kcache)
             save_point(run_dir, pid, rows, samples)
         assemble(run_dir, ids)
+        assemble_kernels(run_dir, ids, point_done)
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, point_done)
     record_profile_overhead(run_dir)
     return run_dir
 
@@ -236,6 +242,8 @@ def child_point(run_dir: Path, index: int) -> int:
     p = sweep.points[index]
     pid = p.point_id(device.kind)
     rows, samples = measure_point(p, pid, device, sweep, run_dir, meta.get("profile", False))
+    if meta.get("kernels"):
+        measure_point_kernels(run_dir, p, pid, device, rows, run_kernel_cache(run_dir, device))
     save_point(run_dir, pid, rows, samples)
     return 0
 
