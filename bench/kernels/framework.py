@@ -29,13 +29,12 @@ def tiny_spec(spec: ModelSpec) -> ModelSpec:
 
 
 def framework_rows(point_id: str, spec: ModelSpec, device, kcache, batch: int, prompt_len: int, generated: int,
-                   dtype: str, attention: str, cache: str, max_cache_len: int | None, repeats: int = 5) -> list[dict]:
+                   dtype: str, attention: str, cache: str, max_cache_len: int | None, repeats: int = 3) -> list[dict]:
     tiny = tiny_spec(spec)
     model = build_model(tiny, device.torch_device, dtype, attention)
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, tiny.vocab_size, (batch, prompt_len), generator=gen).to(device.torch_device)
     run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len).times_s
-    run()
     run()                                                  # warm: lazy init, allocator
     times = [run() for _ in range(repeats)]
     n_dispatch = count_dispatches(model, ids, cache, max_cache_len)

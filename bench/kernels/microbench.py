@@ -21,6 +21,8 @@ MAX_COPIES = 256
 SAMPLE_MIN_S = 200e-6
 STABLE_REL = 0.05
 MIN_SAMPLES = 7
+MIN_SAMPLES_LONG = 5          # kernels over LONG_S per call (big prefills): fewer samples, same interval rule
+LONG_S = 5e-3
 MAX_SAMPLES = 61
 
 
@@ -74,7 +76,7 @@ def time_kernel(kernel, device, cache_state: str, llc_bytes: int | None, budget_
             fn(*sets[i % len(sets)], *hot)
             i += 1
         samples.append(device.stop(t) / calls)
-        if len(samples) >= MIN_SAMPLES:
+        if len(samples) >= (MIN_SAMPLES_LONG if one_s > LONG_S else MIN_SAMPLES):
             med, lo, hi = median_interval(samples)
             if (hi - lo) / 2 <= STABLE_REL * med or time.perf_counter() > t_end:
                 break
