@@ -28,6 +28,8 @@ def build_parser() -> OneLineParser:
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
+    sub.add_parser("kernels", help="time the kernels one workload needs; write a calibration JSON for theory "
+                   "(see `kernels --help`)", add_help=False)
     sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
                    add_help=False)
     return p
@@ -49,6 +51,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["comms"]:                      # runs under torchrun, with its own options
         from bench.comms import main as comms_main
         return comms_main(argv[1:])
+    if argv[:1] == ["kernels"]:                    # kernels for one workload -> a calibration JSON for theory
+        from bench.kernels.cli import main as kernels_main
+        return kernels_main(argv[1:])
     if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
         from bench.runner import child_point
         return child_point(Path(argv[1]), int(argv[2]))
