@@ -35,9 +35,10 @@ def calibrated_main(a) -> int:
               f"total      {p.time_s * 1e3:10.4f} ms"]
     if a.generated is not None:
         r = out["request"]
+        tpot = r["time_per_output_token_s"]
+        tpot_text = "n/a" if tpot is None else f"{tpot * 1e3:.3f} ms"
         lines.append(f"request    time to first token (prefill) {r['time_to_first_token_s'] * 1e3:.3f} ms, "
-                     f"time per output token (mean decode step) "
-                     f"{'n/a' if r['time_per_output_token_s'] is None else f'{r['time_per_output_token_s'] * 1e3:.3f} ms'}"
+                     f"time per output token (mean decode step) {tpot_text}"
                      f"{' (extrapolated)' if r['extrapolated'] else ''}")
     print("\n".join(lines))
     return 0
