@@ -9,6 +9,7 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
+from bench.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
@@ -78,6 +79,8 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
+        cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
+                   if profile and device.kind == "cpu" else None)          # allocator-free CPU: profiler events
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
@@ -101,7 +104,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
+                     **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
                      "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
