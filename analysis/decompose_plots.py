@@ -15,7 +15,9 @@ COLORS = {"roofline_s": "#4c72b0", "kernel_gap_s": "#dd8452", "framework_gap_s":
 
 
 def _label(r) -> str:
-    return f"d{int(r['hidden_size'])} L{int(r['num_hidden_layers'])} b{int(r['batch'])} T{int(r['prompt_len'])}"
+    return (f"d{int(r['hidden_size'])} L{int(r['num_hidden_layers'])} hd{int(r['head_dim'])} "
+            f"kv{int(r['num_key_value_heads'])}/{int(r['num_attention_heads'])} V{int(r['vocab_size'])} "
+            f"b{int(r['batch'])} T{int(r['prompt_len'])}")
 
 
 def decomposition_figures(df, out_dir: Path) -> dict[str, str]:
@@ -29,7 +31,7 @@ def decomposition_figures(df, out_dir: Path) -> dict[str, str]:
     figs = {}
     for (phase, attn, cache), g in reps.groupby(["phase", "attention", "cache"], sort=True):
         g = g.sort_values(["hidden_size", "num_hidden_layers", "batch", "prompt_len", "point_id"])
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(g) + 1.8))
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(g) + 1.8))
         y = range(len(g))
         pos = [0.0] * len(g)
         neg = [0.0] * len(g)

@@ -71,4 +71,8 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
                   f"with rotated copies (DRAM), {int((k['cache_state'] == 'llc').sum())} warm; "
                   f"{int(k['stable'].astype(bool).sum())} reached a 95% interval within ±5% of the median; "
                   f"{int((k['source'] == 'cache').sum())} reused from this box's kernel cache."]
+        comp = loaded[0]
+        if "kernels_wall_s" in comp:
+            wall = comp.groupby("point_id")["kernels_wall_s"].first().sum()
+            lines[-1] += f" Kernels and the framework's tiny-shape runs took {wall:.1f} s of this run's wall time."
     return lines, figs
