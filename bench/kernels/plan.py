@@ -4,7 +4,7 @@ Kernels whose shape moves with the context (the cache update, attention) are tim
 decode step and interpolated linearly in context between them (torch.cat and attention are linear in keys);
 everything else has one shape per phase. Instances per op come from theory's count_ops.
 """
-from bench.kernels.cache import KernelCache, kernel_id
+from bench.kernels.cache import KernelCache
 from bench.kernels.shapes import PassShape, pass_kernels
 from theory.model import ModelSpec
 
@@ -58,5 +58,3 @@ def kernel_sums(rows: list[dict]) -> dict[tuple[str, int], float]:
         out[key] = out.get(key, 0.0) + r["count"] * r["kernel_s"]
     return out
 
-
-__all__ = ["COMPOSE_COLUMNS", "passes", "compose_rows", "kernel_sums", "kernel_id"]
