@@ -147,3 +147,17 @@ def test_tiny_run_composes_and_decomposes_exactly(tiny_run):
     text = (tiny_run / "report.md").read_text()
     assert "## Where every microsecond goes" in text and "Largest gap per point" in text
     assert list((tiny_run / "figures").glob("decomposition_decode_*.png"))
+
+
+def test_run_without_kernels_keeps_the_fit_as_headline(tiny_run, tmp_path):
+    import shutil
+    from analysis.report import write_report
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("traces", "figures"))
+    for name in ("compose.csv", "framework.csv", "kernels.csv"):
+        (run / name).unlink()
+    write_report(run)
+    s = json.loads((run / "summary.json").read_text())
+    assert "composed" not in s["decode"] and "tau_fit" not in s["decode"] and s["decode"]["points"] > 0
+    assert "No kernel table in this run" in (run / "report.md").read_text()
+    assert "composed_time_s" in pd.read_csv(run / "joined.csv")          # the column, empty
