@@ -158,6 +158,12 @@ def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFra
             msg += (f"; reserved memory grows {worst['reserved_over_naive']:.2f}x naive = width/dtype "
                     f"{worst['factor_width_dtype']:.2f} x tensors {worst['factor_tensor']:.2f} x transient copies "
                     f"{worst['factor_transient']:.2f} x allocator rounding {worst['factor_rounding']:.2f}")
+        elif dyn["factor_transient"].notna().any():          # CPU: the peak from the profiler's memory events
+            ft = dyn["factor_transient"].dropna()
+            msg += (f"; the allocation peak (profiler memory events, no allocator on CPU) grows {ft.min():.2f}x-"
+                    f"{ft.max():.2f}x the cache tensors per token: the transient copy of a cache that concatenates "
+                    f"itself (old and new alive at once); no reserved pool, so no rounding factor; peak RSS per token "
+                    f"is a separate column of the KV table")
         else:
             msg += ("; a CPU run has no allocator counters, so the transient copy of a growing cache and allocator "
                     "rounding (the seeds' ~3x on CUDA) cannot be separated here; peak RSS per token, which includes "

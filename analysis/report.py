@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.breakdown import breakdown_table, flop_check, op_points
+from analysis.explain import add_explain, explain_section
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
@@ -39,6 +40,7 @@ def analyse(run_dir: Path):
     joined = join(run)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
+    df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured
     points = per_point(df) if len(df) else pd.DataFrame()
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
     shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
@@ -71,10 +73,10 @@ def _accuracy_md(summary) -> list[str]:
              "| phase | points | roofline only: median / p90 | + τ per dispatched op: τ, median / p90 | "
              "calibrated: k_mem, k_comp, τ, median / p90 |", "|---|---|---|---|---|"]
     for phase, s in summary.items():
-        c = s["calibrated"]
-        lines.append(f"| {phase} | {s['points']} | {pct(s['before_fit']['median_abs_error'])} / "
-                     f"{pct(s['before_fit']['p90_abs_error'])} | {s['tau_s'] * 1e6:.2f} µs, {pct(s['median_abs_error'])} / "
-                     f"{pct(s['p90_abs_error'])} | {c['k_mem']:.2f}, {c['k_comp']:.2f}, {c['tau_s'] * 1e6:.2f} µs, "
+        c, tf = s["calibrated"], s.get("tau_fit", s)
+        lines.append(f"| {phase} | {tf['points']} | {pct(s['before_fit']['median_abs_error'])} / "
+                     f"{pct(s['before_fit']['p90_abs_error'])} | {s['tau_s'] * 1e6:.2f} µs, {pct(tf['median_abs_error'])} / "
+                     f"{pct(tf['p90_abs_error'])} | {c['k_mem']:.2f}, {c['k_comp']:.2f}, {c['tau_s'] * 1e6:.2f} µs, "
                      f"{pct(c['median_abs_error'])} / {pct(c['p90_abs_error'])} |")
     lines += ["", "Calibrated: time = k_mem·memory + k_comp·compute + n_dispatch·τ; 1/k is the fraction of the measured "
               "ceiling that the model's real layers reach (e.g. k_mem 1.6 = 62% of the streaming bandwidth).", "",
@@ -175,6 +177,9 @@ def write_report(run_dir) -> Path:
                          f"{fmt(r['theory_bytes_per_token'])} | {fmt(r['tensor_bytes_per_token'])} | "
                          f"{fmt(r['allocated_peak_bytes_per_token'])} | {fmt(r['reserved_bytes_per_token'])} | "
                          f"{fmt(r['rss_peak_bytes_per_token'])} |")
+    explain_lines, explain_figs = explain_section(run, df, summary, run_dir / "figures")
+    lines += explain_lines
+    figs = {**figs, **explain_figs}
     lines += _profile_md(shares, flops)
     lines += ["", "## Points", ""] + (_points_md(points) if len(points) else ["no finished point"])
     if len(skipped):

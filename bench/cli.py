@@ -21,12 +21,16 @@ def build_parser() -> OneLineParser:
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
+    r.add_argument("--no-kernels", action="store_true",
+                   help="skip timing each op's kernel alone at the point's shapes (kernels.csv, the composed prediction)")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--no-report", action="store_true")
+    sub.add_parser("kernels", help="time the kernels one workload needs; write a calibration JSON for theory "
+                   "(see `kernels --help`)", add_help=False)
     sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
                    add_help=False)
     return p
@@ -48,6 +52,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["comms"]:                      # runs under torchrun, with its own options
         from bench.comms import main as comms_main
         return comms_main(argv[1:])
+    if argv[:1] == ["kernels"]:                    # kernels for one workload -> a calibration JSON for theory
+        from bench.kernels.cli import main as kernels_main
+        return kernels_main(argv[1:])
     if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
         from bench.runner import child_point
         return child_point(Path(argv[1]), int(argv[2]))
@@ -63,7 +70,8 @@ def main(argv=None) -> int:
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
         print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
               f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate, gpus=gpus)
+        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate, gpus=gpus,
+                            kernels=not a.no_kernels)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
         device = get_device(meta["device"], meta.get("threads", 1))

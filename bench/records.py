@@ -12,7 +12,7 @@ MEASUREMENT_COLUMNS = [
     "theory_attention", "kv_update", "max_cache_len", "logits", "repeat_kv",
     "time_s", "time_p10_s", "time_p90_s", "repeats", "time_cold_s",
     "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "mem_allocated_peak_total_bytes",
-    "mem_reserved_peak_total_bytes", "device_used_bytes",
+    "mem_reserved_peak_total_bytes", "device_used_bytes", "mem_allocated_step_bytes", "mem_source",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
     "gpu_throttle_reasons", "gpu_sm_clock_min_mhz", "gpu_power_min_w", "gpu_state_samples", "gpu_uuid",
     "status", "message",

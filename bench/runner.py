@@ -9,9 +9,11 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
+from bench.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
+from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
@@ -77,6 +79,8 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
+        cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
+                   if profile and device.kind == "cpu" else None)          # allocator-free CPU: profiler events
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
@@ -99,7 +103,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
+                     **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
                      "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
@@ -148,7 +152,7 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
-              isolate: bool | None = None, gpus: list[int] | None = None) -> Path:
+              isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True) -> Path:
     """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
     gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
@@ -168,7 +172,7 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "profile": profile,
+        "points": len(sweep.points), "profile": profile, "kernels": kernels,
         "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
         **extra,
     })
@@ -206,19 +210,24 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
+    kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") else None
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:
             rows = run_point_isolated(run_dir, i, p, pid, device, sweep)
         else:
             rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
+            if kcache is not None:
+                measure_point_kernels(run_dir, p, pid, device, rows, kcache)
             save_point(run_dir, pid, rows, samples)
         assemble(run_dir, ids)
+        assemble_kernels(run_dir, ids, point_done)
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, point_done)
     record_profile_overhead(run_dir)
     return run_dir
 
@@ -247,6 +256,8 @@ def child_point(run_dir: Path, index: int) -> int:
     p = sweep.points[index]
     pid = p.point_id(device.kind)
     rows, samples = measure_point(p, pid, device, sweep, run_dir, meta.get("profile", False))
+    if meta.get("kernels"):
+        measure_point_kernels(run_dir, p, pid, device, rows, run_kernel_cache(run_dir, device))
     save_point(run_dir, pid, rows, samples)
     return 0
 

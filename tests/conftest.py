@@ -64,3 +64,10 @@ def tiny_run(tmp_path_factory, tiny_sweep_file) -> Path:
         run_dir = start_run(sweep, path, device, out, log=quiet)
         execute(run_dir, sweep, device, log=quiet)
     return run_dir
+
+
+def the_run(out: Path) -> Path:
+    """The one run directory under an --out root (the per-box kernel cache lives beside it)."""
+    runs = [d for d in out.iterdir() if d.is_dir() and d.name != "kernel-cache"]
+    assert len(runs) == 1, runs
+    return runs[0]

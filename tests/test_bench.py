@@ -9,7 +9,7 @@ import pytest
 
 from bench.records import MEASUREMENT_COLUMNS, read_csv
 from bench.sweep import load_sweep
-from conftest import TINY_SWEEP, subprocess_env
+from conftest import TINY_SWEEP, subprocess_env, the_run
 from theory.hardware import hardware_from_json
 from theory.memory import kv_cache_bytes
 from theory.model import from_hf_config
@@ -115,7 +115,7 @@ def test_resume_after_sigkill(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run_dir = next(out.iterdir())
+    run_dir = the_run(out)
     finished_before = [f for f in (run_dir / "points").glob("*.csv") if f.name.count(".") == 1]
     assert 0 < len(finished_before) < 6
     r = run_bench(["resume", str(run_dir), "--no-report"], tmp_path)
@@ -150,7 +150,7 @@ def test_isolated_points_match_in_process_schema(tmp_path):
     r = run_bench(["run", "--sweep", str(p), "--device", "cpu", "--out", str(tmp_path / "out"), "--isolate",
                    "--no-report", "--no-profile"], tmp_path)
     assert r.returncode == 0, r.stderr
-    run_dir = next((tmp_path / "out").iterdir())
+    run_dir = the_run(tmp_path / "out")
     assert json.loads((run_dir / "run.json").read_text())["isolate"] is True
     rows = rows_of(run_dir)
     assert len(rows) == 2 * 5 and all(x["status"] == "ok" for x in rows)

@@ -9,7 +9,7 @@ import pytest
 
 from bench.gpu import fake
 from bench.records import MEASUREMENT_COLUMNS, read_csv
-from conftest import TINY_SWEEP, subprocess_env
+from conftest import TINY_SWEEP, subprocess_env, the_run
 
 SWEEP = {**TINY_SWEEP, "name": "standin", "repeats": 2, "warmup_s": 0.0,
          "defaults": {**TINY_SWEEP["defaults"], "hidden_size": 32, "num_hidden_layers": 1, "generated": 3},
@@ -27,7 +27,7 @@ def cuda_run(tmp_path_factory):
         mp.setenv(fake.ENV, "1")
         assert main(["run", "--sweep", str(sweep), "--out", str(tmp / "out"), "--no-isolate"]) == 0
     fake.restore_ceilings()
-    return next((tmp / "out").iterdir())
+    return the_run(tmp / "out")
 
 
 def test_standin_run_takes_every_cuda_branch(cuda_run):
@@ -44,6 +44,8 @@ def test_standin_run_takes_every_cuda_branch(cuda_run):
     prof = read_csv(cuda_run / "profile.csv")
     assert {p["kernel"] for p in prof if p["op"] == "attn_core"} == {
         "flash-cpu: aten::_scaled_dot_product_flash_attention_for_cpu"}
+    kernels = read_csv(cuda_run / "kernels.csv")              # kernels timed through the device seam
+    assert kernels and {k["dtype"] for k in kernels} == {"bf16"}
     report = (cuda_run / "report.md").read_text()
     assert "no datasheet: device name 'FAKE-CUDA stand-in 0'" in report
     assert "kernel (device) time vs roofline" in report
@@ -77,7 +79,7 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
                         "--gpus", "0,1", "--no-profile", "--no-report"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
-    run_dir = next((tmp_path / "out").iterdir())
+    run_dir = the_run(tmp_path / "out")
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["isolate"] is True and meta["gpus"] == [0, 1]
     assert meta["gpu_uuids"] == {"0": fake.fake_uuid(0), "1": fake.fake_uuid(1)}
@@ -88,6 +90,7 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     by_point = {x["point_id"]: x["gpu_uuid"] for x in rows}
     assert set(by_point.values()) <= {fake.fake_uuid(0), fake.fake_uuid(1)} and len(by_point) == 2
     assert "GPU 0" in r.stderr and "GPU 1" in r.stderr
+    assert {k["point_id"] for k in read_csv(run_dir / "compose.csv")} == set(by_point)   # kernels assembled too
     assert not list(run_dir.rglob(".*.tmp"))                    # every write landed whole
     from bench.cli import main
     before = {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()}

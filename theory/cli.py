@@ -2,6 +2,7 @@
 import json
 import sys
 
+from theory.calibration import is_calibration
 from theory.cliutil import OneLineParser, run_main
 from theory.hardware import hardware_presets, load_hardware
 from theory.model import load_model, model_presets
@@ -15,7 +16,8 @@ def build_parser() -> OneLineParser:
         " --phase decode predicts the decode step whose context_len is --prompt-len (the cache holds that many"
         " tokens before the step); --phase prefill predicts the prompt itself. Unset options take the ideal defaults."))
     p.add_argument("--model", help="preset name or path to a Hugging Face config.json")
-    p.add_argument("--hardware", help="preset id or path to a hardware JSON (bench's ceilings.json works too)")
+    p.add_argument("--hardware", help="preset id or path to a hardware JSON (bench's ceilings.json works too, and "
+                   "a kernel calibration from `python -m bench kernels`)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--prompt-len", type=int, help="prompt tokens (prefill) / tokens in the cache (decode)")
     p.add_argument("--phase", choices=PHASES, default="decode")
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware", "prompt_len") if getattr(a, n) is None]
     if missing:
         raise SystemExit(build_parser().error(f"missing {', '.join(missing)}"))
+    if is_calibration(a.hardware):                 # kernels measured by `python -m bench kernels`
+        from theory.calibration_cli import calibrated_main
+        return calibrated_main(a)
     model, hw = load_model(a.model), load_hardware(a.hardware)
     kw = workload_kwargs(a)
     pred = predict(model, hw, Workload(**kw), a.mode, a.tp)

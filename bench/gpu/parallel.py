@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.kernels.point import assemble_kernels
 from bench.records import assemble, point_done, write_json
 
 MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "
@@ -94,10 +95,12 @@ def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -
     for k in range(n_todo):
         p, rows, gpu, secs = results.get()
         assemble(run_dir, ids)                         # only this thread writes the run's files
+        assemble_kernels(run_dir, ids, point_done)
         print(f"[{done_before + k + 1}/{len(ids)}] GPU {gpu}  {p.label()}  {rows[0]['status']}  {secs:.1f} s",
               file=log, flush=True)
     for t in threads:
         t.join()
     assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, point_done)
     record_profile_overhead(run_dir)
     return run_dir

@@ -1,0 +1,56 @@
+"""The composed prediction: Σ over op instances of the kernel timed alone at the point's shapes (compose.csv),
+plus the framework's own cost per pass measured on the same structure at tiny shapes (framework.csv). Nothing
+here is fitted, so it is scored on every point."""
+from pathlib import Path
+
+import pandas as pd
+
+KEYS = ["point_id", "phase", "step"]
+
+
+def load_compose(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    c, f = run_dir / "compose.csv", run_dir / "framework.csv"
+    if not (c.exists() and f.exists()):
+        return None
+    return (pd.read_csv(c, dtype={"point_id": str}), pd.read_csv(f, dtype={"point_id": str}))
+
+
+def op_kernel_times(compose: pd.DataFrame) -> pd.DataFrame:
+    """Per (point, phase, step, op): instances × isolated kernel time, and its interval."""
+    c = compose.copy()
+    for col in ("kernel_s", "kernel_ci_low_s", "kernel_ci_high_s"):
+        c[f"op_{col}"] = c["count"] * c[col]
+    return c
+
+
+def add_composed(df: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """Adds kernels_s (Σ instances × kernel), framework_s, composed_time_s (+ interval from the kernels'
+    intervals) and composed_ratio = measured / composed."""
+    loaded = load_compose(run_dir)
+    out = df.copy()
+    if loaded is None or df.empty:
+        for col in ("kernels_s", "framework_s", "composed_time_s", "composed_ratio"):
+            out[col] = float("nan")
+        return out
+    compose, framework = loaded
+    c = op_kernel_times(compose)
+    sums = c.groupby(KEYS, as_index=False)[["op_kernel_s", "op_kernel_ci_low_s", "op_kernel_ci_high_s"]].sum()
+    sums = sums.rename(columns={"op_kernel_s": "kernels_s", "op_kernel_ci_low_s": "kernels_ci_low_s",
+                                "op_kernel_ci_high_s": "kernels_ci_high_s"})
+    fw = framework[KEYS + ["framework_s", "framework_per_dispatch_s", "tiny_n_dispatch"]]
+    out = out.merge(sums, on=KEYS, how="left").merge(fw, on=KEYS, how="left")
+    out["composed_time_s"] = out["kernels_s"] + out["framework_s"]
+    out["composed_ci_low_s"] = out["kernels_ci_low_s"] + out["framework_s"]
+    out["composed_ci_high_s"] = out["kernels_ci_high_s"] + out["framework_s"]
+    out["composed_ratio"] = out["measured_time_s"] / out["composed_time_s"]
+    return out
+
+
+def composed_score(df: pd.DataFrame, phase: str) -> dict:
+    """|measured/composed − 1| per point (median over its steps), then median and p90 over points."""
+    part = df[(df["phase"] == phase) & df["composed_time_s"].notna()]
+    if part.empty:
+        return {"median_abs_error": None, "p90_abs_error": None, "points": 0}
+    err = (part["composed_ratio"] - 1).abs().groupby(part["point_id"]).median()
+    return {"median_abs_error": float(err.median()), "p90_abs_error": float(err.quantile(0.9)),
+            "points": int(err.size)}

@@ -1,0 +1,78 @@
+"""The report's composed prediction and decomposition: columns for joined.csv, the headline accuracy for
+summary.json (the earlier fits keep their own keys), and the report section naming each point's largest gap."""
+import math
+from pathlib import Path
+
+from analysis.compose import add_composed, composed_score, load_compose
+from analysis.decompose import decompose, largest_gaps, op_table
+from analysis.decompose_plots import decomposition_figures
+
+HEADLINE = ("median_abs_error", "p90_abs_error", "points")
+
+
+def add_explain(run, df, summary: dict):
+    """Composed and decomposition columns; when a run has kernels, summary[phase]'s headline errors become the
+    composed prediction's (scored on every point: nothing fitted), the τ fit's move under `tau_fit`."""
+    df = add_composed(df, Path(run.path))
+    if df.empty or not df["composed_time_s"].notna().any():
+        return df
+    df = decompose(df)
+    for phase, s in summary.items():
+        s["tau_fit"] = {k: s.get(k) for k in HEADLINE}
+        comp = composed_score(df, phase)
+        s["composed"] = comp
+        s.update({k: comp[k] for k in HEADLINE})
+        s["headline"] = "composed: Σ op instances × kernel timed alone + framework measured at tiny shapes"
+    return df
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], dict[str, str]]:
+    loaded = load_compose(Path(run.path))
+    if loaded is None or "composed_time_s" not in df or not df["composed_time_s"].notna().any():
+        return ["", "## Where every microsecond goes", "",
+                "No kernel table in this run (`--no-kernels`), so no composed prediction."], {}
+    fig_dir.mkdir(exist_ok=True)
+    ops = op_table(run, df, loaded[0])
+    gaps = largest_gaps(df, ops)
+    figs = decomposition_figures(df, fig_dir)
+    lines = ["", "## Where every microsecond goes", "",
+             "Composed = Σ over op instances of the op's kernel timed alone at the point's shapes (`kernels.csv`: "
+             "median and 95% interval, rotating copies of weights and KV cache when the model's working set exceeds "
+             "the last-level cache) + the framework's own cost, measured on the same model structure at tiny shapes "
+             "(`framework.csv`). Nothing is fitted; every point is scored. Per row, in `joined.csv`: roofline_s + "
+             "kernel_gap_s + framework_gap_s + residual_s = measured_time_s.", "",
+             "| phase | points | measured/composed − 1: median | p90 | τ fit (held out): median | p90 |",
+             "|---|---|---|---|---|---|"]
+    for phase, s in summary.items():
+        c, t = s.get("composed", {}), s.get("tau_fit", {})
+        lines.append(f"| {phase} | {c.get('points')} | {_pct(c.get('median_abs_error'))} | "
+                     f"{_pct(c.get('p90_abs_error'))} | {_pct(t.get('median_abs_error'))} | {_pct(t.get('p90_abs_error'))} |")
+    reps = df[df["composed_time_s"].notna()]
+    med = lambda col: float((reps[col] / reps["measured_time_s"]).median())
+    lines += ["", f"Median share of measured time (all rows): roofline {med('roofline_s'):.0%}, kernel gap "
+              f"{med('kernel_gap_s'):.0%}, framework {med('framework_gap_s'):.0%}, residual {med('residual_s'):+.0%}.",
+              "", "Largest gap per point (middle decode step; the prefill):", ""]
+    lines += [f"- {g['point_id']} {g['phase']}: {g['text']}" for g in gaps]
+    if not ops.empty:
+        lines += ["", "Kernel efficiency by op (fraction of its roofline each op's kernel reaches; median over the "
+                  "rows above):", "", "| phase | op | median fraction | min | max | rows |", "|---|---|---|---|---|---|"]
+        for (phase, op), g in ops.groupby(["phase", "op"], sort=True):
+            f = g["roofline_fraction"]
+            lines.append(f"| {phase} | {op} | {f.median():.0%} | {f.min():.0%} | {f.max():.0%} | {len(g)} |")
+    kpath = Path(run.path) / "kernels.csv"
+    if kpath.exists():
+        import pandas as pd
+        k = pd.read_csv(kpath)
+        lines += ["", f"`kernels.csv`: {len(k)} distinct kernels, {int((k['cache_state'] == 'dram').sum())} timed "
+                  f"with rotated copies (DRAM), {int((k['cache_state'] == 'llc').sum())} warm; "
+                  f"{int(k['stable'].astype(bool).sum())} reached a 95% interval within ±5% of the median; "
+                  f"{int((k['source'] == 'cache').sum())} reused from this box's kernel cache."]
+        comp = loaded[0]
+        if "kernels_wall_s" in comp:
+            wall = comp.groupby("point_id")["kernels_wall_s"].first().sum()
+            lines[-1] += f" Kernels and the framework's tiny-shape runs took {wall:.1f} s of this run's wall time."
+    return lines, figs

@@ -1,0 +1,80 @@
+"""Kernels for one sweep point, saved beside its measurements: points/<id>.compose.csv (op instances × kernel
+time per pass), points/<id>.framework.csv (the framework's own cost per pass), points/<id>.kernels.csv (the
+distinct kernels it ran); assembled into the run's compose.csv, framework.csv and kernels.csv."""
+import time
+from pathlib import Path
+
+from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
+from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
+from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
+from bench.records import atomic_write, csv_text, read_csv
+from theory.memory import kv_cache_bytes, weight_bytes
+
+FILES = {"compose": COMPOSE_COLUMNS, "framework": FRAMEWORK_COLUMNS, "kernels": KERNEL_COLUMNS}
+
+
+def llc_of(device) -> int | None:
+    info = device.info()                 # CUDA: L2 from the device's own properties (through the device seam)
+    return info.get("l2_cache_bytes") if device.kind == "cuda" else info.get("llc_bytes")
+
+
+def cache_state(spec, batch: int, tokens: int, dtype: str, llc_bytes: int | None) -> str:
+    """dram when the model's weights and full KV cache exceed the last-level cache (as a model streams them)."""
+    ws = weight_bytes(spec, dtype) + kv_cache_bytes(spec, batch, tokens, dtype)
+    return "llc" if llc_bytes and ws <= llc_bytes else "dram"
+
+
+def point_kernels(p, point_id: str, device, dtype: str, kcache: KernelCache) -> dict[str, list[dict]]:
+    spec = p.spec()
+    t0 = time.perf_counter()
+    state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.llc_bytes)
+    shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
+    compose = compose_rows(point_id, shapes, kcache, state)
+    framework = framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated, dtype,
+                               p.attention, p.cache, p.max_cache_len)
+    used = {r["kernel_id"] for r in compose}
+    kernels = [r for kid, r in kcache.rows.items() if kid in used]
+    for r in compose:
+        r["kernels_wall_s"] = time.perf_counter() - t0
+    return {"compose": compose, "framework": framework, "kernels": kernels}
+
+
+def kernel_file(run_dir: Path, point_id: str, kind: str) -> Path:
+    return run_dir / "points" / f"{point_id}.{kind}.csv"
+
+
+def save_point_kernels(run_dir: Path, point_id: str, parts: dict[str, list[dict]]) -> None:
+    (run_dir / "points").mkdir(exist_ok=True)
+    for kind, cols in FILES.items():
+        atomic_write(kernel_file(run_dir, point_id, kind), csv_text(parts[kind], cols + (
+            ["kernels_wall_s"] if kind == "compose" else [])))
+
+
+def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
+    """Run-level compose.csv, framework.csv and kernels.csv (distinct kernels, first seen first)."""
+    for kind, cols in FILES.items():
+        rows, seen = [], set()
+        for pid in point_ids:
+            f = kernel_file(run_dir, pid, kind)
+            if not (f.exists() and done(run_dir, pid)):
+                continue
+            for r in read_csv(f):
+                if kind == "kernels":
+                    if r["kernel_id"] in seen:
+                        continue
+                    seen.add(r["kernel_id"])
+                rows.append(r)
+        if rows:
+            atomic_write(run_dir / f"{kind}.csv", csv_text(rows, list(rows[0].keys())))
+
+
+def run_kernel_cache(run_dir: Path, device) -> KernelCache:
+    """The per-box cache lives beside the runs (results/kernel-cache/), shared by every run on this box."""
+    return KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
+
+
+def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:
+    """For a point that measured ok: its kernels, saved before the point's measurements mark it done."""
+    if not rows or rows[0].get("status") != "ok":
+        return
+    save_point_kernels(run_dir, point_id, point_kernels(p, point_id, device, rows[0]["dtype"], kcache))

@@ -1,0 +1,82 @@
+"""`python -m bench kernels` writes a calibration; `python -m theory --hardware <calibration.json>` predicts from it
+(torch-free: data + interpolation, refusing workloads it was not measured for)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.kernels.cli import main as kernels_main
+from conftest import ROOT, subprocess_env
+from theory.calibration import FORMAT, predict_pass, request
+from theory.cli import main as theory_main
+from theory.cliutil import run_main
+
+TINY_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+               "head_dim": 16, "intermediate_size": 176, "vocab_size": 256, "max_position_embeddings": 512}
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cal")
+    cfg = d / "config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    out = d / "cal.json"
+    assert kernels_main(["--model", str(cfg), "--batch", "1", "--prompt-len", "8", "--generated", "5", "--out", str(out),
+                         "--kernel-cache", str(d / "kc")]) == 0
+    return cfg, out
+
+
+def test_calibration_holds_prefill_and_two_decode_contexts(calibration):
+    _, out = calibration
+    cal = json.loads(out.read_text())
+    assert cal["format"] == FORMAT and cal["threads"] == 1 and cal["dtype"] == "fp32"
+    assert [(p["phase"], p["context_len"]) for p in cal["passes"]] == [("prefill", 0), ("decode", 8), ("decode", 11)]
+    ops = cal["passes"][1]["ops"]
+    assert ops["q_proj"]["count"] == 2 and ops["residual_add"]["count"] == 4 and ops["lm_head"]["count"] == 1
+    assert all(o["ci_low_s"] <= o["kernel_s"] <= o["ci_high_s"] for p in cal["passes"] for o in p["ops"].values())
+
+
+def test_theory_composes_and_interpolates(calibration):
+    _, out = calibration
+    cal = json.loads(out.read_text())
+    a, b = cal["passes"][1], cal["passes"][2]
+    total = lambda p: sum(o["count"] * o["kernel_s"] for o in p["ops"].values()) + p["framework_s"]
+    assert predict_pass(cal, "decode", 8).time_s == pytest.approx(total(a), rel=1e-12)
+    mid = predict_pass(cal, "decode", 10)
+    assert not mid.extrapolated
+    assert mid.time_s == pytest.approx(total(a) + (total(b) - total(a)) * 2 / 3, rel=1e-9)
+    assert predict_pass(cal, "decode", 40).extrapolated
+    r = request(cal, 8, 5)
+    assert r["decode_steps"] == 4 and r["time_to_first_token_s"] == pytest.approx(total(cal["passes"][0]))
+
+
+def test_theory_cli_reads_a_calibration(calibration, capsys):
+    cfg, out = calibration
+    assert theory_main(["--model", str(cfg), "--hardware", str(out), "--prompt-len", "8", "--generated", "5",
+                        "--format", "json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["source"] == "kernel calibration" and obj["request"]["time_per_output_token_s"] > 0
+    assert {o["name"] for o in obj["ops"]} >= {"q_proj", "attn_core", "kv_update", "lm_head"}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "llama-2-7b", "--prompt-len", "8"], "measured for"),
+    (["--batch", "2", "--prompt-len", "8"], "at batch 1"),
+    (["--phase", "prefill", "--prompt-len", "9"], "prefill is 8 tokens"),
+])
+def test_theory_refuses_workloads_it_was_not_measured_for(calibration, args, needle):
+    cfg, out = calibration
+    args = args if "--model" in args else ["--model", str(cfg)] + args
+    r = subprocess.run([sys.executable, "-m", "theory", "--hardware", str(out), *args], capture_output=True, text=True,
+                       cwd=ROOT, env=subprocess_env())
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--model", "no-such-model", "--prompt-len", "8"],
+                                  ["--model", "tinyllama-1.1b", "--prompt-len", "0"]])
+def test_bench_kernels_bad_input_is_one_line(args, capsys):
+    from bench.cli import main as bench_main
+    assert run_main(bench_main, ["kernels", *args], errors=(ValueError,)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
