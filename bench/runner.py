@@ -153,12 +153,17 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
-    meta = run_metadata(device)
     dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
-    print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
+    child = hasattr(device, "probe")      # isolated CUDA: a child measures them, this process makes no CUDA context
+    if child:
+        print(f"measuring ceilings ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
+        device.probe(run_dir, dtypes, log)
+    meta = run_metadata(device)
+    if not child:
+        print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
     ceilings, detail = {}, {}
     for dt in dtypes:
-        spec, det = measure_ceilings(device, dt, meta["host"])
+        spec, det = device.ceilings(dt) if child else measure_ceilings(device, dt, meta["host"])
         spec = as_theory_kind(spec)
         ceilings[dt], detail[dt] = spec.to_json(), det
         write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
