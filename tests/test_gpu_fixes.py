@@ -372,3 +372,20 @@ def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_p
     assert seen["cmd"][-4:] == ["_ceilings", str(tmp_path / ".ceilings-gpu1.json"), "1", "bf16,fp16"]
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "1"                  # pinned like the point children
     assert cuda.log == []                                               # no CUDA call of any kind
+
+
+# Second reading: torch's set_sync_debug_mode warns once that the mode "does not yet detect all synchronizing
+# operations" (torch/csrc/cuda/Module.cpp, TORCH_WARN_ONCE); that notice is not a hidden synchronisation.
+def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
+    import warnings
+    import bench.timing as timing
+    from bench.runner import count_hidden_syncs
+    from bench.sweep import Point
+
+    def trajectory(*a, **k):
+        for _ in range(2):
+            warnings.warn("called a synchronizing CUDA operation", UserWarning)
+    monkeypatch.setattr(timing, "run_trajectory", trajectory)
+    p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
+    assert count_hidden_syncs(None, standin, None, p) == 2          # was 3: the prototype notice counted too
+    assert standin.cuda.sync_debug_mode == 0

@@ -125,8 +125,12 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
     """Default CUDA run (isolated, one GPU): the ceilings and the device facts come from a child process; the
     parent that assembles the run never touches the GPU, so children see all its memory (issue 9, item 8).
     The point's child is a stub that dies at once (real point children run in the two-GPU test)."""
+    import torch
     import bench.gpu.isolate as iso
     monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "raise SystemExit(3)"])
+    inits = []                                 # torch.cuda's own lazy init, reached by any call that needs a device
+    real_init = torch.cuda._lazy_init
+    monkeypatch.setattr(torch.cuda, "_lazy_init", lambda: (inits.append(1), real_init()))
     sweep = tmp_path / "one.json"
     sweep.write_text(json.dumps({**SWEEP, "grids": [{"axes": {"attention": ["sdpa"]}}]}))
     calls = tmp_path / "cuda-calls.log"
@@ -139,6 +143,7 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
                      "--no-profile", "--no-report"]) == 0
     fake.restore_ceilings()
     assert_parent_made_no_cuda_context(calls, os.getpid())
+    assert inits == []
     run_dir = next((tmp_path / "out").iterdir())
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["isolate"] is True and meta["device_name"] == "FAKE-CUDA stand-in 0"

@@ -93,6 +93,7 @@ class FakeCuda:
         self.allocated = self.reserved = 0            # what the fake allocator holds now (tests set these)
         self.peak_allocated = self.peak_reserved = 0
         self.sync_debug_mode = 0
+        self.sync_notice_given = False
         self.current = 0
 
     def is_available(self) -> bool:
@@ -153,6 +154,11 @@ class FakeCuda:
 
     def set_sync_debug_mode(self, mode) -> None:
         note_context_call("set_sync_debug_mode")
+        if not self.sync_notice_given:                # torch warns this once per process (TORCH_WARN_ONCE)
+            import warnings
+            warnings.warn("Synchronization debug mode is a prototype feature and does not yet detect all "
+                          "synchronizing operations", UserWarning)
+            self.sync_notice_given = True
         self.log.append(f"set_sync_debug_mode({mode})")
         self.sync_debug_mode = mode
 
