@@ -139,14 +139,19 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
         for k, v in {fake.ENV: "1", fake.CONTEXT_LOG_ENV: str(calls), "OMP_NUM_THREADS": "1",
                      "PYTHONPATH": subprocess_env()["PYTHONPATH"]}.items():
             mp.setenv(k, v)
-        assert main(["run", "--sweep", str(sweep), "--device", "cuda", "--out", str(tmp_path / "out"),
-                     "--no-profile", "--no-report"]) == 0
+        threads = torch.get_num_threads()
+        try:
+            assert main(["run", "--sweep", str(sweep), "--device", "cuda", "--threads", "2", "--out",
+                         str(tmp_path / "out"), "--no-profile", "--no-report"]) == 0
+        finally:
+            torch.set_num_threads(threads)
     fake.restore_ceilings()
     assert_parent_made_no_cuda_context(calls, os.getpid())
     assert inits == []
     run_dir = next((tmp_path / "out").iterdir())
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["isolate"] is True and meta["device_name"] == "FAKE-CUDA stand-in 0"
+    assert meta["threads"] == meta["torch_threads"] == 2
     assert meta["gpu_uuid"] == fake.fake_uuid(0) and meta["ceilings"]["bf16"]["kind"] == "gpu"
     assert "parent_device_used_bytes" not in meta and (run_dir / "ceilings-bf16.json").exists()
     row, = read_csv(run_dir / "measurements.csv")

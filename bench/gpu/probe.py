@@ -32,6 +32,7 @@ class ParentCuda:
         import torch
         self.cuda = torch.cuda if cuda is None else cuda     # seam: the tests hand in the stand-in
         self.index, self.threads = index, threads
+        torch.set_num_threads(threads)                # as every device does; run.json's torch_threads reads it
         count = self.cuda.device_count()
         if not 0 <= index < count:
             raise ValueError(f"GPU index {index}: this process sees {count} GPU(s)")
