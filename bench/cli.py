@@ -58,13 +58,17 @@ def main(argv=None) -> int:
     if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
         from bench.runner import child_point
         return child_point(Path(argv[1]), int(argv[2]))
+    if argv[:1] == ["_ceilings"] and len(argv) == 4:   # internal: ceilings of an isolated CUDA run (bench.gpu.probe)
+        from bench.gpu.probe import child_main
+        return child_main(Path(argv[1]), int(argv[2]), argv[3].split(","))
     a = build_parser().parse_args(argv)
     if a.command == "run":
         if a.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {a.threads}")
         from bench.gpu.parallel import parse_gpus
         gpus = parse_gpus(a.gpus)
-        device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr)
+        device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
+                            isolated=a.isolate is not False)
         if gpus and (device.kind != "cuda" or a.isolate is False):
             raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
         sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
                             kernels=not a.no_kernels)
     else:
         sweep, meta = load_run_sweep(a.run_dir)
-        device = get_device(meta["device"], meta.get("threads", 1))
+        device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
         run_dir = a.run_dir
     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
     try:

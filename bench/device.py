@@ -219,10 +219,14 @@ def llc_bytes() -> int | None:
     return best
 
 
-def get_device(kind: str = "auto", threads: int = 1, index: int = 0, log=None):
-    """log: where `auto` says which device it chose and why (one line)."""
+def get_device(kind: str = "auto", threads: int = 1, index: int = 0, log=None, isolated: bool = False):
+    """log: where `auto` says which device it chose and why (one line). isolated: this process only hands
+    points to child processes; on CUDA it gets a view of the GPU that creates no context (bench.gpu.probe)."""
     from bench.gpu import detect, fake
+    from bench.gpu.probe import ParentCuda
     if fake.enabled() and kind in ("auto", "cuda"):          # test-only stand-in (see bench.gpu.fake)
+        if isolated:
+            return ParentCuda(index, threads, cuda=fake.FakeCuda(fake.enabled()))
         return fake.standin_device(index, threads)
     if kind == "auto":
         kind, why = detect.choose_auto(torch.cuda.is_available(), torch.version.cuda, torch.__version__)
@@ -231,7 +235,7 @@ def get_device(kind: str = "auto", threads: int = 1, index: int = 0, log=None):
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("--device cuda asked for, but torch sees no CUDA device")
-        return CudaDevice(index=index, threads=threads)
+        return ParentCuda(index, threads) if isolated else CudaDevice(index=index, threads=threads)
     if kind != "cpu":
         raise ValueError(f"device must be cpu, cuda or auto, got {kind!r}")
     return CpuDevice(threads=threads)

@@ -124,7 +124,8 @@ def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
             run_trajectory(model, device, ids, min(p.generated, 3), p.cache, p.max_cache_len)
         finally:
             device.cuda.set_sync_debug_mode(0)
-    return sum("synchroniz" in str(w.message) for w in caught)
+    # torch's own sync warning; not the mode's one-off "prototype ... synchronizing operations" notice
+    return sum("called a synchronizing" in str(w.message) for w in caught)
 
 
 def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, medians: list[float]) -> None:
@@ -157,12 +158,17 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     (run_dir / "sweep.json").write_text(sweep.source_text)
-    meta = run_metadata(device)
     dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
-    print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
+    child = hasattr(device, "probe")      # isolated CUDA: a child measures them, this process makes no CUDA context
+    if child:
+        print(f"measuring ceilings ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
+        device.probe(run_dir, dtypes, log)
+    meta = run_metadata(device)
+    if not child:
+        print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
     ceilings, detail = {}, {}
     for dt in dtypes:
-        spec, det = measure_ceilings(device, dt, meta["host"])
+        spec, det = device.ceilings(dt) if child else measure_ceilings(device, dt, meta["host"])
         spec = as_theory_kind(spec)
         ceilings[dt], detail[dt] = spec.to_json(), det
         write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
@@ -210,7 +216,7 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
-    kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") else None
+    kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") and not isolate else None  # children: own
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:

@@ -188,6 +188,8 @@ def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
     from theory.hardware import load_hardware
     sweep, path = tiny_sweep(tmp_path)
     run_dir = start_run(sweep, path, standin, tmp_path / "out", log=io.StringIO())
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "gpu_uuids": {"1": fake.fake_uuid(1)}}))   # as --gpus 0,1
     monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "import time; time.sleep(60)"])
     p = sweep.points[0]
     pid = p.point_id("cuda")
@@ -345,3 +347,45 @@ def test_kv_flag_reads_allocator_factors_on_cuda_only():
     cuda = kv_flags(rows, "cuda")[0][0]["message"]
     assert "allocator rounding 1.50" in cuda and "reserved memory grows 6.00x" in cuda
     assert "no reserved pool" in kv_flags(rows, "cpu")[0][0]["message"]
+
+
+# 8: the ceilings child of an isolated CUDA run; its failure is one line, and the parent's view holds nothing.
+def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_path, monkeypatch):
+    import bench.gpu.probe as probe
+    cuda = fake.FakeCuda(2)
+    with pytest.raises(ValueError, match="this process sees 2 GPU"):
+        probe.ParentCuda(2, cuda=cuda)
+    parent = probe.ParentCuda(1, cuda=cuda)
+    assert parent.kind == "cuda" and parent.name() == "CUDA GPU 1"
+    with pytest.raises(RuntimeError, match="before probe"):
+        parent.info()
+    seen = {}
+
+    def failing_child(cmd, **kw):
+        seen.update(cmd=cmd, env=kw["env"])
+        return subprocess.CompletedProcess(cmd, 1, None, "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory\n")
+    monkeypatch.setattr(probe.subprocess, "run", failing_child)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(ValueError, match=r"ceilings on GPU 1 failed in its child process: torch.OutOfMemoryError") as e:
+        parent.probe(tmp_path, ["bf16", "fp16"], io.StringIO())
+    assert "\n" not in str(e.value)
+    assert seen["cmd"][-4:] == ["_ceilings", str(tmp_path / ".ceilings-gpu1.json"), "1", "bf16,fp16"]
+    assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "1"                  # pinned like the point children
+    assert cuda.log == []                                               # no CUDA call of any kind
+
+
+# Second reading: torch's set_sync_debug_mode warns once that the mode "does not yet detect all synchronizing
+# operations" (torch/csrc/cuda/Module.cpp, TORCH_WARN_ONCE); that notice is not a hidden synchronisation.
+def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
+    import warnings
+    import bench.timing as timing
+    from bench.runner import count_hidden_syncs
+    from bench.sweep import Point
+
+    def trajectory(*a, **k):
+        for _ in range(2):
+            warnings.warn("called a synchronizing CUDA operation", UserWarning)
+    monkeypatch.setattr(timing, "run_trajectory", trajectory)
+    p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
+    assert count_hidden_syncs(None, standin, None, p) == 2          # was 3: the prototype notice counted too
+    assert standin.cuda.sync_debug_mode == 0

@@ -2,6 +2,7 @@
 `bench run` in process and isolated on two fake GPUs, `analysis report`, `analysis compare` with the CPU tiny run,
 and `python -m theory` predicting from the run's ceilings file. It proves the plumbing, not the numbers."""
 import json
+import os
 import subprocess
 import sys
 
@@ -74,11 +75,12 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     per GPU; then resume finds nothing left to do."""
     sweep = tmp_path / "standin.json"
     sweep.write_text(json.dumps(SWEEP))
-    env = {**subprocess_env(), fake.ENV: "2", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "bench", "run", "--sweep", str(sweep), "--out", str(tmp_path / "out"),
-                        "--gpus", "0,1", "--no-profile", "--no-report"],
-                       capture_output=True, text=True, env=env, timeout=600)
+    calls = tmp_path / "cuda-calls.log"
+    env = {**subprocess_env(), fake.ENV: "2", "OMP_NUM_THREADS": "1", fake.CONTEXT_LOG_ENV: str(calls)}
+    r, parent = run_bench(["run", "--sweep", str(sweep), "--out", str(tmp_path / "out"), "--gpus", "0,1",
+                           "--no-profile", "--no-report"], env)
     assert r.returncode == 0, r.stderr
+    assert_parent_made_no_cuda_context(calls, parent)
     run_dir = the_run(tmp_path / "out")
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["isolate"] is True and meta["gpus"] == [0, 1]
@@ -97,7 +99,73 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     measured = (run_dir / "measurements.csv").read_bytes()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(fake.ENV, "2")
+        mp.setenv(fake.CONTEXT_LOG_ENV, str(calls))
         assert main(["resume", str(run_dir), "--no-report"]) == 0        # nothing left: no child runs
     fake.restore_ceilings()
+    assert_parent_made_no_cuda_context(calls, os.getpid())
     assert {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()} == before
     assert (run_dir / "measurements.csv").read_bytes() == measured
+
+
+def run_bench(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, int]:
+    """`python -m bench ...` in a child of the test; returns its result and its process id."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
+
+
+def assert_parent_made_no_cuda_context(calls, parent_pid: int) -> None:
+    """The stand-in notes every call that would create a CUDA context, with the caller's pid: children made
+    them (set_device, the ceilings' events ...), the parent none."""
+    lines = [ln.split(" ", 1) for ln in calls.read_text().splitlines()]
+    by_parent = sorted({name for pid, name in lines if int(pid) == parent_pid})
+    assert by_parent == [], f"the parent of an isolated CUDA run created a CUDA context: {by_parent}"
+    assert any(name == "set_device" for _, name in lines)            # the children did, so the log works
+
+
+def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
+    """Default CUDA run (isolated, one GPU): the ceilings and the device facts come from a child process; the
+    parent that assembles the run never touches the GPU, so children see all its memory (issue 9, item 8).
+    The point's child is a stub that dies at once (real point children run in the two-GPU test)."""
+    import torch
+    import bench.gpu.isolate as iso
+    monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "raise SystemExit(3)"])
+    inits = []                                 # torch.cuda's own lazy init, reached by any call that needs a device
+    real_init = torch.cuda._lazy_init
+    monkeypatch.setattr(torch.cuda, "_lazy_init", lambda: (inits.append(1), real_init()))
+    sweep = tmp_path / "one.json"
+    sweep.write_text(json.dumps({**SWEEP, "grids": [{"axes": {"attention": ["sdpa"]}}]}))
+    calls = tmp_path / "cuda-calls.log"
+    from bench.cli import main
+    with pytest.MonkeyPatch.context() as mp:                  # this process is the parent; the children inherit
+        for k, v in {fake.ENV: "1", fake.CONTEXT_LOG_ENV: str(calls), "OMP_NUM_THREADS": "1",
+                     "PYTHONPATH": subprocess_env()["PYTHONPATH"]}.items():
+            mp.setenv(k, v)
+        threads = torch.get_num_threads()
+        try:
+            assert main(["run", "--sweep", str(sweep), "--device", "cuda", "--threads", "2", "--out",
+                         str(tmp_path / "out"), "--no-profile", "--no-report"]) == 0
+        finally:
+            torch.set_num_threads(threads)
+    fake.restore_ceilings()
+    assert_parent_made_no_cuda_context(calls, os.getpid())
+    assert inits == []
+    run_dir = the_run(tmp_path / "out")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["isolate"] is True and meta["device_name"] == "FAKE-CUDA stand-in 0"
+    assert meta["threads"] == meta["torch_threads"] == 2
+    assert meta["gpu_uuid"] == fake.fake_uuid(0) and meta["ceilings"]["bf16"]["kind"] == "gpu"
+    assert "parent_device_used_bytes" not in meta and (run_dir / "ceilings-bf16.json").exists()
+    row, = read_csv(run_dir / "measurements.csv")
+    assert row["status"] == "error" and row["message"] == "child process failed: exit status 3"
+    assert not [f for f in run_dir.iterdir() if f.name.startswith(".")]     # the child's hand-over file is gone
+    for f in (run_dir / "points").iterdir():           # resume in a new parent: no probe, no device facts needed
+        f.unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {fake.ENV: "1", fake.CONTEXT_LOG_ENV: str(calls), "OMP_NUM_THREADS": "1"}.items():
+            mp.setenv(k, v)
+        assert main(["resume", str(run_dir), "--no-report"]) == 0
+    assert_parent_made_no_cuda_context(calls, os.getpid())
+    row, = read_csv(run_dir / "measurements.csv")
+    assert row["status"] == "error"

@@ -14,6 +14,7 @@ import time
 from types import SimpleNamespace
 
 ENV = "INFERENCE_GAPS_TEST_FAKE_CUDA"
+CONTEXT_LOG_ENV = "INFERENCE_GAPS_TEST_FAKE_CUDA_LOG"     # file: one "<pid> <call>" line per context-making call
 FAKE_TOTAL_BYTES = 80 * 2**30
 FAKE_L2_BYTES = 50 * 2**20
 
@@ -32,6 +33,16 @@ def physical_index(index: int) -> int:
     if visible:
         return int(visible.split(",")[index])
     return index
+
+
+def note_context_call(name: str) -> None:
+    """Every fake call that would create a CUDA context on a real GPU (all but is_available and device_count,
+    which torch answers from NVML or cuInit alone) is appended, with the calling process id, to the file named
+    by INFERENCE_GAPS_TEST_FAKE_CUDA_LOG: tests read it to prove which processes touched the GPU."""
+    path = os.environ.get(CONTEXT_LOG_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{os.getpid()} {name}\n")
 
 
 def fake_uuid(physical: int) -> str:
@@ -68,8 +79,12 @@ class _Nvtx:
 
 
 class FakeCuda:
-    """The subset of torch.cuda that bench calls. `log` records allocator and mode calls in order, for tests."""
-    Event = _Event
+    """The subset of torch.cuda that bench calls. `log` records allocator and mode calls in order, for tests;
+    calls that would create a CUDA context are also noted by note_context_call."""
+
+    def Event(self, enable_timing: bool = False):
+        note_context_call("Event")
+        return _Event(enable_timing)
 
     def __init__(self, count: int = 1):
         self.count = count
@@ -78,6 +93,7 @@ class FakeCuda:
         self.allocated = self.reserved = 0            # what the fake allocator holds now (tests set these)
         self.peak_allocated = self.peak_reserved = 0
         self.sync_debug_mode = 0
+        self.sync_notice_given = False
         self.current = 0
 
     def is_available(self) -> bool:
@@ -88,6 +104,7 @@ class FakeCuda:
         return len(visible.split(",")) if visible else self.count
 
     def set_device(self, index: int) -> None:
+        note_context_call("set_device")
         if not 0 <= index < self.device_count():
             raise RuntimeError(f"fake CUDA: invalid device ordinal {index}")
         self.current = index
@@ -96,37 +113,52 @@ class FakeCuda:
         return self.get_device_properties(index).name
 
     def get_device_properties(self, index: int = 0):
+        note_context_call("get_device_properties")
         phys = physical_index(index)
         return SimpleNamespace(name=f"FAKE-CUDA stand-in {phys}", major=9, minor=0, total_memory=FAKE_TOTAL_BYTES,
                                multi_processor_count=132, L2_cache_size=FAKE_L2_BYTES, uuid=fake_uuid(phys))
 
     def synchronize(self, index=None) -> None:
+        note_context_call("synchronize")
         self.log.append("synchronize")
 
     def mem_get_info(self, index=None) -> tuple[int, int]:
+        note_context_call("mem_get_info")
         return FAKE_TOTAL_BYTES - 2**30 - self.reserved, FAKE_TOTAL_BYTES
 
     def memory_allocated(self, index=None) -> int:
+        note_context_call("memory_allocated")
         return self.allocated
 
     def memory_reserved(self, index=None) -> int:
+        note_context_call("memory_reserved")
         return self.reserved
 
     def max_memory_allocated(self, index=None) -> int:
+        note_context_call("max_memory_allocated")
         return max(self.peak_allocated, self.allocated)
 
     def max_memory_reserved(self, index=None) -> int:
+        note_context_call("max_memory_reserved")
         return max(self.peak_reserved, self.reserved)
 
     def reset_peak_memory_stats(self, index=None) -> None:
+        note_context_call("reset_peak_memory_stats")
         self.log.append("reset_peak_memory_stats")
         self.peak_allocated, self.peak_reserved = self.allocated, self.reserved
 
     def empty_cache(self) -> None:
+        note_context_call("empty_cache")
         self.log.append("empty_cache")
         self.reserved = self.allocated                 # a caching allocator hands back its unused segments
 
     def set_sync_debug_mode(self, mode) -> None:
+        note_context_call("set_sync_debug_mode")
+        if not self.sync_notice_given:                # torch warns this once per process (TORCH_WARN_ONCE)
+            import warnings
+            warnings.warn("Synchronization debug mode is a prototype feature and does not yet detect all "
+                          "synchronizing operations", UserWarning)
+            self.sync_notice_given = True
         self.log.append(f"set_sync_debug_mode({mode})")
         self.sync_debug_mode = mode
 

@@ -53,11 +53,7 @@ def run_child(run_dir: Path, index: int, p, pid: str, device, sweep=None, gpu: s
         last = "child process failed: " + (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:300]
     row = {**base_row(p, pid, device, p.resolved_dtype(device.kind)), "phase": "prefill", "step": 0,
            "context_len": 0, "status": status, "message": last}
-    if gpu is not None and hasattr(device, "uuid"):
-        row["gpu_uuid"] = gpu_uuid(device, int(gpu))
+    if gpu is not None:                              # from run.json: asking CUDA would make this process a context
+        row["gpu_uuid"] = json.loads((run_dir / "run.json").read_text()).get("gpu_uuids", {}).get(gpu, "")
     save_point(run_dir, pid, [row], [])
     return [row]
-
-
-def gpu_uuid(device, index: int) -> str:
-    return str(device.cuda.get_device_properties(index).uuid)

@@ -2,8 +2,6 @@
 per GPU (CUDA_VISIBLE_DEVICES), each row recording its GPU's UUID; ceilings are measured on every GPU.
 Points still land whole (each child writes its point atomically) and only this process assembles the run files,
 so resume and atomic writes keep their guarantees."""
-import gc
-import json
 import queue
 import sys
 import threading
@@ -30,34 +28,37 @@ def parse_gpus(text: str | None) -> list[int] | None:
 
 
 def run_fields(device, gpus: list[int] | None, dtypes: list[str], host: str, run_dir: Path, log) -> dict:
-    """run.json fields of a CUDA run: the memory-probe note, what the parent still holds after freeing its
-    ceilings' buffers, and with --gpus every GPU's UUID and ceilings (ceilings-gpu<i>-<dtype>.json)."""
-    from bench.ceilings import measure_ceilings
-    from bench.device import get_device
-    from bench.runner import as_theory_kind
-    out = {"memory_probe": MEMORY_PROBE_NOTE,
-           "parent_device_used_bytes": device.total_bytes() - device.free_bytes()}
+    """run.json fields of a CUDA run: the memory-probe note; what the parent holds on the GPU (none when points
+    are isolated: its ceilings and device facts came from a child, bench.gpu.probe; else what is left after
+    freeing its ceilings' buffers); with --gpus every GPU's UUID and ceilings (ceilings-gpu<i>-<dtype>.json),
+    each measured by a child pinned to that GPU."""
+    from bench.gpu.probe import ParentCuda
+    out = {"memory_probe": MEMORY_PROBE_NOTE}
+    if isinstance(device, ParentCuda):
+        out["parent_cuda_context"] = False
+    else:
+        out["parent_device_used_bytes"] = device.total_bytes() - device.free_bytes()
     if not gpus:
         return out
-    count = device.cuda.device_count()
+    if not isinstance(device, ParentCuda):
+        raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
+    count = device.device_count()
     bad = [g for g in gpus if g >= count]
     if bad:
         raise ValueError(f"--gpus {','.join(map(str, gpus))}: this process sees {count} GPU(s), no index {bad[0]}")
     by_gpu, uuids = {}, {}
     for g in gpus:
-        d = device if g == device.index else get_device("cuda", device.threads, index=g)
+        d = device
+        if g != device.index:                          # the run's own GPU was probed a moment ago
+            d = ParentCuda(g, device.threads, cuda=device.cuda)
+            print(f"measuring ceilings on GPU {g} ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
+            d.probe(run_dir, dtypes, log)
         uuids[str(g)] = d.uuid()
         by_gpu[str(g)] = {}
         for dt in dtypes:
-            if d is device:                           # measured a moment ago as the run's ceilings
-                spec = json.loads((run_dir / f"ceilings-{dt}.json").read_text())
-            else:
-                print(f"measuring ceilings on GPU {g} ({dt}) ...", file=log, flush=True)
-                spec = as_theory_kind(measure_ceilings(d, dt, host)[0]).to_json()
+            spec = d.ceilings(dt)[0].to_json()
             by_gpu[str(g)][dt] = spec
             write_json(run_dir / f"ceilings-gpu{g}-{dt}.json", spec)
-        gc.collect()
-        d.empty_cache()
     out.update({"gpus": gpus, "gpu_uuids": uuids, "ceilings_by_gpu": by_gpu})
     return out
 
