@@ -1,6 +1,8 @@
 """Run a sweep into results/<run_id>/, one point at a time, resumable after SIGINT or SIGKILL."""
 import gc
+import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
 from theory.dtypes import dtype_bytes
 from theory.errors import TheoryError
+from theory.jsonio import check_keys, read_json
 from theory.memory import kv_cache_bytes, weight_bytes
 
 MEMORY_MARGIN = 1.2            # predicted need × margin must fit in what the device has free
@@ -79,7 +82,9 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
-        msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
+        msg, status = str(e).splitlines()[0][:300], "oom"    # keep only the message; the traceback pins tensors
+    except Exception as e:                                   # any other failure costs this point only
+        msg, status = error_message(e), "error"
     else:
         msg = None
     finally:
@@ -88,7 +93,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         if device.kind == "cuda":
             torch.cuda.empty_cache()
     if msg is not None:
-        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "oom", "message": msg}], []
+        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": status, "message": msg}], []
     rows, samples = [], []
     for i, st in enumerate(step_stats):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
@@ -101,11 +106,22 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
                      "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
-                     "status": "ok", "message": ""})
+                     "tokens_per_s": tokens_per_s(p, i, st.median_s), "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
                     for r, t in enumerate(m.repeats)]
     return rows, samples
+
+
+def error_message(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}"[:300]
+
+
+def tokens_per_s(p: Point, trajectory_index: int, time_s: float) -> float | None:
+    """Throughput of one timed pass: batch × prompt tokens / prefill time, or batch × 1 token / decode step time."""
+    tokens = p.batch * (p.prompt_len if trajectory_index == 0 else 1)
+    return tokens / time_s if time_s > 0 else None
 
 
 def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
@@ -138,35 +154,56 @@ def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, med
 
 
 def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
+    """A fresh directory directly under out_root, created atomically (mkdir either makes it or fails)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}-{n}"
-    run_dir.mkdir(parents=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", sweep_name).strip(".-") or "sweep"    # never a path
+    out_root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        run_dir = out_root / (f"{stamp}-{device_kind}-{safe}" + (f"-{n}" if n > 1 else ""))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise TheoryError(f"cannot create a new run directory under {out_root}")
+
+
+def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
+               isolate: bool | None = None) -> Path:
+    """The run directory with sweep.json and run.json (no ceilings yet), printed before anything is measured,
+    so an interruption at any moment leaves a directory `resume` can finish.
+    isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU)."""
+    run_dir = new_run_dir(out_root, device.kind, sweep.name)
+    print(f"run directory: {run_dir}", file=log, flush=True)
+    atomic_write(run_dir / "sweep.json", sweep.source_text)
+    write_json(run_dir / "run.json", {
+        "run_id": run_dir.name, **run_metadata(device), "sweep_name": sweep.name, "sweep_path": str(sweep_path),
+        "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
+        "points": len(sweep.points), "profile": profile,
+        "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": {}, "ceilings_detail": {},
+    })
     return run_dir
+
+
+def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None:
+    """Measure the ceilings of every dtype the sweep uses that run.json does not hold yet."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    ceilings, detail = meta.setdefault("ceilings", {}), meta.setdefault("ceilings_detail", {})
+    missing = sorted({p.resolved_dtype(device.kind) for p in sweep.points} - set(ceilings))
+    if not missing:
+        return
+    print(f"measuring ceilings ({', '.join(missing)}) ...", file=log, flush=True)
+    for dt in missing:
+        spec, det = measure_ceilings(device, dt, meta.get("host", ""))
+        ceilings[dt], detail[dt] = spec.to_json(), det
+        write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
+        write_json(run_dir / "run.json", meta)
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
               isolate: bool | None = None) -> Path:
-    """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU)."""
-    run_dir = new_run_dir(out_root, device.kind, sweep.name)
-    (run_dir / "sweep.json").write_text(sweep.source_text)
-    meta = run_metadata(device)
-    dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
-    print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
-    ceilings, detail = {}, {}
-    for dt in dtypes:
-        spec, det = measure_ceilings(device, dt, meta["host"])
-        ceilings[dt], detail[dt] = spec.to_json(), det
-        write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
-    write_json(run_dir / "run.json", {
-        "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
-        "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "profile": profile,
-        "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
-    })
+    run_dir = create_run(sweep, sweep_path, device, out_root, log, profile, isolate)
+    ensure_ceilings(run_dir, sweep, device, log)
     return run_dir
 
 
@@ -187,6 +224,7 @@ def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device) ->
 
 
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    ensure_ceilings(run_dir, sweep, device, log)
     meta = json.loads((run_dir / "run.json").read_text())
     profile, isolate = meta.get("profile", False), meta.get("isolate", False)
     ids = [p.point_id(device.kind) for p in sweep.points]
@@ -244,8 +282,13 @@ def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:
     meta_path = run_dir / "run.json"
     if not meta_path.exists():
         raise TheoryError(f"{run_dir} is not a run directory (no run.json)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path)
+    check_keys(meta, set(meta) if isinstance(meta, dict) else set(), {"sweep_path", "sweep_sha1", "device"},
+               str(meta_path))
     text = (run_dir / "sweep.json").read_text()
+    if hashlib.sha1(text.encode()).hexdigest() != meta["sweep_sha1"]:
+        raise TheoryError(f"{run_dir / 'sweep.json'} does not match the sweep_sha1 recorded in {meta_path}; "
+                          f"refusing to resume (start a new run)")
     original = Path(meta["sweep_path"])
     if original.exists() and original.read_text() != text:
         raise TheoryError(f"sweep file {original} changed since this run started; refusing to resume "
