@@ -23,7 +23,7 @@ RUNS ?=
 .PHONY: help install test benchmark predict bench bench-comms report compare clean FORCE
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # Rewritten only when TORCH or TORCH_INDEX change, so `make install TORCH=...` really reinstalls.
 $(TORCH_SPEC): FORCE
@@ -44,7 +44,7 @@ benchmark: $(STAMP)  ## run the pytest-benchmark suite (speed goals live here, n
 	$(PY) -m pytest -q tests/benchmarks --benchmark-only
 
 predict: $(STAMP)  ## theory's prediction: make predict ARGS="--model llama-2-7b --hardware h100-sxm-80gb ..."
-	$(PY) -m theory $(ARGS)
+	@$(PY) -m theory $(ARGS)
 
 bench: $(STAMP)  ## run the SWEEP (default: `default`) on the best device present (GPUS=0,1,...: in parallel), then the report
 	$(PY) -m bench run --sweep $(SWEEP) $(if $(GPUS),--gpus $(GPUS))
@@ -58,6 +58,7 @@ report: $(STAMP)  ## rebuild the report of RUN (default: the latest run under re
 	$(PY) -m analysis report $(RUN)
 
 compare: $(STAMP)  ## compare runs across hardware: make compare RUNS="results/a results/b"
+	@if [ -z "$(strip $(RUNS))" ]; then echo 'usage: make compare RUNS="results/<run a> results/<run b>"' >&2; exit 2; fi
 	$(PY) -m analysis compare $(RUNS)
 
 clean:  ## remove the environment and caches (results are kept)

@@ -3,16 +3,24 @@ import sys
 from pathlib import Path
 
 from analysis.load import latest_run
-from theory.cliutil import OneLineParser, run_main
+from theory.cliutil import HelpFormatter, OneLineParser, run_main
+
+EXAMPLES = """examples:
+  python -m analysis report                                   # the latest run under results/
+  python -m analysis report results/<run_id>
+  python -m analysis compare results/<run a> results/<run b>   # what `make compare RUNS=...` runs"""
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m analysis", description=__doc__.strip())
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    r = sub.add_parser("report", help="write report.md, joined.csv, summary.json and figures/ for a run")
+    p = OneLineParser(prog="python -m analysis", description=__doc__.strip(), formatter_class=HelpFormatter,
+                      epilog=EXAMPLES)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, help="what to do")
+    r = sub.add_parser("report", help="write report.md, joined.csv, summary.json and figures/ for a run",
+                       formatter_class=HelpFormatter, epilog=EXAMPLES)
     r.add_argument("run_dir", nargs="?", type=Path, help="run directory (default: the latest under results/)")
-    c = sub.add_parser("compare", help="line up the same points across runs (e.g. two boxes)")
-    c.add_argument("run_dirs", nargs="+", type=Path)
+    c = sub.add_parser("compare", help="line up the same points across runs (e.g. two boxes)",
+                       formatter_class=HelpFormatter, epilog=EXAMPLES)
+    c.add_argument("run_dirs", nargs="+", type=Path, help="two or more run directories; the first is the baseline a")
     c.add_argument("--out", type=Path, help="output directory (default: results/compare-<run ids>)")
     return p
 

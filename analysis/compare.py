@@ -36,13 +36,16 @@ def bootstrap_ratio(a: np.ndarray, b: np.ndarray, rng) -> tuple[float, float, fl
 def compare_frame(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
     runs = [load_run(d) for d in run_dirs]
     base = runs[0]
-    joined = [join(r) for r in runs]
+    joined = [join(r) if len(r.ok) else pd.DataFrame() for r in runs]     # a run with no ok row shares no point
     reps = [per_repeat(r.samples) for r in runs]
-    predicted = [j.groupby(["point_id", "phase"])["predicted_time_s_ceilings"].mean() for j in joined]
+    predicted = [j.groupby(["point_id", "phase"])["predicted_time_s_ceilings"].mean() if len(j) else pd.Series(dtype=float)
+                 for j in joined]
+    tokens = {(r["point_id"], r["phase"]): int(r["batch"]) * (int(r["prompt_len"]) if r["phase"] == "prefill" else 1)
+              for _, r in base.ok.iterrows()}          # tokens per pass: batch × prompt, or batch × 1 per decode step
     rng = np.random.default_rng(0)
     rows = []
     for k, run in enumerate(runs[1:], start=1):
-        shared = sorted(set(reps[0]) & set(reps[k]))
+        shared = sorted(set(reps[0]) & set(reps[k]) & set(tokens))      # only points measured ok
         for pid, phase in shared:
             ratio, lo, hi = bootstrap_ratio(reps[0][(pid, phase)], reps[k][(pid, phase)], rng)
             p0, pk = predicted[0].get((pid, phase)), predicted[k].get((pid, phase))
@@ -52,7 +55,8 @@ def compare_frame(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
                          "ratio_ci_low": lo, "ratio_ci_high": hi,
                          "predicted_ratio_b_over_a": (pk / p0) if p0 and pk else None,
                          "roofline_fraction_a": (p0 / m0) if p0 else None,
-                         "roofline_fraction_b": (pk / mk) if pk else None})
+                         "roofline_fraction_b": (pk / mk) if pk else None,
+                         "tokens_per_s_a": tokens[(pid, phase)] / m0, "tokens_per_s_b": tokens[(pid, phase)] / mk})
     differ = {}
     for key in META_KEYS:
         values = [r.meta.get(key) for r in runs]
@@ -77,14 +81,16 @@ def write_compare(run_dirs: list[Path], out: Path | None = None) -> Path:
         lines += ["", "These runs are not alike: ratios below compare them point by point, never merged into one table."]
     lines += ["", f"## Shared points ({frame['point_id'].nunique() if len(frame) else 0})", "",
               "Ratio = run b time / run a time (median of repeats; prefill, or the mean decode step per trajectory), "
-              "with a 95% bootstrap interval over repeats; predicted = the same ratio from each box's measured ceilings.",
-              "", "| point | phase | a (ms) | b (ms) | measured b/a | 95% CI | predicted b/a | a: fraction of roofline | b: fraction of roofline |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "with a 95% bootstrap interval over repeats; predicted = the same ratio from each box's measured ceilings. "
+              "Throughput (tokens/s) = batch × prompt tokens / prefill time, or batch × 1 token / decode step time.",
+              "", "| point | phase | a (ms) | b (ms) | measured b/a | 95% CI | predicted b/a | a: fraction of roofline | b: fraction of roofline "
+              "| a tokens/s | b tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in frame.iterrows():
         pr = "" if r["predicted_ratio_b_over_a"] is None or pd.isna(r["predicted_ratio_b_over_a"]) else f"{r['predicted_ratio_b_over_a']:.2f}"
         lines.append(f"| {r['point_id']} | {r['phase']} | {r['measured_a_s'] * 1e3:.3f} | {r['measured_b_s'] * 1e3:.3f} | "
                      f"{r['measured_ratio_b_over_a']:.2f} | {r['ratio_ci_low']:.2f}-{r['ratio_ci_high']:.2f} | {pr} | "
-                     f"{r['roofline_fraction_a']:.1%} | {r['roofline_fraction_b']:.1%} |")
+                     f"{r['roofline_fraction_a']:.1%} | {r['roofline_fraction_b']:.1%} | "
+                     f"{r['tokens_per_s_a']:,.1f} | {r['tokens_per_s_b']:,.1f} |")
     if frame.empty:
         lines.append("No point appears in every run (the point key keeps the dtype: a CPU fp32 run and a GPU bf16 run share none).")
     path = out / "report.md"

@@ -59,15 +59,44 @@ def latest_run(results: Path = Path("results")) -> Path:
     return runs[-1].parent
 
 
+REQUIRED_COLUMNS = ["point_id", "phase", "step", "batch", "prompt_len", "context_len", "generated", "hidden_size",
+                    "num_hidden_layers", "dtype", "attention", "cache", "time_s", "status", "message"]
+
+
+def read_meta(path: Path) -> dict:
+    """run.json, checked: one line naming the file and what is wrong, never a traceback."""
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TheoryError(f"{path} is not valid JSON ({getattr(e, 'msg', e)}); the run's metadata is damaged") from None
+    if not isinstance(meta, dict):
+        raise TheoryError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    if not isinstance(meta.get("ceilings"), dict) or not meta["ceilings"]:
+        raise TheoryError(f"{path} has no ceilings (the run stopped before measuring them; "
+                          f"`python -m bench resume {path.parent}` measures them)")
+    return meta
+
+
+def read_table(path: Path, required: list[str], dtype: dict) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise TheoryError(f"{path} is not a readable CSV ({str(e).splitlines()[0][:120]})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise TheoryError(f"{path} lacks column(s) {', '.join(missing)}; not a measurements file of this harness")
+    return df
+
+
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "run.json").exists():
         raise TheoryError(f"{path} is not a run directory (no run.json)")
-    meta = json.loads((path / "run.json").read_text())
+    meta = read_meta(path / "run.json")
     mpath = path / "measurements.csv"
     if not mpath.exists():
         raise TheoryError(f"{path} has no measurements.csv yet (no point finished)")
-    rows = pd.read_csv(mpath, dtype={"model": str, "message": str, "point_id": str})
+    rows = read_table(mpath, REQUIRED_COLUMNS, {"model": str, "message": str, "point_id": str})
     rows["model"] = rows["model"].fillna("")
     spath = path / "samples.csv"
     samples = pd.read_csv(spath, dtype={"point_id": str}) if spath.exists() else pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])

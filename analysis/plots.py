@@ -11,7 +11,7 @@ from analysis.flags import sweeps_along  # noqa: E402
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata={"Software": None})   # no version stamp: same bytes on rerun
     plt.close(fig)
     return path
 

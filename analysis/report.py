@@ -7,11 +7,13 @@ import pandas as pd
 
 from analysis.breakdown import breakdown_table, flop_check, op_points
 from analysis.explain import add_explain, explain_section
+from analysis.fmt import csv_text, json_text, no_negative_zero, point_name
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import load_run
 from analysis.plots import all_figures
+from analysis.summary_md import summary_md
 
 
 def _clean(obj):
@@ -35,8 +37,15 @@ def ms(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 1e3:.3f}"
 
 
+def rate(tokens, time_s) -> str:
+    """Measured throughput in tokens/s; the denominator is named in the table's note."""
+    return "" if time_s is None or not time_s > 0 else f"{tokens / time_s:,.1f}"
+
+
 def analyse(run_dir: Path):
     run = load_run(run_dir)
+    if run.ok.empty:                                  # only skipped, oom or error points: report what was tried
+        return run, pd.DataFrame(), pd.DataFrame(), {}, [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     joined = join(run)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
@@ -94,12 +103,16 @@ def _points_md(points: pd.DataFrame) -> list[str]:
     lines = ["| point | d | L | batch | prompt | gen | attention | cache | TTFT measured (ms) | TTFT roofline (ms) | "
              "TTFT fitted (ms) | TPOT measured (ms) | TPOT roofline (ms) | TPOT fitted (ms) | decode regime |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines[0] += " prefill tokens/s | decode tokens/s |"
+    lines[1] += "---|---|"
     for _, p in points.iterrows():
-        lines.append(f"| {p['point_id']} | {p['hidden_size']} | {p['num_hidden_layers']} | {p['batch']} | {p['prompt_len']} | "
+        lines.append(f"| {point_name(p)} | {p['hidden_size']} | {p['num_hidden_layers']} | {p['batch']} | {p['prompt_len']} | "
                      f"{p['generated']} | {p['attention']} | {p['cache']} | {ms(p['prefill_measured_time_s'])} | "
                      f"{ms(p['prefill_predicted_time_s_ceilings'])} | {ms(p['prefill_predicted_time_s_fitted'])} | "
                      f"{ms(p['decode_measured_time_s'])} | {ms(p['decode_predicted_time_s_ceilings'])} | "
-                     f"{ms(p['decode_predicted_time_s_fitted'])} | {p['decode_regime']} |")
+                     f"{ms(p['decode_predicted_time_s_fitted'])} | {p['decode_regime']} | "
+                     f"{rate(p['batch'] * p['prompt_len'], p['prefill_measured_time_s'])} | "
+                     f"{rate(p['batch'], p['decode_measured_time_s'])} |")
     return lines
 
 
@@ -141,13 +154,13 @@ def write_report(run_dir) -> Path:
         from analysis.comms import comms_report
         return comms_report(run_dir)
     run, df, points, summary, flags, kv, shares, flops = analyse(run_dir)
-    df.to_csv(run_dir / "joined.csv", index=False)
+    (run_dir / "joined.csv").write_text(csv_text(df))
     summary_obj = {phase: {**s, "flags": [f for f in flags if f.get("phase", phase) == phase]}
                    for phase, s in summary.items()}
     summary_obj["run_id"] = run.meta.get("run_id")
     summary_obj["partial"] = run.partial
     summary_obj["flags"] = flags
-    (run_dir / "summary.json").write_text(json.dumps(_clean(summary_obj), indent=2) + "\n")
+    (run_dir / "summary.json").write_text(json_text(summary_obj))
     ops = op_points(run, df) if len(df) else None
     figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}
     m = run.meta
@@ -157,6 +170,7 @@ def write_report(run_dir) -> Path:
              f"transformers {m.get('transformers')}, Python {m.get('python')}; commit {str(m.get('git_commit'))[:10]}"
              f"{' (dirty)' if m.get('git_dirty') else ''}; sweep `{m.get('sweep_name')}`, {m.get('repeats')} repeats, "
              f"{m.get('utc_time')}.", ""]
+    lines += summary_md(run, points, summary, flags)
     if run.partial:
         lines += [f"**Partial run**: {run.rows['point_id'].nunique()} of {m.get('points')} points finished "
                   f"(`python -m bench resume {run_dir}` finishes it).", ""]
@@ -181,12 +195,15 @@ def write_report(run_dir) -> Path:
     lines += explain_lines
     figs = {**figs, **explain_figs}
     lines += _profile_md(shares, flops)
-    lines += ["", "## Points", ""] + (_points_md(points) if len(points) else ["no finished point"])
+    lines += ["", "## Points", "", "Throughput: prefill tokens/s = batch × prompt tokens / prefill time; decode "
+              "tokens/s = batch × 1 token / mean decode step time (both measured medians).", ""]
+    lines += _points_md(points) if len(points) else ["no finished point"]
     if len(skipped):
-        lines += ["", "## Not measured", ""] + [f"- {r['point_id']}: {r['status']} ({r['message']})" for _, r in skipped.iterrows()]
+        lines += ["", "## Not measured", ""] + [f"- {point_name(r)} (`{r['point_id']}`): {r['status']} ({r['message']})"
+                                                for _, r in skipped.iterrows()]
     lines += ["", "## Figures", ""] + [f"### {k}\n\n![{k}]({Path(v).relative_to(run_dir)})\n" for k, v in figs.items()]
     lines += ["", "Files: `measurements.csv` (one row per point × phase × step), `samples.csv` (every timed sample, "
               "repeat −1 = cold), `joined.csv` (each row with its predictions and ratios), `summary.json`, `run.json`."]
     out = run_dir / "report.md"
-    out.write_text("\n".join(lines) + "\n")
+    out.write_text(no_negative_zero("\n".join(lines) + "\n"))
     return out

@@ -3,20 +3,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.device import get_device
-from bench.runner import execute, load_run_sweep, start_run
-from bench.sweep import load_sweep
-from theory.cliutil import OneLineParser, run_main
+from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 DEFAULT_OUT = Path("results")
+KERNELS_EXAMPLE = ("example:\n  python -m bench kernels --model tinyllama-1.1b --batch 1 --prompt-len 128\n"
+                   "  python -m theory --model tinyllama-1.1b --hardware results/calibration-<...>.json --prompt-len 128")
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m bench", description=__doc__.strip())
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    r = sub.add_parser("run", help="run a sweep into a new results/<run_id>/")
+    p = OneLineParser(prog="python -m bench", description=__doc__.strip(), formatter_class=HelpFormatter,
+                      epilog=EXAMPLES)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, help="what to do")
+    r = sub.add_parser("run", help="run a sweep into a new results/<run_id>/", formatter_class=HelpFormatter,
+                       epilog=EXAMPLES)
     r.add_argument("--sweep", default="default", help="shipped sweep (smoke, seed-001, default) or a path to a sweep JSON")
-    r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to measure (auto: CUDA if present)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -26,14 +27,22 @@ def build_parser() -> OneLineParser:
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
-    s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points")
-    s.add_argument("run_dir", type=Path)
-    s.add_argument("--no-report", action="store_true")
+    s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points",
+                       formatter_class=HelpFormatter, epilog="example:\n  python -m bench resume results/<run_id>")
+    s.add_argument("run_dir", type=Path, help="the run directory printed when the run started")
+    s.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     sub.add_parser("kernels", help="time the kernels one workload needs; write a calibration JSON for theory "
-                   "(see `kernels --help`)", add_help=False)
+                   "(see `kernels --help`)", add_help=False, formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
     sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
-                   add_help=False)
+                   add_help=False, epilog="example:\n  torchrun --standalone --nproc-per-node 2 -m bench comms "
+                   "--help", formatter_class=HelpFormatter)
     return p
+
+
+EXAMPLES = """examples:
+  python -m bench run --sweep smoke --device cpu          # a two-minute check on this box
+  python -m bench run --sweep default                     # what `make bench` runs
+  python -m bench resume results/<run_id>                 # finish an interrupted run"""
 
 
 def finish(run_dir: Path, no_report: bool) -> None:
@@ -62,31 +71,43 @@ def main(argv=None) -> int:
         from bench.gpu.probe import child_main
         return child_main(Path(argv[1]), int(argv[2]), argv[3].split(","))
     a = build_parser().parse_args(argv)
-    if a.command == "run":
-        if a.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {a.threads}")
-        from bench.gpu.parallel import parse_gpus
-        gpus = parse_gpus(a.gpus)
-        device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
-                            isolated=a.isolate is not False)
-        if gpus and (device.kind != "cuda" or a.isolate is False):
-            raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
-        sweep, path = load_sweep(a.sweep, device.kind)       # bad sweep files fail here, before anything runs
-        print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
-              f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-        run_dir = start_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate, gpus=gpus,
-                            kernels=not a.no_kernels)
-    else:
-        sweep, meta = load_run_sweep(a.run_dir)
-        device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
-        run_dir = a.run_dir
-    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
-    try:
-        execute(run_dir, sweep, device)
-    except KeyboardInterrupt:
-        print(f"interrupted; finished points are kept. Resume with: python -m bench resume {run_dir}",
-              file=sys.stderr)
-        return 130
+    from bench import runner                       # imports torch: only once there is work to do
+    from bench.device import get_device
+    from bench.lock import run_lock
+    from bench.signals import EXIT_TERMINATED, Terminated, terminate_as_exception
+    from bench.sweep import load_sweep
+    with terminate_as_exception():
+        try:
+            if a.command == "run":
+                if a.threads < 1:
+                    raise ValueError(f"--threads must be at least 1, got {a.threads}")
+                from bench.gpu.parallel import parse_gpus
+                gpus = parse_gpus(a.gpus)
+                device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
+                                    isolated=a.isolate is not False)
+                if gpus and (device.kind != "cuda" or a.isolate is False):
+                    raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
+                sweep, path = load_sweep(a.sweep, device.kind)   # bad sweep files fail here, before anything runs
+                print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
+                      f"{device.threads} thread(s))", file=sys.stderr, flush=True)
+                run_dir = runner.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
+                                           gpus=gpus, kernels=not a.no_kernels)
+            else:
+                run_dir = a.run_dir
+                if not (run_dir / "run.json").is_file():
+                    raise ValueError(f"{run_dir} is not a run directory (no run.json)")
+            with run_lock(run_dir):                      # one process per run directory
+                if a.command == "resume":
+                    sweep, meta = runner.load_run_sweep(run_dir)
+                    device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
+                    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
+                runner.execute(run_dir, sweep, device)   # measures missing ceilings first
+        except (KeyboardInterrupt, Terminated) as e:
+            if a.command == "run" and "run_dir" not in locals():
+                raise
+            print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; finished points are kept. "
+                  f"Resume with: python -m bench resume {run_dir}", file=sys.stderr)
+            return EXIT_TERMINATED if isinstance(e, Terminated) else 130
     finish(run_dir, a.no_report)
     return 0
 

@@ -118,15 +118,17 @@ def collectives(ctx: Ctx, sizes: list[int], warmup: int, repeats: int, log) -> l
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from theory.cliutil import OneLineParser
-    p = OneLineParser(prog="python -m bench comms", description=__doc__.strip().splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("results"))
+    from theory.cliutil import HelpFormatter, OneLineParser
+    p = OneLineParser(prog="python -m bench comms", description=__doc__.strip().splitlines()[0],
+                      formatter_class=HelpFormatter, epilog="example:\n  torchrun --standalone --nproc-per-node 2 "
+                      "-m bench comms --out results      # what `make bench-comms NPROC=2` runs")
+    p.add_argument("--out", type=Path, default=Path("results"), help="parent directory of the run directory")
     p.add_argument("--run-dir", type=Path, help="write into this directory (default: a new one under --out)")
     p.add_argument("--max-bytes", type=int, default=64 * 2**20, help="largest message (bytes)")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10, help="timed repeats per message size")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls before the repeats")
     p.add_argument("--timeout-s", type=float, default=120.0, help="collective timeout")
-    p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto")
+    p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto", help="auto: NCCL on GPUs, else gloo")
     p.add_argument("--tp-hidden", type=int, nargs="*", default=[256, 1024], help="widths of the TP layer test")
     p.add_argument("--no-tp", action="store_true", help="skip the tensor-parallel layer")
     p.add_argument("--fail-rank", type=int, help=argparse.SUPPRESS)     # fault injection for tests: this rank dies
@@ -154,8 +156,21 @@ def setup_backend(requested: str, local: int, timeout_s: float, cuda=torch.cuda,
     return backend, device
 
 
+def check_options(a) -> None:
+    """Refused before torchrun's ranks meet: a hang or a traceback on every rank helps nobody."""
+    if a.max_bytes < DEFAULT_SIZES[0]:
+        raise ValueError(f"--max-bytes must be at least {DEFAULT_SIZES[0]}, got {a.max_bytes}")
+    if a.repeats < 1 or a.warmup < 0:
+        raise ValueError(f"--repeats must be at least 1 and --warmup at least 0, got {a.repeats} and {a.warmup}")
+    if not 0 < a.timeout_s <= 86400:            # also false for NaN
+        raise ValueError(f"--timeout-s must be in (0, 86400], got {a.timeout_s}")
+    if any(h < 1 for h in a.tp_hidden):
+        raise ValueError(f"--tp-hidden widths must be positive, got {a.tp_hidden}")
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
+    check_options(a)
     if "RANK" not in os.environ:
         raise ValueError("run under torchrun, e.g. `torchrun --standalone --nproc-per-node 2 -m bench comms` "
                          "(or `make bench-comms NPROC=2`)")

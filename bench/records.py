@@ -3,7 +3,10 @@ import csv
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
+
+from bench.signals import critical
 
 MEASUREMENT_COLUMNS = [
     "point_id", "phase", "step", "batch", "prompt_len", "context_len", "generated",
@@ -15,18 +18,31 @@ MEASUREMENT_COLUMNS = [
     "mem_reserved_peak_total_bytes", "device_used_bytes", "mem_allocated_step_bytes", "mem_source",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
     "gpu_throttle_reasons", "gpu_sm_clock_min_mhz", "gpu_power_min_w", "gpu_state_samples", "gpu_uuid",
+    "tokens_per_s",                 # batch × tokens of the pass / time_s (prompt tokens for prefill, 1 per decode step)
     "status", "message",
 ]
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
 
 
 def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write a uniquely named temporary file beside `path`, then rename it over `path`: two writers never share
+    a temporary file, a failed write leaves nothing behind, and SIGTERM waits for the rename (bench.signals)."""
+    path = Path(path)
+    with critical():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o644)
+            with open(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
 
 
 def csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -60,8 +76,30 @@ def save_point(run_dir: Path, point_id: str, rows: list[dict], samples: list[dic
     atomic_write(m, csv_text(rows, MEASUREMENT_COLUMNS))
 
 
+ROW_STATUSES = ("ok", "oom", "skipped_memory", "error")
+
+
 def point_done(run_dir: Path, point_id: str) -> bool:
-    return point_files(run_dir, point_id)[0].exists()
+    """A point is finished only if its measurements file is whole: a header naming the point columns, rows that
+    end in a newline with every field present, known statuses, and for `ok` the prefill plus generated−1 decode
+    steps. Anything else (a truncated or foreign file) is measured again."""
+    path = point_files(run_dir, point_id)[0]
+    try:
+        text = path.read_text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    if not rows or not text.endswith("\n") or not {"point_id", "phase", "step", "generated", "status"} <= set(rows[0]):
+        return False
+    if any(None in r or None in r.values() or r["point_id"] != point_id or r["status"] not in ROW_STATUSES
+           for r in rows):
+        return False
+    if rows[0]["status"] != "ok":
+        return len(rows) == 1
+    try:
+        return len(rows) == int(rows[0]["generated"]) and all(r["status"] == "ok" for r in rows)
+    except ValueError:
+        return False
 
 
 def assemble(run_dir: Path, point_ids: list[str]) -> int:
@@ -69,14 +107,14 @@ def assemble(run_dir: Path, point_ids: list[str]) -> int:
     rows, samples = [], []
     for pid in point_ids:
         m, s = point_files(run_dir, pid)
-        if m.exists():
+        if point_done(run_dir, pid):
             rows += read_csv(m)
             if s.exists():
                 samples += read_csv(s)
     atomic_write(run_dir / "measurements.csv", csv_text(rows, MEASUREMENT_COLUMNS))
     atomic_write(run_dir / "samples.csv", csv_text(samples, SAMPLE_COLUMNS))
     profiles = [run_dir / "points" / f"{pid}.profile.csv" for pid in point_ids]
-    profiles = [f for f in profiles if f.exists() and point_files(run_dir, f.name.split(".")[0])[0].exists()]
+    profiles = [f for f in profiles if f.exists() and point_done(run_dir, f.name.split(".")[0])]
     if profiles:
         header, body = None, []
         for f in profiles:

@@ -1,6 +1,8 @@
 """Run a sweep into results/<run_id>/, one point at a time, resumable after SIGINT or SIGKILL."""
 import gc
+import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
 from theory.dtypes import dtype_bytes
 from theory.errors import TheoryError
+from theory.jsonio import check_keys, read_json
 from theory.memory import kv_cache_bytes, weight_bytes
 
 MEMORY_MARGIN = 1.2            # predicted need × margin must fit in what the device has free
@@ -83,7 +86,9 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                    if profile and device.kind == "cpu" else None)          # allocator-free CPU: profiler events
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
-        msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
+        msg, status = str(e).splitlines()[0][:300], "oom"    # keep only the message; the traceback pins tensors
+    except Exception as e:                                   # any other failure costs this point only
+        msg, status = error_message(e), "error"
     else:
         msg = None
     finally:
@@ -91,7 +96,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         gc.collect()
         device.empty_cache()
     if msg is not None:
-        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": "oom", "message": msg}], []
+        return [{**base, "phase": "prefill", "step": 0, "context_len": 0, "status": status, "message": msg}], []
     rows, samples = [], []
     for i, st in enumerate(step_stats):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
@@ -103,12 +108,24 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_allocated_peak_total_bytes": mem.allocated_peak_total_bytes,
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
-                     **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
-                     "status": "ok", "message": ""})
+                     **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1],
+                     "hidden_syncs": hidden_syncs, **gpu_state,
+                     "tokens_per_s": tokens_per_s(p, i, st.median_s), "status": "ok", "message": ""})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
                     for r, t in enumerate(m.repeats)]
     return rows, samples
+
+
+def error_message(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}"[:300]
+
+
+def tokens_per_s(p: Point, trajectory_index: int, time_s: float) -> float | None:
+    """Throughput of one timed pass: batch × prompt tokens / prefill time, or batch × 1 token / decode step time."""
+    tokens = p.batch * (p.prompt_len if trajectory_index == 0 else 1)
+    return tokens / time_s if time_s > 0 else None
 
 
 def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
@@ -142,46 +159,74 @@ def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, med
 
 
 def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
+    """A fresh directory directly under out_root, created atomically (mkdir either makes it or fails)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = out_root / f"{stamp}-{device_kind}-{sweep_name}-{n}"
-    run_dir.mkdir(parents=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", sweep_name).strip(".-") or "sweep"    # never a path
+    out_root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        run_dir = out_root / (f"{stamp}-{device_kind}-{safe}" + (f"-{n}" if n > 1 else ""))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise TheoryError(f"cannot create a new run directory under {out_root}")
+
+
+def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
+               isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True) -> Path:
+    """The run directory with sweep.json and run.json (no ceilings yet), printed before anything is measured,
+    so an interruption at any moment leaves a directory `resume` can finish.
+    isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
+    gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
+    run_dir = new_run_dir(out_root, device.kind, sweep.name)
+    print(f"run directory: {run_dir}", file=log, flush=True)
+    atomic_write(run_dir / "sweep.json", sweep.source_text)
+    # The parent of an isolated CUDA run learns its device's facts from the ceilings child (ensure_ceilings).
+    facts = {} if hasattr(device, "probe") else run_metadata(device)
+    write_json(run_dir / "run.json", {
+        "run_id": run_dir.name, **facts, "device": device.kind, "threads": device.threads,
+        "sweep_name": sweep.name, "sweep_path": str(sweep_path),
+        "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
+        "points": len(sweep.points), "profile": profile, "kernels": kernels,
+        "isolate": device.kind == "cuda" if isolate is None else isolate, **({"gpus": gpus} if gpus else {}),
+        "ceilings": {}, "ceilings_detail": {},
+    })
     return run_dir
+
+
+def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None:
+    """Measure the ceilings of every dtype the sweep uses that run.json does not hold yet (an isolated CUDA
+    run measures them in a child process, so this process never creates a CUDA context)."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    ceilings, detail = meta.setdefault("ceilings", {}), meta.setdefault("ceilings_detail", {})
+    dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
+    missing = [dt for dt in dtypes if dt not in ceilings]
+    if not missing:
+        return
+    child = hasattr(device, "probe")
+    print(f"measuring ceilings ({', '.join(missing)}){' in a child process' if child else ''} ...", file=log, flush=True)
+    if child:
+        device.probe(run_dir, missing, log)
+        for k, v in run_metadata(device).items():     # the device's facts, from the child
+            meta.setdefault(k, v)
+    for dt in missing:
+        spec, det = device.ceilings(dt) if child else measure_ceilings(device, dt, meta.get("host", ""))
+        spec = as_theory_kind(spec)
+        ceilings[dt], detail[dt] = spec.to_json(), det
+        write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
+        write_json(run_dir / "run.json", meta)
+    gc.collect()
+    device.empty_cache()                  # the ceilings' GiB-sized buffers: give them back before points run
+    if device.kind == "cuda":
+        meta.update(gpu_run_fields(device, meta.get("gpus"), dtypes, meta.get("host", ""), run_dir, log))
+    write_json(run_dir / "run.json", meta)
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
               isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True) -> Path:
-    """isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
-    gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
-    run_dir = new_run_dir(out_root, device.kind, sweep.name)
-    (run_dir / "sweep.json").write_text(sweep.source_text)
-    dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
-    child = hasattr(device, "probe")      # isolated CUDA: a child measures them, this process makes no CUDA context
-    if child:
-        print(f"measuring ceilings ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
-        device.probe(run_dir, dtypes, log)
-    meta = run_metadata(device)
-    if not child:
-        print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
-    ceilings, detail = {}, {}
-    for dt in dtypes:
-        spec, det = device.ceilings(dt) if child else measure_ceilings(device, dt, meta["host"])
-        spec = as_theory_kind(spec)
-        ceilings[dt], detail[dt] = spec.to_json(), det
-        write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
-    gc.collect()
-    device.empty_cache()                  # the ceilings' GiB-sized buffers: give them back before points run
-    extra = gpu_run_fields(device, gpus, dtypes, meta["host"], run_dir, log) if device.kind == "cuda" else {}
-    write_json(run_dir / "run.json", {
-        "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
-        "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
-        "points": len(sweep.points), "profile": profile, "kernels": kernels,
-        "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
-        **extra,
-    })
+    run_dir = create_run(sweep, sweep_path, device, out_root, log, profile, isolate, gpus, kernels)
+    ensure_ceilings(run_dir, sweep, device, log)
     return run_dir
 
 
@@ -205,6 +250,7 @@ def run_point_isolated(run_dir: Path, index: int, p: Point, pid: str, device, sw
 
 
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    ensure_ceilings(run_dir, sweep, device, log)
     meta = json.loads((run_dir / "run.json").read_text())
     profile, isolate = meta.get("profile", False), meta.get("isolate", False)
     if isolate and meta.get("gpus"):          # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
@@ -272,8 +318,13 @@ def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:
     meta_path = run_dir / "run.json"
     if not meta_path.exists():
         raise TheoryError(f"{run_dir} is not a run directory (no run.json)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path)
+    check_keys(meta, set(meta) if isinstance(meta, dict) else set(), {"sweep_path", "sweep_sha1", "device"},
+               str(meta_path))
     text = (run_dir / "sweep.json").read_text()
+    if hashlib.sha1(text.encode()).hexdigest() != meta["sweep_sha1"]:
+        raise TheoryError(f"{run_dir / 'sweep.json'} does not match the sweep_sha1 recorded in {meta_path}; "
+                          f"refusing to resume (start a new run)")
     original = Path(meta["sweep_path"])
     if original.exists() and original.read_text() != text:
         raise TheoryError(f"sweep file {original} changed since this run started; refusing to resume "

@@ -10,6 +10,7 @@ Width axes derive heads from head_dim: heads = hidden_size / head_dim, kv heads 
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -21,6 +22,7 @@ SWEEP_DIR = Path(__file__).parent / "sweeps"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "eager")
 CACHES = ("dynamic", "static")
+MAX_WARMUP_S = 600.0          # warm-up per point; more is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,8 @@ def _check_point_values(values: dict, where: str) -> dict:
             if not isinstance(v, str):
                 raise TheoryError(f"{where}: model must be a preset name or a config path")
         elif k == "mlp_ratio":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise TheoryError(f"{where}: mlp_ratio must be a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise TheoryError(f"{where}: mlp_ratio must be a positive finite number, got {v!r}")
         elif isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise TheoryError(f"{where}: {k} must be a positive integer, got {v!r}")
     return values
@@ -113,6 +115,8 @@ def _validate_point(p: Point, where: str) -> None:
         heads = p.hidden_size // p.head_dim
         if heads % p.kv_group:
             raise TheoryError(f"{where}: kv_group {p.kv_group} does not divide the {heads} heads of width {p.hidden_size}")
+    if p.spec().head_dim % 2:
+        raise TheoryError(f"{where}: rotary embeddings need an even head_dim, got {p.spec().head_dim}")
     if p.spec().mlp != "gated":
         raise TheoryError(f"{where}: bench builds Llama-style models only; {p.model} has a two-matrix MLP")
 
@@ -146,8 +150,8 @@ def parse_sweep(obj, text: str, where: str) -> Sweep:
     warmup = obj.get("warmup_s", 1.0)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise TheoryError(f"{where}: repeats must be a positive integer")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0:
-        raise TheoryError(f"{where}: warmup_s must be a non-negative number")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= MAX_WARMUP_S:
+        raise TheoryError(f"{where}: warmup_s must be a number of seconds in [0, {MAX_WARMUP_S}], got {warmup!r}")
     return Sweep(str(obj["name"]), str(obj.get("description", "")), repeats, float(warmup), tuple(points), text)
 
 

@@ -17,7 +17,7 @@ def models(draw):
     return from_hf_config({
         "hidden_size": heads * head_dim, "num_hidden_layers": draw(st.integers(1, 48)),
         "num_attention_heads": heads, "num_key_value_heads": kv,
-        "intermediate_size": draw(st.integers(1, 64)) * 64, "vocab_size": draw(st.integers(0, 50000)),
+        "intermediate_size": draw(st.integers(1, 64)) * 64, "vocab_size": draw(st.integers(1, 50000)),        # 0 is refused for gated models (issue 14)
         "tie_word_embeddings": draw(st.booleans()),
     }, "prop")
 

@@ -9,7 +9,7 @@ def calibrated_main(a) -> int:
     cal = load_calibration(a.hardware)
     model = load_model(a.model)
     check_matches(cal, model, a.batch, a.dtype)
-    tokens = a.prompt_len
+    tokens = a.context_len if a.phase == "decode" and a.context_len is not None else a.prompt_len
     p = predict_pass(cal, a.phase, tokens)
     out = {"model": model.name, "hardware": cal.get("device_name"), "source": "kernel calibration",
            "calibration": a.hardware, "phase": a.phase, "batch": a.batch,

@@ -3,25 +3,32 @@ import json
 import sys
 
 from theory.calibration import is_calibration
-from theory.cliutil import OneLineParser, run_main
+from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hardware import hardware_presets, load_hardware
 from theory.model import load_model, model_presets
 from theory.ops import ATTENTION, KV_UPDATE, LOGITS, PHASES, Workload
 from theory.dtypes import DTYPE_BYTES
+from theory.errors import TheoryError
 from theory.roofline import MODES, predict, request_times
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m theory", description=__doc__.strip() + (
-        " --phase decode predicts the decode step whose context_len is --prompt-len (the cache holds that many"
-        " tokens before the step); --phase prefill predicts the prompt itself. Unset options take the ideal defaults."))
-    p.add_argument("--model", help="preset name or path to a Hugging Face config.json")
-    p.add_argument("--hardware", help="preset id or path to a hardware JSON (bench's ceilings.json works too, and "
-                   "a kernel calibration from `python -m bench kernels`)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--prompt-len", type=int, help="prompt tokens (prefill) / tokens in the cache (decode)")
-    p.add_argument("--phase", choices=PHASES, default="decode")
-    p.add_argument("--dtype", choices=list(DTYPE_BYTES), help="weights and matmuls (default bf16)")
+    p = OneLineParser(prog="python -m theory", formatter_class=HelpFormatter, epilog=EXAMPLES,
+                      description=__doc__.strip() + (
+        " --phase decode predicts one decode step with --context-len tokens already in the cache (or, given only"
+        " --prompt-len, the first step after that prompt); --phase prefill predicts the prompt itself. Unset options"
+        " take the ideal defaults."))
+    need = p.add_argument_group("required (except with --list)")
+    need.add_argument("--model", help="preset name or path to a Hugging Face config.json")
+    need.add_argument("--hardware", help="preset id or path to a hardware JSON (bench's ceilings-<dtype>.json works "
+                      "too, and a kernel calibration from `python -m bench kernels`)")
+    need.add_argument("--prompt-len", type=int, help="prompt tokens (prefill, and the request of --generated); "
+                      "for decode without --context-len, the first decode step after this prompt")
+    p.add_argument("--context-len", type=int, help="decode: tokens in the cache before the step (the step reads one more)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per pass")
+    p.add_argument("--phase", choices=PHASES, default="decode", help="which pass to predict")
+    p.add_argument("--dtype", choices=list(DTYPE_BYTES),
+                   help="weights and matmuls (default: bf16, or the one dtype a ceilings file lists)")
     p.add_argument("--kv-dtype", choices=list(DTYPE_BYTES), help="KV cache (default: --dtype)")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel devices")
     p.add_argument("--attention", choices=ATTENTION, help="fused (default) or materialized")
@@ -32,18 +39,43 @@ def build_parser() -> OneLineParser:
     p.add_argument("--mode", choices=MODES, default="max", help="max(compute, memory) or compute + memory")
     p.add_argument("--reserve-fraction", type=float, default=0.0, help="capacity held back from the KV budget")
     p.add_argument("--generated", type=int, help="also predict a whole request generating this many tokens")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="a table for people, JSON for programs")
     p.add_argument("--list", action="store_true", help="list model and hardware presets and exit")
     return p
 
 
+EXAMPLES = """examples:
+  python -m theory --model llama-2-7b --hardware a100-sxm-80gb --context-len 1024
+  python -m theory --model llama-3-70b --hardware h100-sxm-80gb --tp 4 --batch 16 --prompt-len 4096 --generated 256
+  python -m theory --model theory/data/models/mistral-7b.json --hardware results/<run>/ceilings-fp32.json \\
+      --phase prefill --prompt-len 512 --format json
+  python -m theory --list"""
+
+
 def workload_kwargs(a) -> dict:
     kw = {"phase": a.phase, "batch": a.batch}
-    kw["prompt_len" if a.phase == "prefill" else "context_len"] = a.prompt_len
+    if a.phase == "prefill":
+        kw["prompt_len"] = a.prompt_len
+    else:
+        kw["context_len"] = a.prompt_len if a.context_len is None else a.context_len
     for name in ("dtype", "kv_dtype", "attention", "kv_update", "max_cache_len", "logits", "repeat_kv"):
         if getattr(a, name) is not None:
             kw[name] = getattr(a, name)
     return kw
+
+
+def check_options(a) -> None:
+    if not 0 <= a.reserve_fraction < 1:          # also false for NaN
+        raise TheoryError(f"--reserve-fraction must be in [0, 1), got {a.reserve_fraction}")
+    if a.generated is not None and a.generated < 1:
+        raise TheoryError(f"--generated must be at least 1, got {a.generated}")
+
+
+def throughput(out: dict) -> float | None:
+    """Tokens the batch processes per second of this pass: batch × prompt tokens / prefill time, or
+    batch × 1 token / decode step time."""
+    tokens = out["batch"] * (out["prompt_len"] if out["phase"] == "prefill" else 1)
+    return tokens / out["time_s"] if out["time_s"] else None
 
 
 def fmt_bytes(n: float) -> str:
@@ -70,6 +102,8 @@ def render_table(out: dict, request: dict | None) -> str:
     for g, v in out["groups"].items():
         lines.append(f"{g:<10} {v['time_s'] * 1e3:10.4f} ms  ({v['time_s'] / total:.1%})")
     lines += ["", f"total      {out['time_s'] * 1e3:10.4f} ms   {out['flops'] / 1e9:.3f} GFLOP   {fmt_bytes(out['bytes'])} moved",
+              f"throughput {out['tokens_per_s'] or 0:,.1f} tokens/s (batch × "
+              f"{'prompt tokens / prefill time' if out['phase'] == 'prefill' else '1 token / decode step time'})",
               f"weights    {fmt_bytes(out['weight_bytes'])} per device",
               f"KV cache   {fmt_bytes(out['kv_cache_bytes'])} after this pass",
               f"capacity   (reserve {out['reserve_fraction']:.0%} of device memory) max batch at this context: "
@@ -79,7 +113,9 @@ def render_table(out: dict, request: dict | None) -> str:
     if request:
         lines += [f"request    time to first token (prefill) {request['time_to_first_token_s'] * 1e3:.3f} ms, "
                   f"time per output token (mean decode step) {request['time_per_output_token_s'] * 1e3:.3f} ms, "
-                  f"whole request {request['request_time_s'] * 1e3:.3f} ms"]
+                  f"whole request {request['request_time_s'] * 1e3:.3f} ms",
+                  f"           decode {request['decode_tokens_per_s'] or 0:,.1f} tokens/s (batch / time per output token), "
+                  f"whole request {request['request_tokens_per_s'] or 0:,.1f} tokens/s (batch × generated / request time)"]
     return "\n".join(lines)
 
 
@@ -89,16 +125,22 @@ def main(argv: list[str] | None = None) -> int:
         print("models:   " + ", ".join(model_presets()))
         print("hardware: " + ", ".join(hardware_presets()))
         return 0
-    missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware", "prompt_len") if getattr(a, n) is None]
+    missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware") if getattr(a, n) is None]
+    if a.prompt_len is None and (a.phase == "prefill" or a.context_len is None or a.generated is not None):
+        missing.append("--prompt-len" if a.phase == "prefill" or a.generated is not None else "--context-len")
     if missing:
         raise SystemExit(build_parser().error(f"missing {', '.join(missing)}"))
+    check_options(a)
     if is_calibration(a.hardware):                 # kernels measured by `python -m bench kernels`
         from theory.calibration_cli import calibrated_main
         return calibrated_main(a)
     model, hw = load_model(a.model), load_hardware(a.hardware)
+    if a.dtype is None and len(hw.peak_flops_per_s) == 1:     # a CPU ceilings file lists its one dtype
+        a.dtype = next(iter(hw.peak_flops_per_s))
     kw = workload_kwargs(a)
     pred = predict(model, hw, Workload(**kw), a.mode, a.tp)
     out = pred.to_json(a.reserve_fraction)
+    out["tokens_per_s"] = throughput(out)
     request = None
     if a.generated is not None:
         rest = {k: v for k, v in kw.items() if k not in ("phase", "batch", "prompt_len", "context_len")}

@@ -8,6 +8,15 @@ from theory.errors import TheoryError
 EXIT_BAD_INPUT = 2
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilog's example lines as written and shows every option's default beside its help."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help                  # "(default: None)" says nothing; the help text says what happens
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -26,3 +35,7 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:                           # read-only or missing paths, a file where a folder should be, disk full
+        where = f": {e.filename}" if e.filename else ""
+        sys.stderr.write(f"error: {e.strerror or e}{where}\n")
+        return EXIT_BAD_INPUT

@@ -11,7 +11,7 @@ from typing import Any
 
 from theory.dtypes import DTYPE_BYTES
 from theory.errors import TheoryError
-from theory.jsonio import check_keys, positive_int, positive_number, read_json
+from theory.jsonio import check_keys, non_negative_number, positive_int, positive_number, read_json
 
 PRESET_DIR = Path(__file__).parent / "data" / "hardware"
 
@@ -72,10 +72,7 @@ def hardware_from_json(obj: Any, where: str) -> HardwareSpec:
     kw["memory_bandwidth_bytes_per_s"] = positive_number(obj["memory_bandwidth_bytes_per_s"], "memory_bandwidth_bytes_per_s", where)
     kw["memory_capacity_bytes"] = positive_int(obj["memory_capacity_bytes"], "memory_capacity_bytes", where)
     for key in ("interconnect_bandwidth_bytes_per_s", "interconnect_latency_s", "launch_overhead_s"):
-        v = obj.get(key, 0.0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise TheoryError(f"{where}: {key} must be a non-negative number, got {v!r}")
-        kw[key] = float(v)
+        kw[key] = non_negative_number(obj.get(key, 0.0), key, where)
     if kw.get("kind", "gpu") not in ("gpu", "cpu"):
         raise TheoryError(f"{where}: kind must be 'gpu' or 'cpu'")
     return HardwareSpec(**kw)

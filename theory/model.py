@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from theory.errors import TheoryError
-from theory.jsonio import positive_int, read_json
+from theory.jsonio import positive_int, positive_number, read_json
 
 PRESET_DIR = Path(__file__).parent / "data" / "models"
 DENSE_MLP_TYPES = {"gpt", "gpt2", "gpt3", "gopher"}
@@ -91,6 +91,11 @@ def _int_or_none(cfg: dict, key: str, where: str) -> int | None:
     return None if value is None else positive_int(value, key, where)
 
 
+def _first(cfg: dict, *keys: str, default):
+    """The first of keys present and not null (a 0 or a string is kept, for the checks to refuse)."""
+    return next((cfg[k] for k in keys if cfg.get(k) is not None), default)
+
+
 def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
     """Build a spec from a config.json dict. Unrelated keys are ignored; meaningful ones are honoured."""
     where = f"model {name}"
@@ -121,8 +126,9 @@ def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
         raise TheoryError(f"{where}: num_key_value_heads {kv_heads} does not divide num_attention_heads {heads}")
     inter = _int_or_none(cfg, "intermediate_size", where) or 4 * d
     vocab = cfg.get("vocab_size", 0)
-    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 0:
-        raise TheoryError(f"{where}: vocab_size must be a non-negative integer, got {vocab!r}")
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < (0 if dense else 1):
+        # 0 only for the seeds' GPT-style specs, which leave the embedding out
+        raise TheoryError(f"{where}: vocab_size must be a {'non-negative' if dense else 'positive'} integer, got {vocab!r}")
     window = cfg.get("sliding_window")
     window = None if window in (None, 0) else positive_int(window, "sliding_window", where)
     if cfg.get("use_sliding_window") is False:      # Qwen2-style configs carry a window they do not use
@@ -133,9 +139,10 @@ def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
         num_key_value_heads=kv_heads, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab,
         tie_word_embeddings=bool(tie), sliding_window=window,
         mlp="dense" if dense else "gated", norm="layernorm" if dense else "rmsnorm",
-        rope_theta=float(cfg.get("rope_theta") or 10000.0),
-        max_position_embeddings=int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 4096),
-        rms_norm_eps=float(cfg.get("rms_norm_eps") or 1e-5),
+        rope_theta=positive_number(_first(cfg, "rope_theta", default=10000.0), "rope_theta", where),
+        max_position_embeddings=positive_int(_first(cfg, "max_position_embeddings", "n_positions", default=4096),
+                                             "max_position_embeddings", where),
+        rms_norm_eps=positive_number(_first(cfg, "rms_norm_eps", default=1e-5), "rms_norm_eps", where),
     )
 
 

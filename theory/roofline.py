@@ -4,6 +4,7 @@ hardware spec sets one. Communication rows are timed by the ring all-reduce mode
 from dataclasses import dataclass
 
 from theory.errors import TheoryError
+from theory.request import sum_decode_s
 from theory.hardware import HardwareSpec
 from theory.memory import kv_cache_bytes, max_batch_at_context, max_context_at_batch, weight_bytes
 from theory.model import ModelSpec
@@ -133,8 +134,13 @@ def request_times(model: ModelSpec, hw: HardwareSpec, batch: int, prompt_len: in
     if generated < 1:
         raise TheoryError(f"generated tokens must be at least 1, got {generated}")
     ttft = predict(model, hw, Workload(phase="prefill", batch=batch, prompt_len=prompt_len, **workload), mode, tp).time_s
-    steps = [predict(model, hw, Workload(phase="decode", batch=batch, context_len=prompt_len + s, **workload), mode, tp).time_s
-             for s in range(generated - 1)]
-    tpot = sum(steps) / len(steps) if steps else 0.0
+    step_s = lambda c: predict(model, hw, Workload(phase="decode", batch=batch, context_len=c, **workload), mode, tp).time_s
+    n = generated - 1
+    decode_s = sum_decode_s(step_s, prompt_len, n)      # bounded time for any n (theory/request.py)
+    tpot = decode_s / n if n else 0.0
     return {"time_to_first_token_s": ttft, "time_per_output_token_s": tpot,
-            "decode_steps": len(steps), "request_time_s": ttft + sum(steps)}
+            "decode_steps": n, "request_time_s": ttft + decode_s,
+            # throughput: tokens the batch produces per second of the time named
+            "prefill_tokens_per_s": batch * prompt_len / ttft if ttft else None,
+            "decode_tokens_per_s": batch / tpot if tpot else None,
+            "request_tokens_per_s": batch * generated / (ttft + decode_s) if ttft + decode_s else None}

@@ -18,20 +18,22 @@ from bench.kernels.point import cache_state, llc_of
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
-from theory.cliutil import OneLineParser, run_main
+from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m bench kernels", description=__doc__.strip().splitlines()[0])
+    from bench.cli import KERNELS_EXAMPLE
+    p = OneLineParser(prog="python -m bench kernels", description=__doc__.strip().splitlines()[0],
+                      formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
     p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--prompt-len", type=int, required=True)
+    p.add_argument("--batch", type=int, default=1, help="sequences per pass")
+    p.add_argument("--prompt-len", type=int, required=True, help="prompt tokens (the prefill)")
     p.add_argument("--generated", type=int, default=8, help="tokens generated (prefill + generated−1 decode steps)")
-    p.add_argument("--dtype", default="auto", choices=DTYPES)
-    p.add_argument("--attention", default="sdpa", choices=ATTENTIONS)
-    p.add_argument("--cache", default="dynamic", choices=CACHES)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="auto: fp32 on CPU, bf16 on CUDA")
+    p.add_argument("--attention", default="sdpa", choices=ATTENTIONS, help="the attention implementation to time")
+    p.add_argument("--cache", default="dynamic", choices=CACHES, help="the KV cache whose update is timed")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to time (auto: CUDA if present)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     p.add_argument("--out", type=Path, help="calibration JSON (default results/calibration-<model>-b<B>-t<T>.json)")
     p.add_argument("--kernel-cache", type=Path, default=Path("results/kernel-cache"),
                    help="per-box kernel cache directory (shapes already measured on this box are reused)")
