@@ -29,7 +29,9 @@ class Arch:
                                         # | "max_window_layers" (Qwen2) ; an explicit `layer_types` list always wins
     moe: str = "none"                   # "none" | "mixtral" (num_local_experts) | "qwen" (num_experts, sparse step)
     shared_expert: bool = False         # Qwen2-MoE: one shared expert of shared_expert_intermediate_size, gated
-    kv_heads: str = "key"               # "key": num_key_value_heads; "falcon": multi_query / new_decoder_architecture
+    kv_heads: str = "key"               # "key": num_key_value_heads; "mha": the class ignores that key (one kv
+                                        # head per query head); "falcon": multi_query / new_decoder_architecture
+    ffn_key: str = "intermediate_size"  # the key the class reads the MLP width from (4·d when absent)
 
 
 LLAMA = Arch(qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), mlp_bias=("mlp_bias", False))
@@ -51,12 +53,12 @@ ARCHS: dict[str, Arch] = {
                 norm="layernorm", norms_per_layer=1, parallel_residual=True),
     "phi3": Arch(window="all"),
     "gpt2": Arch(mlp="dense", activation="gelu_tanh", qkv_bias=True, o_bias=True, mlp_bias=True, norm="layernorm",
-                 tied=("tie_word_embeddings", True), positions="learned"),
+                 tied=("tie_word_embeddings", True), positions="learned", kv_heads="mha", ffn_key="n_inner"),
     "gpt_neox": Arch(mlp="dense", activation="gelu", qkv_bias=("attention_bias", True), o_bias=("attention_bias", True),
-                     mlp_bias=True, norm="layernorm", parallel_residual=("use_parallel_residual", True)),
+                     mlp_bias=True, norm="layernorm", parallel_residual=("use_parallel_residual", True), kv_heads="mha"),
     "falcon": Arch(mlp="dense", activation="gelu", qkv_bias=("bias", False), o_bias=("bias", False),
                    mlp_bias=("bias", False), norm="layernorm", tied=("tie_word_embeddings", True),
-                   parallel_residual=("parallel_attn", True), kv_heads="falcon"),
+                   parallel_residual=("parallel_attn", True), kv_heads="falcon", ffn_key="ffn_hidden_size"),
     "olmo": Arch(norm="nonparam"),
     # The seeds' GPT-style shapes given by width and depth only (no transformers class).
     "gpt": Arch(mlp="dense", activation="gelu_tanh", norm="layernorm", tied=("tie_word_embeddings", True)),

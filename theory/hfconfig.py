@@ -11,7 +11,7 @@ from theory.errors import TheoryError
 from theory.jsonio import positive_int, read_json
 
 ALIASES = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
-           "n_inner": "intermediate_size", "n_positions": "max_position_embeddings"}
+           "n_positions": "max_position_embeddings"}
 
 
 def unwrap(cfg: dict) -> dict:
@@ -136,6 +136,8 @@ def parse(cfg: Any, name: str):
         new_arch = bool(cfg.get("new_decoder_architecture"))
         kv_heads = (_int(cfg, "num_kv_heads", where, heads) if new_arch
                     else 1 if cfg.get("multi_query", True) else heads)
+    elif arch.kv_heads == "mha":
+        kv_heads = heads
     else:
         kv_heads = _int(cfg, "num_key_value_heads", where) or heads
     head_dim = _int(cfg, "head_dim", where) if not dense else None
@@ -145,7 +147,7 @@ def parse(cfg: Any, name: str):
         head_dim = d // heads
     if heads % kv_heads:
         raise TheoryError(f"{where}: num_key_value_heads {kv_heads} does not divide num_attention_heads {heads}")
-    inter = _int(cfg, "ffn_hidden_size" if model_type == "falcon" else "intermediate_size", where) or 4 * d
+    inter = _int(cfg, arch.ffn_key, where) or 4 * d
     vocab = cfg.get("vocab_size", 0)
     if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 0:
         raise TheoryError(f"{where}: vocab_size must be a non-negative integer, got {vocab!r}")

@@ -13,4 +13,5 @@ def model_notes(out: dict) -> list[str]:
         lines.append(f"KV as run  {out['kv_cache_bytes_as_run'] / 1e6:.3f} MB: transformers' dynamic cache keeps"
                      " window−1 tokens per sliding layer between passes")
     lines += [f"assumed    {a}" for a in out.get("assumptions", [])]
+    lines += [f"warning    {a}" for a in out.get("warnings", [])]
     return lines

@@ -85,7 +85,11 @@ class Prediction:
         out = {"fits": fits, "fits_reason": reason, "usable_memory_bytes": usable_bytes(self.hardware, reserve_fraction),
                "memory_capacity_bytes": self.hardware.memory_capacity_bytes,
                "kv_cache_bytes_as_run": self.kv_cache_bytes_as_run(),
-               "params": self.model.num_params, "assumptions": list(self.model.assumptions)}
+               "params": self.model.num_params, "assumptions": list(self.model.assumptions), "warnings": []}
+        tokens = w.context_len + w.query_tokens
+        if tokens > self.model.max_position_embeddings:
+            out["warnings"].append(f"context {tokens} passes max_position_embeddings {self.model.max_position_embeddings}:"
+                                   " the model was not trained this long")
         moe = moe_summary(self.model, w.batch * w.query_tokens)
         if moe:
             out["moe"] = moe
