@@ -135,3 +135,55 @@ def test_sweep_accepts_a_two_matrix_family(tmp_path):
     path = tmp_path / "pythia-tiny.json"
     path.write_text(json.dumps(FAMILIES["gpt-neox"]))
     _validate_point(Point(model=str(path)), "test")
+
+
+def test_mixtral_decode_reads_k_experts_at_batch_1_and_all_at_64():
+    from theory.ops import Workload, count_ops
+    m = load_model(str(CONFIGS / "mixtral-8x7b.json"))
+    expert_bytes = 32 * 8 * 3 * 4096 * 14336 * 2                          # all experts, all layers, bf16
+    read = lambda b: sum(o.weight_bytes for o in count_ops(m, Workload(batch=b, context_len=100))  # noqa: E731
+                         if o.name.startswith("expert_") and o.name != "expert_act_mul")
+    assert read(1) == expert_bytes * 2 // 8
+    assert read(64) == pytest.approx(expert_bytes, rel=1e-6)
+    prefill = {o.name: o for o in count_ops(m, Workload(phase="prefill", prompt_len=10))}
+    assert prefill["expert_up_proj"].flops == 32 * 2 * 10 * 2 * 4096 * 14336   # k=2 experts per token
+
+
+def test_capacity_uses_the_drivers_total_and_says_infeasible_first():
+    from theory.cli import main
+    from theory.hardware import load_hardware
+    from theory.memory import feasibility
+    llama = load_model("llama-2-7b")
+    a100 = load_hardware("a100-sxm-80gb")
+    assert feasibility(llama, a100, 1, 128 * 1024, "bf16") == (True, "")       # 13.5 GB + 68.7 GB < 80 GiB
+    marketing = type(a100)(**{**a100.to_json(), "usable_memory_bytes": None})
+    assert not feasibility(llama, marketing, 1, 128 * 1024, "bf16")[0]        # but not < 80e9 B
+
+
+def test_infeasible_table_first_line_and_json(capsys):
+    from theory.cli import main
+    args = ["--model", str(CONFIGS / "mixtral-8x7b.json"), "--hardware", "h100-sxm-80gb", "--prompt-len", "8192"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("INFEASIBLE: mixtral-8x7b does not fit: the weights alone (93.4 GB per device)")
+    assert any(line.startswith("total") for line in lines)                      # timings still printed
+    assert main(args + ["--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fits"] is False and "weights alone" in out["fits_reason"] and out["time_s"] > 0
+
+
+def test_tp_beyond_kv_heads_replicates_heads_and_their_weights():
+    from theory.memory import kv_bytes_per_token
+    from theory.ops import Workload
+    from theory.roofline import predict
+    from theory.hardware import load_hardware
+    m = load_model("llama-3-8b")                                               # 8 kv heads
+    assert kv_bytes_per_token(m, "bf16", tp=16) == kv_bytes_per_token(m, "bf16", tp=8)
+    kv_w = 32 * 2 * 4096 * 1024                                                # k and v weights (parameters)
+    norms = m.param_counts()["norms"]
+    rest = m.num_params - norms - kv_w
+    assert weight_bytes(m, "bf16", 16) == (rest // 16 + kv_w // 8 + norms) * 2   # one kv head's k/v per device
+    hw = load_hardware("h100-sxm-80gb")
+    ops = lambda tp: {o.op.name: o.op for o in predict(m, hw, Workload(context_len=999), tp=tp).ops}  # noqa: E731
+    assert ops(16)["attn_core"].kv_read_bytes == ops(8)["attn_core"].kv_read_bytes     # one head each
+    assert ops(16)["k_proj"].weight_bytes == ops(8)["k_proj"].weight_bytes
