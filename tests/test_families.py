@@ -187,3 +187,13 @@ def test_tp_beyond_kv_heads_replicates_heads_and_their_weights():
     ops = lambda tp: {o.op.name: o.op for o in predict(m, hw, Workload(context_len=999), tp=tp).ops}  # noqa: E731
     assert ops(16)["attn_core"].kv_read_bytes == ops(8)["attn_core"].kv_read_bytes     # one head each
     assert ops(16)["k_proj"].weight_bytes == ops(8)["k_proj"].weight_bytes
+
+
+def test_cli_unknown_model_type_is_one_line_exit_2(tmp_path, capsys):
+    from theory.cli import main
+    from theory.cliutil import run_main
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "bloomz", "hidden_size": 64}))
+    assert run_main(main, ["--model", str(path), "--hardware", "h100-sxm-80gb", "--prompt-len", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model_type 'bloomz'" in err
