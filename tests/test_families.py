@@ -197,3 +197,13 @@ def test_cli_unknown_model_type_is_one_line_exit_2(tmp_path, capsys):
     assert run_main(main, ["--model", str(path), "--hardware", "h100-sxm-80gb", "--prompt-len", "8"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown model_type 'bloomz'" in err
+
+
+def test_analysis_joins_a_family_row_with_its_own_config(tmp_path):
+    from analysis.join import row_spec
+    path = tmp_path / "gemma2.json"
+    path.write_text(json.dumps(FAMILIES["gemma2-hybrid"]))
+    shape = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "head_dim": 16, "intermediate_size": 96, "vocab_size": 128}
+    assert row_spec({**shape, "model": str(path)}).windows() == (5, None, 5, None)
+    assert row_spec({**shape, "model": ""}).windows() == (None,) * 4          # no config: the recorded shape
