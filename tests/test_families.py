@@ -105,6 +105,8 @@ FAMILIES = {
     "phi3": tiny("phi-3-mini-4k.json", sliding_window=5, pad_token_id=0),
     "falcon-mqa": tiny("falcon-7b.json"),
     "gpt2": tiny("gpt2.json"),
+    "gemma": tiny("gemma-2-9b-it.json", model_type="gemma", sliding_window=None),   # no Gemma-1 file found
+    "olmo": tiny("olmo-1b-hf.json"),
 }
 
 

@@ -1,7 +1,8 @@
 """Model specs: read from a Hugging Face config.json as published, or from a named preset.
 
-Llama/Mistral-style models have a gated (SwiGLU) MLP of three matrices; GPT-style models given by
-width and depth only have the two-matrix MLP of width 4·d used throughout the seeds.
+What each family holds (MLP kind, biases, norms, windows, experts) comes from the architecture table in
+theory/arch.py, applied by theory/hfconfig.py; the defaults here are Llama's. GPT-style models given by width and
+depth only have the two-matrix MLP of width 4·d used throughout the seeds.
 """
 from dataclasses import dataclass
 from functools import lru_cache
