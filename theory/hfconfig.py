@@ -10,6 +10,7 @@ from theory.arch import flag, resolve
 from theory.errors import TheoryError
 from theory.jsonio import positive_int, read_json
 
+FOUR_D_DEFAULT = ("gpt", "gpt3", "gopher", "gpt2", "falcon")     # MLP width 4·d when the config gives none
 ALIASES = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
            "n_positions": "max_position_embeddings"}
 
@@ -124,8 +125,8 @@ def parse(cfg: Any, name: str):
     model_type, arch, notes = resolve(cfg, where)
     dense = arch.mlp == "dense"
     required = ["hidden_size", "num_hidden_layers", "num_attention_heads"]
-    if not dense and arch.moe != "mixtral" or model_type in ("gpt_neox", "phi"):
-        required.append("intermediate_size")
+    if model_type not in FOUR_D_DEFAULT:              # elsewhere the class's own default is not 4·d: ask for it
+        required.append(arch.ffn_key)
     missing = [k for k in required if cfg.get(k) is None]
     if missing:
         raise TheoryError(f"{where}: config is missing required key(s) {', '.join(missing)}")
