@@ -5,7 +5,8 @@ import pandas as pd
 
 from theory.hardware import HardwareSpec
 from theory.memory import kv_cache_bytes
-from theory.model import from_hf_config
+from theory.errors import TheoryError
+from theory.model import from_hf_config, load_model
 from theory.ops import Workload
 from theory.roofline import predict
 
@@ -38,13 +39,25 @@ def no_overhead(hw: HardwareSpec) -> HardwareSpec:
     return HardwareSpec(**{**hw.to_json(), "launch_overhead_s": 0.0})
 
 
+def row_spec(r):
+    """The row's model: its config (families beyond Llama: windows, MoE, biases) where the sweep named one that
+    is still readable, else the Llama shape its columns record."""
+    model = r.get("model")
+    if isinstance(model, str) and model:
+        try:
+            return load_model(model)
+        except TheoryError:
+            pass
+    return from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+
+
 def join(run) -> pd.DataFrame:
     ok = run.ok.copy()
     datasheet = run.datasheet()
     out = []
     cache = {}
     for _, r in ok.iterrows():
-        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+        spec = row_spec(r)
         as_run, ideal = row_workloads(r)
         ceil = cache.setdefault(r["dtype"], run.ceilings(r["dtype"]))
         rec = {}
@@ -66,7 +79,7 @@ def join(run) -> pd.DataFrame:
         tokens = int(r["prompt_len"]) if r["phase"] == "prefill" else int(r["context_len"]) + 1
         rec["kv_cache_bytes_theory"] = kv_cache_bytes(
             spec, int(r["batch"]), tokens, r["dtype"], "static" if r["kv_update"] == "static" else "dynamic",
-            int(r["max_cache_len"]) if r["kv_update"] == "static" else None)
+            int(r["max_cache_len"]) if r["kv_update"] == "static" else None, as_run=True)
         out.append(rec)
     joined = pd.concat([ok.reset_index(drop=True), pd.DataFrame(out)], axis=1)
     joined = joined.rename(columns={"time_s": "measured_time_s"})

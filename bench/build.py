@@ -10,6 +10,7 @@ from theory.model import ModelSpec
 
 TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+LLAMA_PATH = ("llama", "mistral")       # built from the spec's shape; other families from their config.json
 
 
 def hf_config(spec: ModelSpec, attn_implementation: str = "sdpa"):
@@ -33,10 +34,13 @@ def hf_config(spec: ModelSpec, attn_implementation: str = "sdpa"):
 def build_model(spec: ModelSpec, device: str, dtype: str, attn_implementation: str = "sdpa", seed: int = 0):
     """Returns an eval-mode causal LM on `device` in `dtype`, weights uniform in ±1/sqrt(fan_in)."""
     from transformers import AutoModelForCausalLM
-    if spec.mlp != "gated":
-        raise ValueError(f"bench builds Llama-style (gated MLP) models only; {spec.name} has a {spec.mlp} MLP")
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ValueError(f"attention implementation must be one of {ATTN_IMPLEMENTATIONS}")
+    if spec.hf_config is not None and (spec.model_type not in LLAMA_PATH or spec.qkv_bias or spec.mlp_bias):
+        from bench.families import build_family
+        return build_family(spec, device, TORCH_DTYPES[dtype], attn_implementation, seed)
+    if spec.mlp != "gated":
+        raise ValueError(f"bench cannot build {spec.name}: a {spec.mlp} MLP without its config.json")
     cfg = hf_config(spec, attn_implementation)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg, dtype=TORCH_DTYPES[dtype])

@@ -115,10 +115,11 @@ def _validate_point(p: Point, where: str) -> None:
         heads = p.hidden_size // p.head_dim
         if heads % p.kv_group:
             raise TheoryError(f"{where}: kv_group {p.kv_group} does not divide the {heads} heads of width {p.hidden_size}")
-    if p.spec().head_dim % 2:
-        raise TheoryError(f"{where}: rotary embeddings need an even head_dim, got {p.spec().head_dim}")
-    if p.spec().mlp != "gated":
-        raise TheoryError(f"{where}: bench builds Llama-style models only; {p.model} has a two-matrix MLP")
+    spec = p.spec()
+    if spec.head_dim % 2:
+        raise TheoryError(f"{where}: rotary embeddings need an even head_dim, got {spec.head_dim}")
+    if spec.mlp != "gated" and spec.hf_config is None:     # other families build from their config.json
+        raise TheoryError(f"{where}: bench builds {p.model} only from a config.json naming its model_type")
 
 
 def parse_sweep(obj, text: str, where: str) -> Sweep:

@@ -139,10 +139,11 @@ def test_slides_resident_queries_a10():
     kv = kv_bytes_per_token(m, "bf16") * 4096
     assert kv == 2 * 2**30                                                          # "≈2 GB": exactly 2 GiB
     assert weight_bytes(m, "bf16") == 13_476_831_232                                # "≈14 GB"
-    # 24e9 B capacity, no reserve: (24e9 − 13.48e9) / 2.147e9 = 4.9 → 4 resident queries.
+    # Usable 23,028 MiB (the driver total), no reserve: (24.15e9 − 13.48e9) / 2.147e9 = 4.97 → 4 resident queries.
     assert max_batch_at_context(m, a10, 4096, "bf16") == 4
     # The slides' ~5 comes from reading 24 GB as 24 GiB (or rounding weights to 14 GB and KV to 2 GB).
-    gib_a10 = type(a10)(**{**a10.to_json(), "memory_capacity_bytes": 24 * 2**30})
+    gib_a10 = type(a10)(**{**a10.to_json(), "memory_capacity_bytes": 24 * 2**30,
+                                        "usable_memory_bytes": None})
     assert max_batch_at_context(m, gib_a10, 4096, "bf16") == 5
     assert max_batch_at_context(m, a10, 4096, "bf16", reserve_fraction=0.1) == 3
 

@@ -10,6 +10,7 @@ from theory.ops import ATTENTION, KV_UPDATE, LOGITS, PHASES, Workload
 from theory.dtypes import DTYPE_BYTES
 from theory.errors import TheoryError
 from theory.roofline import MODES, predict, request_times
+from theory.report_notes import model_notes
 
 
 def build_parser() -> OneLineParser:
@@ -86,7 +87,8 @@ def fmt_bytes(n: float) -> str:
 
 
 def render_table(out: dict, request: dict | None) -> str:
-    lines = [f"{out['model']} on {out['hardware']}: {out['phase']}, batch {out['batch']}, "
+    lines = [] if out.get("fits", True) else [f"INFEASIBLE: {out['model']} {out['fits_reason']}"]
+    lines += [f"{out['model']} on {out['hardware']}: {out['phase']}, batch {out['batch']}, "
              + (f"prompt {out['prompt_len']} tokens" if out["phase"] == "prefill"
                 else f"context {out['context_len']} tokens (decode step reads {out['context_len'] + 1})")
              + f", {out['dtype']}, tp {out['tp']}, mode {out['mode']}", ""]
@@ -110,6 +112,7 @@ def render_table(out: dict, request: dict | None) -> str:
               f"{out['max_batch_at_context']}, max context at this batch: "
               f"{'unbounded (sliding window)' if out['max_context_at_batch'] is None else out['max_context_at_batch']} tokens",
               f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"]
+    lines += model_notes(out)
     if request:
         lines += [f"request    time to first token (prefill) {request['time_to_first_token_s'] * 1e3:.3f} ms, "
                   f"time per output token (mean decode step) {request['time_per_output_token_s'] * 1e3:.3f} ms, "

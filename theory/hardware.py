@@ -22,7 +22,7 @@ class HardwareSpec:
     name: str
     peak_flops_per_s: dict[str, float]          # canonical dtype -> dense peak
     memory_bandwidth_bytes_per_s: float
-    memory_capacity_bytes: int
+    memory_capacity_bytes: int                  # the marketing figure ("80GB")
     interconnect_bandwidth_bytes_per_s: float = 0.0   # per direction; 0 = none
     interconnect_latency_s: float = 0.0
     launch_overhead_s: float = 0.0              # fixed cost per op instance (kernel launch / CPU dispatch)
@@ -31,6 +31,13 @@ class HardwareSpec:
     kind: str = "gpu"                           # "gpu" or "cpu"
     source: str = ""
     notes: str = ""
+    usable_memory_bytes: int | None = None      # what the driver reports as total (nvidia-smi memory.total)
+    usable_memory_source: str = ""
+
+    @property
+    def usable_bytes(self) -> int:
+        """Memory capacity answers use: the driver's total where the preset states it, else the marketing figure."""
+        return self.usable_memory_bytes or self.memory_capacity_bytes
 
     def peak(self, dtype: str) -> float:
         """Matmul peak for dtype. tf32 falls back to fp32 and fp16/bf16 to each other when only one is listed."""
@@ -71,6 +78,8 @@ def hardware_from_json(obj: Any, where: str) -> HardwareSpec:
     kw = dict(obj, peak_flops_per_s=peaks)
     kw["memory_bandwidth_bytes_per_s"] = positive_number(obj["memory_bandwidth_bytes_per_s"], "memory_bandwidth_bytes_per_s", where)
     kw["memory_capacity_bytes"] = positive_int(obj["memory_capacity_bytes"], "memory_capacity_bytes", where)
+    if obj.get("usable_memory_bytes") is not None:
+        kw["usable_memory_bytes"] = positive_int(obj["usable_memory_bytes"], "usable_memory_bytes", where)
     for key in ("interconnect_bandwidth_bytes_per_s", "interconnect_latency_s", "launch_overhead_s"):
         kw[key] = non_negative_number(obj.get(key, 0.0), key, where)
     if kw.get("kind", "gpu") not in ("gpu", "cpu"):

@@ -1,7 +1,8 @@
 """Model specs: read from a Hugging Face config.json as published, or from a named preset.
 
-Llama/Mistral-style models have a gated (SwiGLU) MLP of three matrices; GPT-style models given by
-width and depth only have the two-matrix MLP of width 4·d used throughout the seeds.
+What each family holds (MLP kind, biases, norms, windows, experts) comes from the architecture table in
+theory/arch.py, applied by theory/hfconfig.py; the defaults here are Llama's. GPT-style models given by width and
+depth only have the two-matrix MLP of width 4·d used throughout the seeds.
 """
 from dataclasses import dataclass
 from functools import lru_cache
@@ -9,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from theory.errors import TheoryError
-from theory.jsonio import positive_int, positive_number, read_json
+from theory.jsonio import read_json
 
 PRESET_DIR = Path(__file__).parent / "data" / "models"
-DENSE_MLP_TYPES = {"gpt", "gpt2", "gpt3", "gopher"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,34 @@ class ModelSpec:
     rope_theta: float = 10000.0
     max_position_embeddings: int = 4096
     rms_norm_eps: float = 1e-5
+    # Beyond the Llama shape (theory/arch.py fills these from the config; the defaults are Llama's).
+    model_type: str = "llama"
+    activation: str = "silu"
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    norms_per_layer: int = 2
+    qk_norm: bool = False
+    learned_positions: int = 0            # rows of a learned position table (GPT-2), 0 for rotary
+    positions: str = "rotary"
+    parallel_residual: bool = False
+    layer_windows: tuple | None = None    # per-layer window when layers differ (None: sliding_window for all)
+    num_experts: int = 0                  # mixture of experts: 0 for a dense model
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    moe_layers: tuple = ()                # per layer: True where the MLP is the expert block
+    shared_expert_intermediate_size: int = 0
+    assumptions: tuple = ()               # said in the output whenever a choice was made for the user
+    hf_config: str | None = None          # the config.json (unwrapped) as JSON text, for bench to build
+
+    def windows(self) -> tuple:
+        """The sliding window of every layer (None: full attention)."""
+        return self.layer_windows or (self.sliding_window,) * self.num_hidden_layers
+
+    @property
+    def num_moe_layers(self) -> int:
+        return sum(self.moe_layers) if self.num_experts else 0
 
     @property
     def q_dim(self) -> int:
@@ -45,20 +73,44 @@ class ModelSpec:
     def gqa_group(self) -> int:
         return self.num_attention_heads // self.num_key_value_heads
 
+    def norm_params(self, width: int) -> int:
+        return {"rmsnorm": width, "layernorm": 2 * width, "nonparam": 0}[self.norm]
+
+    def mlp_params(self, width: int, bias: bool | None = None) -> int:
+        """One MLP of inner width `width`: three matrices (gated) or two (dense), with their biases if any."""
+        d, bias = self.hidden_size, self.mlp_bias if bias is None else bias
+        if self.mlp == "gated":
+            return 3 * d * width + (2 * width + d if bias else 0)
+        return 2 * d * width + (width + d if bias else 0)
+
     def param_counts(self) -> dict[str, int]:
-        """Exact parameter counts by part (no biases: Llama has none, the seeds ignore them)."""
-        d, f, L = self.hidden_size, self.intermediate_size, self.num_hidden_layers
-        attention = d * self.q_dim * 2 + d * self.kv_dim * 2          # q, o and k, v
-        mlp = (3 if self.mlp == "gated" else 2) * d * f
-        norm = d if self.norm == "rmsnorm" else 2 * d
+        """Exact parameter counts by part, as transformers' model class holds them (tests/test_families.py)."""
+        d, L, qd, kvd = self.hidden_size, self.num_hidden_layers, self.q_dim, self.kv_dim
+        attention = d * qd * 2 + d * kvd * 2                                        # q, o and k, v
+        attention += (qd + 2 * kvd if self.qkv_bias else 0) + (d if self.o_bias else 0)
+        attention += 2 * self.norm_params(self.head_dim) if self.qk_norm else 0     # q_norm, k_norm
+        moe_layers = self.num_moe_layers
+        mlp = (L - moe_layers) * self.mlp_params(self.intermediate_size)
+        counts = {"attention": L * attention, "mlp": mlp}
+        if moe_layers:
+            counts["router"] = moe_layers * d * self.num_experts
+            counts["experts"] = moe_layers * self.num_experts * self.mlp_params(self.moe_intermediate_size, False)
+            if self.shared_expert_intermediate_size:
+                counts["shared_expert"] = moe_layers * (self.mlp_params(self.shared_expert_intermediate_size, False) + d)
         embedding = self.vocab_size * d
-        return {
-            "attention": L * attention,
-            "mlp": L * mlp,
-            "norms": (2 * L + 1) * norm,                                # two per layer plus the final norm
-            "embedding": embedding,
-            "lm_head": 0 if self.tie_word_embeddings else embedding,
-        }
+        counts.update({
+            "norms": (self.norms_per_layer * L + 1) * self.norm_params(d),          # per layer plus the final norm
+            "embedding": embedding + self.learned_positions * d,
+            "lm_head": (0 if self.tie_word_embeddings else embedding) + (self.vocab_size if self.lm_head_bias else 0),
+        })
+        return counts
+
+    def active_params(self) -> int:
+        """Parameters one token runs through: k of the E experts in each MoE layer."""
+        c = self.param_counts()
+        if not self.num_moe_layers:
+            return sum(c.values())
+        return sum(c.values()) - c["experts"] * (self.num_experts - self.experts_per_token) // self.num_experts
 
     @property
     def num_params(self) -> int:
@@ -86,64 +138,10 @@ def gpt_style(name: str, hidden_size: int, num_hidden_layers: int, vocab_size: i
     }, name)
 
 
-def _int_or_none(cfg: dict, key: str, where: str) -> int | None:
-    value = cfg.get(key)
-    return None if value is None else positive_int(value, key, where)
-
-
-def _first(cfg: dict, *keys: str, default):
-    """The first of keys present and not null (a 0 or a string is kept, for the checks to refuse)."""
-    return next((cfg[k] for k in keys if cfg.get(k) is not None), default)
-
-
 def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
-    """Build a spec from a config.json dict. Unrelated keys are ignored; meaningful ones are honoured."""
-    where = f"model {name}"
-    if not isinstance(cfg, dict):
-        raise TheoryError(f"{where}: expected a JSON object")
-    # GPT-2 style names are accepted as aliases.
-    aliases = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
-               "n_inner": "intermediate_size"}
-    cfg = {**{aliases[k]: v for k, v in cfg.items() if k in aliases and v is not None}, **cfg}
-    model_type = str(cfg.get("model_type", "llama")).lower()
-    dense = model_type in DENSE_MLP_TYPES or (model_type == "gpt2")
-    required = ["hidden_size", "num_hidden_layers", "num_attention_heads"]
-    if not dense:
-        required.append("intermediate_size")
-    missing = [k for k in required if cfg.get(k) is None]
-    if missing:
-        raise TheoryError(f"{where}: config is missing required key(s) {', '.join(missing)}")
-    d = positive_int(cfg["hidden_size"], "hidden_size", where)
-    layers = positive_int(cfg["num_hidden_layers"], "num_hidden_layers", where)
-    heads = positive_int(cfg["num_attention_heads"], "num_attention_heads", where)
-    kv_heads = _int_or_none(cfg, "num_key_value_heads", where) or heads
-    head_dim = _int_or_none(cfg, "head_dim", where)
-    if head_dim is None:
-        if d % heads:
-            raise TheoryError(f"{where}: num_attention_heads {heads} does not divide hidden_size {d}")
-        head_dim = d // heads
-    if heads % kv_heads:
-        raise TheoryError(f"{where}: num_key_value_heads {kv_heads} does not divide num_attention_heads {heads}")
-    inter = _int_or_none(cfg, "intermediate_size", where) or 4 * d
-    vocab = cfg.get("vocab_size", 0)
-    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < (0 if dense else 1):
-        # 0 only for the seeds' GPT-style specs, which leave the embedding out
-        raise TheoryError(f"{where}: vocab_size must be a {'non-negative' if dense else 'positive'} integer, got {vocab!r}")
-    window = cfg.get("sliding_window")
-    window = None if window in (None, 0) else positive_int(window, "sliding_window", where)
-    if cfg.get("use_sliding_window") is False:      # Qwen2-style configs carry a window they do not use
-        window = None
-    tie = cfg.get("tie_word_embeddings", dense)
-    return ModelSpec(
-        name=name, hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
-        num_key_value_heads=kv_heads, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab,
-        tie_word_embeddings=bool(tie), sliding_window=window,
-        mlp="dense" if dense else "gated", norm="layernorm" if dense else "rmsnorm",
-        rope_theta=positive_number(_first(cfg, "rope_theta", default=10000.0), "rope_theta", where),
-        max_position_embeddings=positive_int(_first(cfg, "max_position_embeddings", "n_positions", default=4096),
-                                             "max_position_embeddings", where),
-        rms_norm_eps=positive_number(_first(cfg, "rms_norm_eps", default=1e-5), "rms_norm_eps", where),
-    )
+    """Build a spec from a config.json dict through the architecture table (theory/arch.py)."""
+    from theory.hfconfig import parse
+    return parse(cfg, name)
 
 
 @lru_cache(maxsize=1)
@@ -152,13 +150,16 @@ def model_presets() -> dict[str, ModelSpec]:
 
 
 def load_model(name_or_path: str) -> ModelSpec:
-    """A preset name, or a path to a config.json."""
+    """A preset name, a path to a config.json or a model directory, or a hub id in the local HF cache (offline)."""
+    from theory.hfconfig import find_config, read_config
     presets = model_presets()
     if name_or_path in presets:
         return presets[name_or_path]
-    path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists():
-        if not path.exists():
-            raise TheoryError(f"model config {path} does not exist")
-        return from_hf_config(read_json(path), path.stem if path.name != "config.json" else path.parent.name)
-    raise TheoryError(f"unknown model {name_or_path!r}; presets: {', '.join(presets)} (or a path to config.json)")
+    path = find_config(name_or_path)
+    if path is None:
+        if Path(name_or_path).is_dir():
+            raise TheoryError(f"model directory {name_or_path} holds no config.json")
+        raise TheoryError(f"unknown model {name_or_path!r}; presets: {', '.join(presets)} (or a config.json, a model"
+                          " directory, or a hub id already in the local Hugging Face cache: nothing is downloaded)")
+    name = path.stem if path.name != "config.json" else path.parent.name
+    return from_hf_config(read_config(path), name)

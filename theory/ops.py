@@ -10,11 +10,13 @@ Conventions (each constant names its source):
 - weights are read once per forward whatever the batch (the ideal: perfect reuse across the batch);
 - softmax costs 3 FLOPs per score (max, exp, divide; the lecture slides, seed 003).
 """
+from collections import Counter
 from dataclasses import dataclass
 
 from theory.dtypes import dtype_bytes
 from theory.errors import TheoryError
 from theory.model import ModelSpec
+from theory.moe import expected_experts_touched
 
 SOFTMAX_FLOPS_PER_SCORE = 3      # seed 003 slides: compute = 2dN² + 3N² + 2N²d
 NORM_FLOPS_PER_ELEMENT = 4       # square, sum, scale by rsqrt, scale by weight
@@ -48,6 +50,14 @@ OPS: dict[str, tuple[str, bool]] = {
     "act": ("mlp", False),
     "fc_out": ("mlp", True),
     "final_norm": ("other", False),
+    # Added for the wider families (theory/arch.py): names above are stable, these are additive.
+    "qk_norm": ("attention", False),          # Qwen3 / Gemma-3 / Phi qk_layernorm: a norm over each head's q and k
+    "router": ("mlp", True),                  # MoE gate: hidden -> E logits, every token
+    "expert_gate_proj": ("mlp", True),        # the routed experts: k per token; weights read for experts touched
+    "expert_up_proj": ("mlp", True),
+    "expert_act_mul": ("mlp", False),
+    "expert_down_proj": ("mlp", True),
+    "shared_expert_gate": ("mlp", True),      # Qwen2-MoE: sigmoid gate on the shared expert (its MLP uses gate/up/down_proj)
     "lm_head": ("other", True),
     "allreduce": ("comms", False),
 }
@@ -123,9 +133,10 @@ def causal_pairs(tokens: int, window: int | None) -> int:
     return window * (window + 1) // 2 + (tokens - window) * window
 
 
-def cached_tokens(model: ModelSpec, tokens: int) -> int:
+def cached_tokens(model: ModelSpec, tokens: int, window: int | None = ...) -> int:
     """Tokens a (dynamic) cache holds after `tokens` have passed: a sliding window caps it."""
-    return tokens if model.sliding_window is None else min(tokens, model.sliding_window)
+    window = model.sliding_window if window is ... else window
+    return tokens if window is None else min(tokens, window)
 
 
 def count_ops(model: ModelSpec, w: Workload) -> list[OpCount]:
@@ -138,76 +149,118 @@ def count_ops(model: ModelSpec, w: Workload) -> list[OpCount]:
     tq = w.query_tokens
     past = w.context_len
     n = B * tq                                   # tokens through every layer
-    rows: list[OpCount] = []
+    rows: dict[str, OpCount] = {}
 
     def add(name, count, flops, weight=0, act=0, kv_read=0, kv_write=0):
+        """One row per op name: layers that differ (windows, dense vs MoE) add into the same row."""
+        if count <= 0:
+            return
         group, mm = OPS[name]
-        rows.append(OpCount(name, group, count, count * flops, count * weight, count * act,
-                            count * kv_read, count * kv_write, mm))
+        row = OpCount(name, group, count, count * flops, count * weight, count * act, count * kv_read,
+                      count * kv_write, mm)
+        if name in rows:
+            o = rows[name]
+            row = OpCount(name, group, o.count + row.count, o.flops + row.flops, o.weight_bytes + row.weight_bytes,
+                          o.act_bytes + row.act_bytes, o.kv_read_bytes + row.kv_read_bytes,
+                          o.kv_write_bytes + row.kv_write_bytes, mm)
+        rows[name] = row
 
-    def linear(name, count, tokens, k, m):
-        add(name, count, 2 * tokens * k * m, weight=k * m * wb, act=tokens * (k + m) * ab)
+    def linear(name, count, tokens, k, m, bias=False, weight_share=1.0):
+        """tokens x k by k x m (+ a bias of m); weight_share < 1 when only part of the weights is read (MoE)."""
+        weight = int(round((k * m + (m if bias else 0)) * wb * weight_share))
+        add(name, count, 2 * tokens * k * m + (tokens * m if bias else 0), weight=weight, act=tokens * (k + m) * ab)
 
-    norm_weight = d if model.norm == "rmsnorm" else 2 * d
+    norm_weight = model.norm_params(d)
 
     def norm(name, count):
         add(name, count, NORM_FLOPS_PER_ELEMENT * n * d, weight=norm_weight * wb, act=2 * n * d * ab)
 
-    # Keys each query sees, the distinct keys read, and (query, key) pairs per sequence and head.
-    if w.kv_update == "static":
-        keys_read = w.max_cache_len
-        pairs = tq * w.max_cache_len                   # masked slots are still computed and read
-    elif w.phase == "decode":
-        keys_read = cached_tokens(model, past + 1)
-        pairs = keys_read
-    else:
-        keys_read = cached_tokens(model, past + tq)
-        if w.attention == "fused":
-            pairs = causal_pairs(tq, model.sliding_window)   # fused kernels skip the masked half
+    def attention_rows(layers, window):
+        """Attention for `layers` layers that share one sliding window (None: full)."""
+        # Keys each query sees, the distinct keys read, and (query, key) pairs per sequence and head.
+        if w.kv_update == "static":
+            keys_read = w.max_cache_len if window is None else min(window, w.max_cache_len)
+            pairs = tq * keys_read                               # masked slots are still computed and read
+        elif w.phase == "decode":
+            keys_read = cached_tokens(model, past + 1, window)
+            pairs = keys_read
         else:
-            pairs = tq * (past + tq)                         # eager computes the full square
-    scores = B * h * pairs
+            keys_read = cached_tokens(model, past + tq, window)
+            if w.attention == "fused":
+                pairs = causal_pairs(tq, window)                 # fused kernels skip the masked half
+            else:
+                pairs = tq * (past + tq)                         # eager computes the full square
+        scores = B * h * pairs
+        new_kv = 2 * n * kvd * kb                                # K and V of the new tokens
+        if w.kv_update == "copy":                                # torch.cat: read old, write all
+            old = 2 * B * cached_tokens(model, past, window) * kvd * kb
+            add("kv_update", layers, 0, kv_read=old, kv_write=old + new_kv)
+        else:
+            add("kv_update", layers, 0, kv_write=new_kv)
+        kv_bytes = 2 * B * keys_read * kvd * kb                  # K and V read by attention
+        kv_act = 0
+        if w.repeat_kv and model.num_key_value_heads < h:
+            add("repeat_kv", layers, 0, kv_read=kv_bytes, act=2 * B * keys_read * qd * kb)
+            kv_act, kv_bytes = 2 * B * keys_read * qd * kb, 0    # attention reads the copies
+        q_o_bytes = 2 * n * qd * ab                              # Q read, O written
+        if w.attention == "fused":
+            add("attn_core", layers, 4 * scores * hd + SOFTMAX_FLOPS_PER_SCORE * scores,
+                act=q_o_bytes + kv_act, kv_read=kv_bytes)
+        else:
+            add("attn_scores", layers, 2 * scores * hd, act=n * qd * ab + kv_act // 2 + scores * ab,
+                kv_read=kv_bytes // 2)
+            add("attn_softmax", layers, SOFTMAX_FLOPS_PER_SCORE * scores, act=2 * scores * ab)
+            add("attn_values", layers, 2 * scores * hd, act=scores * ab + kv_act // 2 + n * qd * ab,
+                kv_read=kv_bytes // 2)
 
-    add("embedding", 1, 0, weight=n * d * wb, act=n * d * ab)          # gathers n rows of the table
+    def gated_mlp(count, width):
+        linear("gate_proj", count, n, d, width, model.mlp_bias)
+        linear("up_proj", count, n, d, width, model.mlp_bias)
+        add("act_mul", count, SILU_MUL_FLOPS_PER_ELEMENT * n * width, act=3 * n * width * ab)
+        linear("down_proj", count, n, width, d, model.mlp_bias)
+
+    def moe_rows(layers):
+        """Router on every token; each token runs k experts; the weights read are those of the experts touched
+        (expected under uniform routing, theory/moe.py), all E in the limit of many tokens."""
+        E, k, fe = model.num_experts, model.experts_per_token, model.moe_intermediate_size
+        share = expected_experts_touched(E, k, n)               # experts' weights read per layer, of E
+        routed = n * k                                           # token-expert pairs
+        linear("router", layers, n, d, E)
+        for name, (kk, mm) in (("expert_gate_proj", (d, fe)), ("expert_up_proj", (d, fe)),
+                               ("expert_down_proj", (fe, d))):
+            add(name, layers, 2 * routed * kk * mm, weight=int(round(share * kk * mm * wb)),
+                act=routed * (kk + mm) * ab)
+            if name == "expert_up_proj":
+                add("expert_act_mul", layers, SILU_MUL_FLOPS_PER_ELEMENT * routed * fe, act=3 * routed * fe * ab)
+        if model.shared_expert_intermediate_size:
+            gated_mlp(layers, model.shared_expert_intermediate_size)
+            linear("shared_expert_gate", layers, n, d, 1)
+
+    add("embedding", 1, 0, weight=n * d * wb * (2 if model.learned_positions else 1), act=n * d * ab)
     norm("input_norm", L)
-    linear("q_proj", L, n, d, qd)
-    linear("k_proj", L, n, d, kvd)
-    linear("v_proj", L, n, d, kvd)
-    add("rotary", L, ROTARY_FLOPS_PER_ELEMENT * n * (qd + kvd), act=2 * n * (qd + kvd) * ab)
-
-    new_kv = 2 * n * kvd * kb                                            # K and V of the new tokens
-    if w.kv_update == "copy":                                            # torch.cat: read old, write all
-        old = 2 * B * cached_tokens(model, past) * kvd * kb
-        add("kv_update", L, 0, kv_read=old, kv_write=old + new_kv)
-    else:
-        add("kv_update", L, 0, kv_write=new_kv)
-
-    kv_bytes = 2 * B * keys_read * kvd * kb                              # K and V read by attention
-    kv_act = 0
-    if w.repeat_kv and model.num_key_value_heads < h:
-        add("repeat_kv", L, 0, kv_read=kv_bytes, act=2 * B * keys_read * qd * kb)
-        kv_act, kv_bytes = 2 * B * keys_read * qd * kb, 0                # attention reads the copies
-    q_o_bytes = 2 * n * qd * ab                                          # Q read, O written
-    if w.attention == "fused":
-        add("attn_core", L, 4 * scores * hd + SOFTMAX_FLOPS_PER_SCORE * scores,
-            act=q_o_bytes + kv_act, kv_read=kv_bytes)
-    else:
-        add("attn_scores", L, 2 * scores * hd, act=n * qd * ab + kv_act // 2 + scores * ab, kv_read=kv_bytes // 2)
-        add("attn_softmax", L, SOFTMAX_FLOPS_PER_SCORE * scores, act=2 * scores * ab)
-        add("attn_values", L, 2 * scores * hd, act=scores * ab + kv_act // 2 + n * qd * ab, kv_read=kv_bytes // 2)
-    linear("o_proj", L, n, qd, d)
+    linear("q_proj", L, n, d, qd, model.qkv_bias)
+    linear("k_proj", L, n, d, kvd, model.qkv_bias)
+    linear("v_proj", L, n, d, kvd, model.qkv_bias)
+    if model.qk_norm:
+        add("qk_norm", L, NORM_FLOPS_PER_ELEMENT * n * (qd + kvd), weight=2 * model.norm_params(hd) * wb,
+            act=2 * n * (qd + kvd) * ab)
+    if model.positions == "rotary":
+        add("rotary", L, ROTARY_FLOPS_PER_ELEMENT * n * (qd + kvd), act=2 * n * (qd + kvd) * ab)
+    for window, layers in sorted(Counter(model.windows()).items(), key=lambda x: (x[0] is not None, x[0] or 0)):
+        attention_rows(layers, window)
+    linear("o_proj", L, n, qd, d, model.o_bias)
     add("residual_add", 2 * L, ADD_FLOPS_PER_ELEMENT * n * d, act=3 * n * d * ab)
-    norm("post_attention_norm", L)
+    norm("post_attention_norm", L * (model.norms_per_layer - 1))
+    dense_layers = L - model.num_moe_layers
     if model.mlp == "gated":
-        linear("gate_proj", L, n, d, f)
-        linear("up_proj", L, n, d, f)
-        add("act_mul", L, SILU_MUL_FLOPS_PER_ELEMENT * n * f, act=3 * n * f * ab)
-        linear("down_proj", L, n, f, d)
+        gated_mlp(dense_layers, f)
     else:
-        linear("fc_in", L, n, d, f)
-        add("act", L, GELU_FLOPS_PER_ELEMENT * n * f, act=2 * n * f * ab)
-        linear("fc_out", L, n, f, d)
+        linear("fc_in", dense_layers, n, d, f, model.mlp_bias)
+        add("act", dense_layers, GELU_FLOPS_PER_ELEMENT * n * f, act=2 * n * f * ab)
+        linear("fc_out", dense_layers, n, f, d, model.mlp_bias)
+    if model.num_moe_layers:
+        moe_rows(model.num_moe_layers)
     norm("final_norm", 1)
     if V:
-        linear("lm_head", 1, B if w.logits == "last" else n, d, V)
-    return rows
+        linear("lm_head", 1, B if w.logits == "last" else n, d, V, model.lm_head_bias)
+    return list(rows.values())

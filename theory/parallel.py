@@ -13,6 +13,7 @@ from theory.ops import OPS, OpCount, Workload
 
 ALLREDUCES_PER_LAYER = 2
 SHARDED_GROUPS = ("attention", "mlp")
+KV_PROJECTIONS = ("k_proj", "v_proj")
 
 
 def ring_allreduce_s(message_bytes: float, n_devices: int, bandwidth_bytes_per_s: float, latency_s: float) -> float:
@@ -36,10 +37,16 @@ def shard_ops(ops: list[OpCount], model: ModelSpec, w: Workload, tp: int) -> lis
     if model.num_attention_heads % tp:
         raise TheoryError(f"tp {tp} does not divide num_attention_heads {model.num_attention_heads}")
     out = []
+    # With fewer kv heads than ranks each device holds a replicated head: K/V bytes and the k/v projections
+    # scale by the heads a device holds (ceil(kv/tp)) over all kv heads, not by 1/tp.
+    kv, rep = model.num_key_value_heads, -(-model.num_key_value_heads // tp)
     for op in ops:
-        if op.group in SHARDED_GROUPS or op.name == "lm_head":
+        if op.name in KV_PROJECTIONS:
+            op = replace(op, flops=op.flops * rep // kv, weight_bytes=op.weight_bytes * rep // kv,
+                         act_bytes=op.act_bytes * rep // kv)
+        elif op.group in SHARDED_GROUPS or op.name == "lm_head":
             op = replace(op, flops=op.flops // tp, weight_bytes=op.weight_bytes // tp, act_bytes=op.act_bytes // tp,
-                         kv_read_bytes=op.kv_read_bytes // tp, kv_write_bytes=op.kv_write_bytes // tp)
+                         kv_read_bytes=op.kv_read_bytes * rep // kv, kv_write_bytes=op.kv_write_bytes * rep // kv)
         out.append(op)
     count = ALLREDUCES_PER_LAYER * model.num_hidden_layers
     out.append(OpCount("allreduce", OPS["allreduce"][0], count, 0, 0, count * allreduce_message_bytes(model, w), 0, 0, False))

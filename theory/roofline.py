@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from theory.errors import TheoryError
 from theory.request import sum_decode_s
 from theory.hardware import HardwareSpec
-from theory.memory import kv_cache_bytes, max_batch_at_context, max_context_at_batch, weight_bytes
+from theory.memory import (feasibility, kv_cache_bytes, max_batch_at_context, max_context_at_batch, usable_bytes,
+                           weight_bytes)
+from theory.moe import moe_summary
 from theory.model import ModelSpec
 from theory.dtypes import dtype_bytes
 from theory.ops import OP_GROUPS, OpCount, Workload, count_ops
@@ -68,10 +70,36 @@ class Prediction:
     def weight_bytes(self) -> int:
         return weight_bytes(self.model, self.workload.dtype, self.tp)
 
+    def kv_cache_bytes_as_run(self) -> int:
+        """The cache transformers keeps: a dynamic sliding-window layer holds window−1 tokens, not the window."""
+        w = self.workload
+        cache = "static" if w.kv_update == "static" else "dynamic"
+        return kv_cache_bytes(self.model, w.batch, w.context_len + w.query_tokens, w.kv_dtype or w.dtype, cache,
+                              w.max_cache_len, self.tp, as_run=True)
+
+    def capacity_json(self, reserve_fraction: float) -> dict:
+        """Fits or not (with the reason), usable memory, MoE facts and the assumptions made for this model."""
+        w = self.workload
+        cache = "static" if w.kv_update == "static" else "dynamic"
+        fits, reason = feasibility(self.model, self.hardware, w.batch, w.context_len + w.query_tokens, w.dtype,
+                                   w.kv_dtype, reserve_fraction, self.tp, cache, w.max_cache_len)
+        out = {"fits": fits, "fits_reason": reason, "usable_memory_bytes": usable_bytes(self.hardware, reserve_fraction),
+               "memory_capacity_bytes": self.hardware.memory_capacity_bytes,
+               "kv_cache_bytes_as_run": self.kv_cache_bytes_as_run(),
+               "params": self.model.num_params, "assumptions": list(self.model.assumptions), "warnings": []}
+        tokens = w.context_len + w.query_tokens
+        if tokens > self.model.max_position_embeddings:
+            out["warnings"].append(f"context {tokens} passes max_position_embeddings {self.model.max_position_embeddings}:"
+                                   " the model was not trained this long")
+        moe = moe_summary(self.model, w.batch * w.query_tokens)
+        if moe:
+            out["moe"] = moe
+        return out
+
     def to_json(self, reserve_fraction: float = 0.0) -> dict:
         w = self.workload
         context = w.context_len + w.query_tokens
-        return {
+        return {**self.capacity_json(reserve_fraction),
             "model": self.model.name, "hardware": self.hardware.id, "phase": w.phase, "batch": w.batch,
             "prompt_len": w.prompt_len, "context_len": w.context_len, "dtype": w.dtype,
             "kv_dtype": w.kv_dtype or w.dtype, "attention": w.attention, "kv_update": w.kv_update,
