@@ -15,8 +15,10 @@ MEASUREMENT_COLUMNS = [
     "mem_reserved_peak_total_bytes", "device_used_bytes",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
     "gpu_throttle_reasons", "status", "message",
+    "time_ci_low_s", "time_ci_high_s", "time_ci_met", "repeats_disturbed", "interference", "canary_ratio",
 ]
-SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
+# repeat −1 is the cold trajectory; disturbed: taken while the interference canary ran slow (bench/repeat/)
+SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s", "disturbed"]
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -12,6 +12,9 @@ from bench.ceilings import measure_ceilings
 from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
+from bench.repeat.canary import Canary, baseline_s
+from bench.repeat.record import add_canary, summarize, write_point_meta
+from bench.repeat.rows import interval_fields, sample_marks
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
@@ -53,7 +56,7 @@ def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
 
 
 def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path | None = None,
-                  profile: bool = False) -> tuple[list[dict], list[dict]]:
+                  profile: bool = False, canary=None, canary_base_s: float | None = None) -> tuple[list[dict], list[dict]]:
     dtype = p.resolved_dtype(device.kind)
     base = base_row(p, point_id, device, dtype)
     need = predicted_need_bytes(p, dtype)
@@ -70,14 +73,21 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)
         ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
-        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
+        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s,
+                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries)
         step_stats = m.step_stats()
+        intervals, marks = interval_fields(m, sweep.stop_rule(), canary_base_s), sample_marks(m)
+        t_prof = time.perf_counter()
         n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
         if profile and run_dir is not None:
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         wbytes = model_weight_bytes(model)
+        walls = {"build_s": build_s, "warmup_s": m.warmup_s, "repeats_s": m.log.repeats_s,
+                 "canary_s": m.log.canary_s, "profile_s": time.perf_counter() - t_prof}
+        if run_dir is not None:
+            write_point_meta(run_dir, point_id, m, walls, canary)
     except torch.OutOfMemoryError as e:
         msg = str(e).splitlines()[0][:300]          # keep only the message; the traceback pins tensors
     else:
@@ -101,10 +111,10 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
                      "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
-                     "status": "ok", "message": ""})
+                     "status": "ok", "message": "", **intervals[i]})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
-        samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
-                    for r, t in enumerate(m.repeats)]
+        samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i],
+                     "disturbed": marks[r]} for r, t in enumerate(m.repeats)]
     return rows, samples
 
 
@@ -157,13 +167,18 @@ def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.st
     dtypes = sorted({p.resolved_dtype(device.kind) for p in sweep.points})
     print(f"measuring ceilings ({', '.join(dtypes)}) ...", file=log, flush=True)
     ceilings, detail = {}, {}
+    t_ceil = time.perf_counter()
     for dt in dtypes:
         spec, det = measure_ceilings(device, dt, meta["host"])
         ceilings[dt], detail[dt] = spec.to_json(), det
         write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
+    t_ceil = time.perf_counter() - t_ceil
+    canary_base = baseline_s(Canary(device))
     write_json(run_dir / "run.json", {
         "run_id": run_dir.name, **meta, "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
+        "min_repeats": sweep.min_repeats, "max_repeats": sweep.max_repeats, "max_point_s": sweep.max_point_s,
+        "canary_baseline_s": canary_base, "ceilings_wall_s": t_ceil,
         "points": len(sweep.points), "profile": profile,
         "isolate": device.kind == "cuda" if isolate is None else isolate, "ceilings": ceilings, "ceilings_detail": detail,
     })
@@ -195,13 +210,13 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
+    canary = None if isolate else Canary(device)
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:
             rows = run_point_isolated(run_dir, i, p, pid, device)
         else:
-            rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
-            save_point(run_dir, pid, rows, samples)
+            rows = measure_with_canary(run_dir, p, pid, device, sweep, profile, canary, meta.get("canary_baseline_s"))
         assemble(run_dir, ids)
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
@@ -209,7 +224,22 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     assemble(run_dir, ids)
     record_profile_overhead(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["repeat_summary"] = summarize(run_dir, ids)
+    write_json(run_dir / "run.json", meta)
     return run_dir
+
+
+def measure_with_canary(run_dir: Path, p: Point, pid: str, device, sweep: Sweep, profile: bool, canary,
+                        base_s: float | None) -> list[dict]:
+    """A point bracketed by canary readings (before, between repeats, after); its slice of the series is kept."""
+    k0 = len(canary.series)
+    canary.read("point-start")
+    rows, samples = measure_point(p, pid, device, sweep, run_dir, profile, canary, base_s)
+    canary.read("point-end")
+    add_canary(run_dir, pid, canary.series[k0:])
+    save_point(run_dir, pid, rows, samples)
+    return rows
 
 
 def record_profile_overhead(run_dir: Path) -> None:
@@ -235,8 +265,8 @@ def child_point(run_dir: Path, index: int) -> int:
     device = get_device(meta["device"], meta.get("threads", 1))
     p = sweep.points[index]
     pid = p.point_id(device.kind)
-    rows, samples = measure_point(p, pid, device, sweep, run_dir, meta.get("profile", False))
-    save_point(run_dir, pid, rows, samples)
+    measure_with_canary(run_dir, p, pid, device, sweep, meta.get("profile", False), Canary(device),
+                        meta.get("canary_baseline_s"))
     return 0
 
 
