@@ -13,6 +13,7 @@ from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.repeat.canary import Canary, baseline_s
+from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
 from bench.repeat.record import add_canary, summarize, write_point_meta
 from bench.repeat.rows import interval_fields, sample_marks
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
@@ -22,6 +23,7 @@ from theory.dtypes import dtype_bytes
 from theory.errors import TheoryError
 from theory.memory import kv_cache_bytes, weight_bytes
 
+REMEASURE_POINTS_S = 10       # end-of-run re-measure budget, in units of the sweep's max_point_s
 MEMORY_MARGIN = 1.2            # predicted need × margin must fit in what the device has free
 
 
@@ -222,7 +224,13 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+    if not isolate:                                # isolated (CUDA) runs keep their first measurement
+        remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s,
+                        lambda q, qid: measure_point(q, qid, device, sweep, None, False, canary,
+                                                     meta.get("canary_baseline_s")), log)
     assemble(run_dir, ids)
+    print("measuring ceilings again (drift) ...", file=log, flush=True)
+    remeasure_ceilings(run_dir, device, sorted({p.resolved_dtype(device.kind) for p in sweep.points}))
     record_profile_overhead(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
     meta["repeat_summary"] = summarize(run_dir, ids)
