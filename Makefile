@@ -11,7 +11,7 @@ SWEEP ?= default
 RUN ?=
 RUNS ?=
 
-.PHONY: help install test benchmark predict bench bench-comms report compare clean
+.PHONY: help install test benchmark predict bench bench-comms report compare repeatability clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ report: $(STAMP)  ## rebuild the report of RUN (default: the latest run under re
 
 compare: $(STAMP)  ## compare runs across hardware: make compare RUNS="results/a results/b"
 	$(PY) -m analysis compare $(RUNS)
+
+repeatability: $(STAMP)  ## two runs of one sweep agree? make repeatability RUNS="results/a results/b" (default: the two latest)
+	$(PY) -m analysis repeatability $(RUNS)
 
 clean:  ## remove the environment and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache .benchmarks *.egg-info
