@@ -40,7 +40,7 @@ def analyse(run_dir: Path):
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
     points = per_point(df) if len(df) else pd.DataFrame()
-    flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
+    flags, kv = all_flags(df, points, run.meta.get("device", "cpu"), run.samples) if len(df) else ([], pd.DataFrame())
     shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
     flops = flop_check(run, df) if len(df) else pd.DataFrame()
     flags += share_flags(shares)
