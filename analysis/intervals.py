@@ -1,35 +1,31 @@
-"""Effects judged by intervals: a decode step's growth with context from one slope per repeat (the repeats are
-the independent samples; the steps of one trajectory share the box's state), and a ratio of two phases' times
+"""Effects judged by intervals: a decode step's growth with context, the slope of the per-step medians with a
+bootstrap over whole repeats (the repeats are the independent samples; the steps of one trajectory share the
+box's state, so resampling steps would understate the noise), and a ratio of two phases' times
 from the rows' 95% intervals of the median. An effect is reported only when its interval excludes no effect."""
 import numpy as np
 import pandas as pd
 
-from analysis.kvmem import slope
-from bench.repeat.stats import median_ci
 
-
-def repeat_slopes(samples: pd.DataFrame, point_id: str) -> list[float]:
-    """One least-squares slope (s per context token) per timed repeat of the point's decode steps."""
-    s = samples[(samples["point_id"] == point_id) & (samples["phase"] == "decode") & (samples["repeat"] >= 0)]
-    if "disturbed" in s.columns and (s["disturbed"].fillna(0) == 0).any():
-        s = s[s["disturbed"].fillna(0) == 0]
-    out = []
-    for _, g in s.groupby("repeat"):
-        b = slope(g["step"], g["time_s"])                   # step and context differ by a constant per point
-        if b is not None:
-            out.append(b)
-    return out
+BOOTSTRAP = 1000
 
 
 def slope_interval(samples: pd.DataFrame | None, point_id: str) -> tuple[float, float, float, int] | None:
-    """(median slope, 95% low, 95% high, repeats) or None where the samples cannot give one."""
+    """(slope of the per-step medians, 95% low, 95% high, repeats), s per context token; None where the samples
+    cannot give one. The interval resamples whole repeats (seeded: a rerun gives the same bytes)."""
     if samples is None or samples.empty:
         return None
-    b = repeat_slopes(samples, point_id)
-    if len(b) < 2:
+    s = samples[(samples["point_id"] == point_id) & (samples["phase"] == "decode") & (samples["repeat"] >= 0)]
+    if "disturbed" in s.columns and (s["disturbed"].fillna(0) == 0).any():
+        s = s[s["disturbed"].fillna(0) == 0]
+    table = s.pivot_table(index="repeat", columns="step", values="time_s").dropna(axis=1).to_numpy()
+    if table.shape[0] < 3 or table.shape[1] < 4:
         return None
-    ci = median_ci(b)
-    return ci.median_s, ci.low_s, ci.high_s, ci.n
+    x = np.arange(table.shape[1], dtype=float)
+    w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()          # least-squares slope = w · y
+    est = float(np.median(table, axis=0) @ w)
+    idx = np.random.default_rng(0).integers(0, table.shape[0], (BOOTSTRAP, table.shape[0]))
+    boots = np.median(table[idx], axis=1) @ w
+    return est, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)), table.shape[0]
 
 
 def ratio_interval(num_low, num_high, den_low, den_high) -> tuple[float, float] | None:
