@@ -8,6 +8,7 @@ import pandas as pd
 from analysis.breakdown import breakdown_table, flop_check, op_points
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
+from analysis.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
 from analysis.plots import all_figures
@@ -150,6 +151,7 @@ def write_report(run_dir) -> Path:
               "Predictions are theory's roofline \"as run\" (the cache, attention and logits choices bench recorded) "
               "under this box's measured ceilings; *fitted* adds n_dispatch × τ, the per-op cost fitted below.", "",
               "## Measured ceilings", ""] + _ceilings_md(run)
+    lines += noise_md(run, df)
     lines += ["", "## How far from the arithmetic", ""] + _accuracy_md(summary)
     lines += ["", "## Why: flags", ""]
     lines += [f"- **{f['kind']}**: {f['message']}" for f in flags] or ["- none"]

@@ -22,7 +22,7 @@ from bench.repeat.stats import StopRule, median_ci
 from theory.hardware import HardwareSpec
 
 WARMUP_S = {"cpu": 0.1, "cuda": 1.0}
-RULE = StopRule(min_repeats=6, max_repeats=40, max_point_s=1.5)
+RULE = StopRule(min_repeats=6, max_repeats=40, max_point_s=0.6)     # per figure; 7 figures ≈ 5 s on one core
 SPREAD: dict = {}                                  # figure name → its interval, filled by measure_ceilings
 
 MATMUL_SHAPES = {"cpu": ((256, 1024, 1024), (1024, 1024, 1024), (1024, 1024, 4096)),

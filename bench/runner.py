@@ -224,7 +224,7 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
-    if not isolate:                                # isolated (CUDA) runs keep their first measurement
+    if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
         remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s,
                         lambda q, qid: measure_point(q, qid, device, sweep, None, False, canary,
                                                      meta.get("canary_baseline_s")), log)

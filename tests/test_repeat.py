@@ -52,6 +52,12 @@ def test_keeps_going_on_noisy_data():
     assert len(log.repeats) == 40 and not log.quiet_target_met
 
 
+def test_no_retries_still_keeps_going_on_noisy_data():
+    run = FakeRun(rel_noise=0.5)
+    log = collect(run, StopRule(6, 20, 100.0), FakeCanary([]), base_s=1.0, max_retries=0, clock=run.clock)
+    assert len(log.repeats) == 20 and not any(log.disturbed)
+
+
 def test_respects_the_budget():
     run = FakeRun(rel_noise=0.5, cost_s=0.25)
     log = collect(run, StopRule(6, 1000, 3.0), clock=run.clock)

@@ -33,8 +33,9 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
     from bench.records import csv_text, MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, atomic_write
     done, t0 = [], time.perf_counter()
     for pid in missed_points(run_dir, list(points)):
-        if time.perf_counter() - t0 >= budget_s:
-            break
+        cost = sum(v for k, v in json.loads(meta_path(run_dir, pid).read_text())["wall_s"].items() if k != "profile_s")
+        if time.perf_counter() - t0 + cost > budget_s:
+            continue                               # would overrun the end budget: a cheaper point may still fit
         m_path, s_path = point_files(run_dir, pid)
         first_rows, first_samples = read_csv(m_path), read_csv(s_path)
         rows, samples = measure(points[pid], pid)

@@ -67,8 +67,9 @@ def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_r
         elapsed = clock() - t_start
         if rule.done(tracked_rows(quiet), elapsed, last_s) and len(quiet) >= rule.min_repeats:
             break
-        n_disturbed = sum(disturbed)
-        if len(trajs) >= rule.min_repeats and (n_disturbed >= max_retries or elapsed + last_s > rule.max_point_s):
+        short = len(quiet) < rule.min_repeats
+        if short and len(trajs) >= rule.min_repeats and (sum(disturbed) >= max_retries
+                                                         or elapsed + last_s > rule.max_point_s):
             break                                  # no quiet window came within the retries or the budget
         if len(trajs) >= rule.max_repeats + max_retries:
             break
