@@ -135,3 +135,18 @@ def test_canary_marks_an_injected_slowdown():
     assert busy is not None and len(log.disturbed) >= 3
     assert log.disturbed[2] and log.disturbed[-1]                  # every repeat from the busy one on is marked
     assert min(c["time_s"] for c in canary.series[-2:]) > 1.05 * base
+
+
+def test_sweep_repeat_policy():
+    import json
+    from bench.sweep import parse_sweep
+    from theory.errors import TheoryError
+    base = {"name": "t", "grids": [{"axes": {"hidden_size": [64]}}], "defaults": {"head_dim": 16}}
+    s = parse_sweep({**base, "min_repeats": 4, "max_repeats": 9, "max_point_s": 2}, "", "t")
+    assert (s.min_repeats, s.max_repeats, s.max_point_s, s.max_retries) == (4, 9, 2.0, None)
+    s = parse_sweep({**base, "repeats": 3}, "", "t")                  # older files: exactly three, no retries
+    assert (s.min_repeats, s.max_repeats, s.max_retries, s.repeats) == (3, 3, 0, 3)
+    for bad in ({"repeats": 3, "min_repeats": 2}, {"min_repeats": 5, "max_repeats": 4}, {"max_point_s": 0},
+                {"min_repeat": 3}):
+        with pytest.raises(TheoryError):
+            parse_sweep({**base, **bad}, json.dumps(bad), "t")

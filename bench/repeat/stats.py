@@ -11,6 +11,7 @@ import statistics
 
 CONFIDENCE = 0.95
 TARGET_REL = 0.02           # the stopping target: the interval within ±2% of the median
+SLOW_REL = 0.05             # an interference canary reading > 5% above the run's baseline: disturbed
 
 
 @dataclass(frozen=True)
