@@ -5,6 +5,8 @@ should be < 5% of all rows (each flagged). `make benchmark` runs it; `make test`
 import json
 import os
 
+import pytest
+
 from analysis.repeatability import rows_missing_target, summarize, repeatability_frame
 from analysis.load import load_run
 from bench.device import CpuDevice
@@ -34,6 +36,8 @@ def two_runs(tmp_path):
 
 
 def test_repeatability_goal(benchmark, tmp_path):
+    if getattr(benchmark, "disabled", False):
+        pytest.skip("two full runs: only under `make benchmark`")
     a, b = benchmark.pedantic(two_runs, args=(tmp_path,), rounds=1, iterations=1)
     ra, rb = load_run(a), load_run(b)
     frame = repeatability_frame(ra, rb)
