@@ -20,7 +20,7 @@ SWEEP ?= default
 RUN ?=
 RUNS ?=
 
-.PHONY: help install test benchmark predict bench bench-comms report compare clean FORCE
+.PHONY: help install test benchmark predict bench bench-comms report compare repeatability clean FORCE
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ report: $(STAMP)  ## rebuild the report of RUN (default: the latest run under re
 compare: $(STAMP)  ## compare runs across hardware: make compare RUNS="results/a results/b"
 	@if [ -z "$(strip $(RUNS))" ]; then echo 'usage: make compare RUNS="results/<run a> results/<run b>"' >&2; exit 2; fi
 	$(PY) -m analysis compare $(RUNS)
+
+repeatability: $(STAMP)  ## two runs of one sweep agree? make repeatability RUNS="results/a results/b" (default: the two latest)
+	$(PY) -m analysis repeatability $(RUNS)
 
 clean:  ## remove the environment and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache .benchmarks *.egg-info

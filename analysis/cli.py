@@ -22,6 +22,9 @@ def build_parser() -> OneLineParser:
                        formatter_class=HelpFormatter, epilog=EXAMPLES)
     c.add_argument("run_dirs", nargs="+", type=Path, help="two or more run directories; the first is the baseline a")
     c.add_argument("--out", type=Path, help="output directory (default: results/compare-<run ids>)")
+    rp = sub.add_parser("repeatability", help="two runs of the same sweep: share of points that agree within ±3%%")
+    rp.add_argument("run_dirs", nargs="*", type=Path, help="two run directories (default: the two latest under results/)")
+    rp.add_argument("--out", type=Path, help="output directory (default: results/repeatability-<run ids>)")
     return p
 
 
@@ -31,6 +34,13 @@ def main(argv=None) -> int:
         from analysis.report import write_report
         run_dir = a.run_dir or latest_run()
         print(write_report(run_dir))
+    elif a.command == "repeatability":
+        from analysis.repeatability import write_repeatability
+        from analysis.load import latest_runs
+        dirs = a.run_dirs or latest_runs(2)
+        if len(dirs) != 2:
+            raise ValueError("repeatability needs exactly two run directories")
+        print(write_repeatability(dirs[0], dirs[1], a.out))
     else:
         from analysis.compare import write_compare
         if len(a.run_dirs) < 2:

@@ -3,7 +3,9 @@ behind it. Every flag is a dict {kind, message, ...figures}."""
 import numpy as np
 import pandas as pd
 
+from analysis.intervals import excludes, ratio_interval, slope_interval
 from analysis.kvmem import kv_table, slope, slope_se
+from bench.repeat.stats import TARGET_REL
 
 SHAPE_KEYS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
               "intermediate_size", "vocab_size", "batch", "prompt_len", "generated", "dtype", "attention", "cache"]
@@ -20,7 +22,8 @@ def per_point(df: pd.DataFrame) -> pd.DataFrame:
         for name, part in (("prefill", pre), ("decode", dec)):
             for col in ("measured_time_s", "predicted_time_s_ceilings", "predicted_time_s_fitted",
                         "predicted_time_s_calibrated",
-                        "predicted_time_s_datasheet", "time_p10_s", "time_p90_s"):
+                        "predicted_time_s_datasheet", "time_p10_s", "time_p90_s",
+                        *[c for c in ("time_ci_low_s", "time_ci_high_s") if c in g.columns]):
                 rec[f"{name}_{col}"] = float(part[col].astype(float).mean()) if len(part) else np.nan
             rec[f"{name}_regime"] = part["regime"].mode().iloc[0] if len(part) else ""
         out.append(rec)
@@ -75,15 +78,20 @@ def depth_flags(points: pd.DataFrame) -> list[dict]:
     return flags
 
 
-def context_growth_flags(df: pd.DataFrame, min_steps: int = 32) -> list[dict]:
-    """Decode step time against context: the measured slope (with its standard error over all the point's
-    steps) beside the as-run and ideal slopes. Judged only where two standard errors resolve it."""
+def context_growth_flags(df: pd.DataFrame, min_steps: int = 32, samples: pd.DataFrame | None = None) -> list[dict]:
+    """Decode step time against context: the measured slope beside the as-run and ideal slopes. With samples,
+    the slope is the median of one slope per repeat and "± half" its 95% interval (analysis/intervals.py), so a
+    level shift within a trajectory cannot pass for growth; without, two standard errors over the steps."""
     flags = []
     dec = df[df["phase"] == "decode"]
     for pid, g in dec.groupby("point_id", sort=False):
         if len(g) < min_steps:
             continue
         ms, se = slope_se(g["context_len"], g["measured_time_s"])
+        per_repeat = slope_interval(samples, pid)
+        if per_repeat is not None:                           # half the 95% interval stands for 2·se below
+            ms, lo, hi, _ = per_repeat
+            se = max(ms - lo, hi - ms) / 2
         ps = slope(g["context_len"], g["predicted_time_s_ceilings"])
         ideal = slope(g["context_len"], g["predicted_time_s_ceilings_ideal"])
         r0 = g.iloc[0]
@@ -114,15 +122,25 @@ def attention_impl_flags(points: pd.DataFrame) -> list[dict]:
             for phase in ("prefill", "decode"):
                 mr = e[f"{phase}_measured_time_s"] / s[f"{phase}_measured_time_s"]
                 pr = e[f"{phase}_predicted_time_s_ceilings"] / s[f"{phase}_predicted_time_s_ceilings"]
-                flags.append({"kind": "materialized_vs_fused", "phase": phase, "cache": s["cache"],
-                              "message": (f"{phase} ({s['cache']} cache, d={s['hidden_size']}): eager (materialized) takes "
-                                          f"{mr:.2f}x the sdpa (fused) time; theory predicts {pr:.2f}x"),
-                              "measured_ratio": mr, "predicted_ratio": pr})
+                iv = ratio_interval(*(r.get(f"{phase}_time_ci_{b}_s") for r in (e, s) for b in ("low", "high")))
+                ci = "" if iv is None else f" (95% interval {iv[0]:.2f}-{iv[1]:.2f})"
+                resolved = iv is None or excludes(iv, 1.0)
+                verdict = f"takes {mr:.2f}x{ci}" if resolved else f"is not resolved from sdpa's time: {mr:.2f}x{ci} includes 1"
+                flags.append({"kind": "materialized_vs_fused" if resolved else "materialized_vs_fused_unresolved",
+                              "phase": phase, "cache": s["cache"],
+                              "message": (f"{phase} ({s['cache']} cache, d={s['hidden_size']}): eager (materialized) "
+                                          f"{verdict} the sdpa (fused) time; theory predicts {pr:.2f}x"),
+                              "measured_ratio": mr, "predicted_ratio": pr,
+                              "ratio_ci_low": None if iv is None else iv[0], "ratio_ci_high": None if iv is None else iv[1]})
     return flags
 
 
 def noisy_flags(df: pd.DataFrame) -> list[dict]:
-    """One flag listing the points whose rows spread too wide to judge (kept in every table, not hidden)."""
+    """One flag listing the points whose rows are too noisy to judge (kept in every table, not hidden): rows
+    whose 95% interval of the median is wider than the target after their repeats; older runs without
+    intervals fall back to the p10-p90 spread."""
+    if "time_ci_met" in df.columns:
+        return interval_flags(df)
     spread = (df["time_p90_s"] - df["time_p10_s"]) / df["measured_time_s"]
     noisy = df[spread > NOISY_SPREAD]
     if noisy.empty:
@@ -132,6 +150,25 @@ def noisy_flags(df: pd.DataFrame) -> list[dict]:
              f"{NOISY_SPREAD:.0%} of their median (worst {spread.max():.0%}): too noisy to judge one by one; "
              f"rows: {', '.join(f'{p} ({n})' for p, n in per_point.items())}",
              "rows": int(len(noisy)), "points": per_point.index.tolist(), "worst_spread": float(spread.max())}]
+
+
+def interval_flags(df: pd.DataFrame) -> list[dict]:
+    flags = []
+    missed = df[df["time_ci_met"].fillna(0).astype(int) == 0]
+    if len(missed):
+        per = missed.groupby("point_id", sort=False)["repeats"].agg(["size", "max"])
+        flags.append({"kind": "noisy", "message": (
+            f"{len(missed)} of {len(df)} row(s) in {len(per)} point(s) have a 95% interval of the median wider than "
+            f"±{TARGET_REL:.0%} after their repeats: too noisy to judge one by one; rows (repeats): "
+            + ", ".join(f"{p} ({n}, {int(r)} repeats)" for p, (n, r) in per.iterrows())),
+            "rows": int(len(missed)), "points": per.index.tolist(), "rows_total": int(len(df))})
+    if "interference" in df.columns:
+        hit = df[df["interference"].fillna(0).astype(int) == 1]["point_id"].unique().tolist()
+        if hit:
+            flags.append({"kind": "interference", "points": hit, "message": (
+                f"{len(hit)} point(s) never got a quiet window: the canary ran >5% slower than at the start of the "
+                f"run around too many of their repeats; their rows use every repeat: {', '.join(hit)}")})
+    return flags
 
 
 def in_cache_flags(df: pd.DataFrame) -> list[dict]:
@@ -197,8 +234,9 @@ def share_flags(shares: pd.DataFrame) -> list[dict]:
     return flags
 
 
-def all_flags(df: pd.DataFrame, points: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:
+def all_flags(df: pd.DataFrame, points: pd.DataFrame, device_kind: str,
+              samples: pd.DataFrame | None = None) -> tuple[list[dict], pd.DataFrame]:
     kv, table = kv_flags(df, device_kind)
-    flags = (launch_floor_flags(points) + depth_flags(points) + context_growth_flags(df)
+    flags = (launch_floor_flags(points) + depth_flags(points) + context_growth_flags(df, samples=samples)
              + attention_impl_flags(points) + kv + in_cache_flags(df) + noisy_flags(df))
     return flags, table

@@ -88,6 +88,15 @@ def read_table(path: Path, required: list[str], dtype: dict) -> pd.DataFrame:
     return df
 
 
+def latest_runs(n: int, results: Path = Path("results")) -> list[Path]:
+    """The n most recent complete-enough runs (oldest first), e.g. two back-to-back `make bench` runs."""
+    runs = sorted((p for p in results.glob("*/run.json") if (p.parent / "measurements.csv").exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if len(runs) < n:
+        raise TheoryError(f"need {n} runs under {results}/, found {len(runs)} (run `make bench` first)")
+    return [p.parent for p in runs[-n:]]
+
+
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "run.json").exists():

@@ -10,6 +10,7 @@ from analysis.explain import add_explain, explain_section
 from analysis.fmt import csv_text, json_text, no_negative_zero, point_name
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
+from analysis.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
 from analysis.plots import all_figures
@@ -51,7 +52,7 @@ def analyse(run_dir: Path):
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
     df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured
     points = per_point(df) if len(df) else pd.DataFrame()
-    flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
+    flags, kv = all_flags(df, points, run.meta.get("device", "cpu"), run.samples) if len(df) else ([], pd.DataFrame())
     shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
     flops = flop_check(run, df) if len(df) else pd.DataFrame()
     flags += share_flags(shares)
@@ -178,6 +179,7 @@ def write_report(run_dir) -> Path:
               "Predictions are theory's roofline \"as run\" (the cache, attention and logits choices bench recorded) "
               "under this box's measured ceilings; *fitted* adds n_dispatch × τ, the per-op cost fitted below.", "",
               "## Measured ceilings", ""] + _ceilings_md(run)
+    lines += noise_md(run, df)
     lines += ["", "## How far from the arithmetic", ""] + _accuracy_md(summary)
     lines += ["", "## Why: flags", ""]
     lines += [f"- **{f['kind']}**: {f['message']}" for f in flags] or ["- none"]

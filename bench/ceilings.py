@@ -7,14 +7,23 @@
 - copy bandwidth (bytes read + written) with a working set far outside the last-level cache and one well
   inside it (small models' weights fit there and beat the DRAM roofline);
 - the fixed cost of one small op (kernel launch on CUDA, dispatch on CPU).
-Each figure is the median of timed repeats after a warm-up.
+Each figure is timed after a warm-up by time (GPU clocks ramp over ~a second), then sampled with the same
+stopping rule as the points (bench/repeat/stats.py): until the 95% interval of the median is within ±2% or the
+figure's budget is spent. The spec holds the medians; `spread` in the detail holds each interval, as rates.
+On CUDA the in-cache copy's working set is half the L2 (the device's properties, L2_cache_size):
+inside L2, and many copies are queued per sample so launches overlap execution instead of bounding it.
 """
-import statistics
+import time
 
 import torch
 
 from bench.build import TORCH_DTYPES
+from bench.repeat.stats import StopRule, median_ci
 from theory.hardware import HardwareSpec
+
+WARMUP_S = {"cpu": 0.1, "cuda": 1.0}
+RULE = StopRule(min_repeats=6, max_repeats=40, max_point_s=0.6)     # per figure; 7 figures ≈ 5 s on one core
+SPREAD: dict = {}                                  # figure name → its interval, filled by measure_ceilings
 
 MATMUL_SHAPES = {"cpu": ((256, 1024, 1024), (1024, 1024, 1024), (1024, 1024, 4096)),
                  "cuda": ((2048, 4096, 4096), (4096, 4096, 4096), (8192, 8192, 8192))}      # (m, k, n)
@@ -23,16 +32,28 @@ DRAM_COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 CACHE_COPY_BYTES = 1 * 2**20
 
 
-def _median_time(device, fn, repeats: int, inner: int = 1) -> float:
-    fn()
-    device.sync()
-    samples = []
-    for _ in range(repeats):
+def _median_time(device, fn, repeats: int = 0, inner: int = 1, name: str | None = None) -> float:
+    """Median seconds per call of fn; with `name`, its interval is kept in SPREAD. (repeats: kept for callers;
+    the stopping rule decides how many samples are taken.)"""
+    t0 = time.perf_counter()
+    while True:                                    # warm up by time, at least one call
+        fn()
+        device.sync()
+        if time.perf_counter() - t0 >= WARMUP_S.get(device.kind, 0.1):
+            break
+    samples, t0 = [], time.perf_counter()
+    while True:
         t = device.start()
         for _ in range(inner):
             fn()
         samples.append(device.stop(t) / inner)
-    return statistics.median(samples)
+        elapsed = time.perf_counter() - t0
+        if RULE.done([samples], elapsed, elapsed / len(samples)):
+            break
+    ci = median_ci(samples)
+    if name:
+        SPREAD[name] = ci
+    return ci.median_s
 
 
 def matmul_flops_per_s(device, dtype: str, repeats: int = 5) -> dict[str, float]:
@@ -41,7 +62,7 @@ def matmul_flops_per_s(device, dtype: str, repeats: int = 5) -> dict[str, float]
     for m, k, n in MATMUL_SHAPES[device.kind]:
         x = torch.rand(m, k, device=device.torch_device, dtype=dt)
         w = torch.rand(n, k, device=device.torch_device, dtype=dt)
-        t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats)
+        t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats, name=f"matmul_{m}x{k}x{n}")
         out[f"{m}x{k}x{n}"] = 2 * m * k * n / t
     return out
 
@@ -53,17 +74,19 @@ def gemv_read_bytes_per_s(device, dtype: str, repeats: int = 5) -> float:
     n = GEMV_BYTES[device.kind] // (k * torch.tensor([], dtype=dt).element_size())
     w = torch.rand(n, k, device=device.torch_device, dtype=dt)
     x = torch.rand(1, k, device=device.torch_device, dtype=dt)
-    t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats)
+    t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats, name="gemv_read")
     return w.numel() * w.element_size() / t
 
 
-def copy_bytes_per_s(device, total_bytes: int, repeats: int = 5) -> float:
+def copy_bytes_per_s(device, total_bytes: int, repeats: int = 5, name: str | None = None) -> float:
     """Bytes read + written per second by a tensor copy of total_bytes/2 each way."""
     n = total_bytes // 2 // 4
     src = torch.rand(n, device=device.torch_device)
     dst = torch.empty_like(src)
     inner = max(1, (64 * 2**20) // total_bytes)       # small copies: several per sample
-    t = _median_time(device, lambda: dst.copy_(src), repeats, inner)
+    if device.kind == "cuda":
+        inner = max(inner, 200)                       # queued back to back: the launch overlaps the copy before it
+    t = _median_time(device, lambda: dst.copy_(src), repeats, inner, name=name)
     return 2 * n * 4 / t
 
 
@@ -72,15 +95,44 @@ def op_overhead_s(device, repeats: int = 9) -> float:
     x = torch.ones(1, device=device.torch_device)
     y = torch.ones(1, device=device.torch_device)
     out = torch.empty(1, device=device.torch_device)
-    return _median_time(device, lambda: torch.add(x, y, out=out), repeats, inner=2000)
+    return _median_time(device, lambda: torch.add(x, y, out=out), repeats, inner=2000, name="op_overhead")
+
+
+def l2_bytes(device) -> int | None:
+    """The GPU's L2 size from the device properties (bytes); None on CPU or where torch does not report it."""
+    if device.kind != "cuda":
+        return None
+    return device.info().get("l2_cache_bytes") or None       # CudaDevice: its own properties, through the seam
+
+
+def cache_copy_bytes(device) -> int:
+    """The in-cache copy's working set: half the L2 on CUDA (inside it, far above a launch's worth of work);
+    1 MiB on CPU (inside L2/LLC)."""
+    l2 = l2_bytes(device)
+    return l2 // 2 if l2 else CACHE_COPY_BYTES
+
+
+def spread_as_rates(work: dict[str, float]) -> dict:
+    """SPREAD's time intervals turned into rates (work / time): the low rate comes from the high time."""
+    out = {}
+    for name, ci in SPREAD.items():
+        w = work.get(name, 1.0)
+        rate = name != "op_overhead"
+        out[name] = {"median": w / ci.median_s if rate else ci.median_s,
+                     "ci_low": w / ci.high_s if rate else ci.low_s, "ci_high": w / ci.low_s if rate else ci.high_s,
+                     "samples": ci.n, "target_met": ci.met(RULE.target_rel),
+                     "unit": "s" if not rate else ("flops_per_s" if name.startswith("matmul") else "bytes_per_s")}
+    return out
 
 
 def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]:
+    SPREAD.clear()
     mm = matmul_flops_per_s(device, dtype)
     gemv = gemv_read_bytes_per_s(device, dtype)
-    dram = copy_bytes_per_s(device, DRAM_COPY_BYTES[device.kind])
+    dram = copy_bytes_per_s(device, DRAM_COPY_BYTES[device.kind], name="copy_dram")
     llc = device.info().get("llc_bytes")
-    in_cache = copy_bytes_per_s(device, CACHE_COPY_BYTES)
+    cache_bytes = cache_copy_bytes(device)
+    in_cache = copy_bytes_per_s(device, cache_bytes, name="copy_in_cache")
     overhead = op_overhead_s(device)
     info = device.info()
     spec = HardwareSpec(
@@ -93,5 +145,20 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
     detail = {"matmul_flops_per_s_by_shape": mm, "gemv_read_bytes_per_s": gemv,
               "copy_bytes_per_s_dram": dram, "copy_bytes_per_s_in_cache": in_cache,
               "dram_copy_working_set_bytes": DRAM_COPY_BYTES[device.kind],
-              "cache_copy_working_set_bytes": CACHE_COPY_BYTES, "op_overhead_s": overhead}
+              "cache_copy_working_set_bytes": cache_bytes, "op_overhead_s": overhead, "l2_cache_bytes": l2_bytes(device)}
+    work = {f"matmul_{k}": 2 * _mkn(k) for k in mm}
+    work.update({"gemv_read": gemv * SPREAD["gemv_read"].median_s,
+                 "copy_dram": dram * SPREAD["copy_dram"].median_s, "copy_in_cache": in_cache * SPREAD["copy_in_cache"].median_s})
+    detail["spread"] = spread_as_rates(work)
     return spec, detail
+
+
+def _mkn(shape: str) -> int:
+    m, k, n = (int(v) for v in shape.split("x"))
+    return m * k * n
+
+
+def drift(start: dict, end: dict) -> dict:
+    """end / start for each figure measured twice (a box that got slower mid-run shows rates below 1)."""
+    a, b = start.get("spread", {}), end.get("spread", {})
+    return {k: b[k]["median"] / a[k]["median"] for k in a if k in b and a[k]["median"]}

@@ -20,8 +20,10 @@ MEASUREMENT_COLUMNS = [
     "gpu_throttle_reasons", "gpu_sm_clock_min_mhz", "gpu_power_min_w", "gpu_state_samples", "gpu_uuid",
     "tokens_per_s",                 # batch × tokens of the pass / time_s (prompt tokens for prefill, 1 per decode step)
     "status", "message",
+    "time_ci_low_s", "time_ci_high_s", "time_ci_met", "repeats_disturbed", "interference", "canary_ratio",
 ]
-SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
+# repeat −1 is the cold trajectory; disturbed: taken while the interference canary ran slow (bench/repeat/)
+SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s", "disturbed"]
 
 
 def atomic_write(path: Path, text: str) -> None:

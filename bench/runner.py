@@ -16,6 +16,10 @@ from bench.dispatch import count_dispatches
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
+from bench.repeat.canary import Canary, baseline_s
+from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
+from bench.repeat.record import add_canary, summarize, write_point_meta
+from bench.repeat.rows import interval_fields, sample_marks
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
@@ -24,6 +28,7 @@ from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
 from theory.memory import kv_cache_bytes, weight_bytes
 
+REMEASURE_POINTS_S = 10       # end-of-run re-measure budget, in units of the sweep's max_point_s
 MEMORY_MARGIN = 1.2            # predicted need × margin must fit in what the device has free
 
 
@@ -58,7 +63,7 @@ def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
 
 
 def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path | None = None,
-                  profile: bool = False) -> tuple[list[dict], list[dict]]:
+                  profile: bool = False, canary=None, canary_base_s: float | None = None) -> tuple[list[dict], list[dict]]:
     dtype = p.resolved_dtype(device.kind)
     base = base_row(p, point_id, device, dtype)
     need = predicted_need_bytes(p, dtype)
@@ -75,8 +80,11 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)
         ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
-        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
+        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s,
+                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries)
         step_stats = m.step_stats()
+        intervals, marks = interval_fields(m, sweep.stop_rule(), canary_base_s), sample_marks(m)
+        t_prof = time.perf_counter()
         n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
@@ -85,6 +93,10 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
                    if profile and device.kind == "cpu" else None)          # allocator-free CPU: profiler events
         wbytes = model_weight_bytes(model)
+        walls = {"build_s": build_s, "warmup_s": m.warmup_s, "repeats_s": m.log.repeats_s,
+                 "canary_s": m.log.canary_s, "profile_s": time.perf_counter() - t_prof}
+        if run_dir is not None:
+            write_point_meta(run_dir, point_id, m, walls, canary)
     except torch.OutOfMemoryError as e:
         msg, status = str(e).splitlines()[0][:300], "oom"    # keep only the message; the traceback pins tensors
     except Exception as e:                                   # any other failure costs this point only
@@ -110,10 +122,10 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
                      **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1],
                      "hidden_syncs": hidden_syncs, **gpu_state,
-                     "tokens_per_s": tokens_per_s(p, i, st.median_s), "status": "ok", "message": ""})
+                     "tokens_per_s": tokens_per_s(p, i, st.median_s), "status": "ok", "message": "", **intervals[i]})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
-        samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
-                    for r, t in enumerate(m.repeats)]
+        samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i],
+                     "disturbed": marks[r]} for r, t in enumerate(m.repeats)]
     return rows, samples
 
 
@@ -188,6 +200,7 @@ def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.s
         "run_id": run_dir.name, **facts, "device": device.kind, "threads": device.threads,
         "sweep_name": sweep.name, "sweep_path": str(sweep_path),
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
+        "min_repeats": sweep.min_repeats, "max_repeats": sweep.max_repeats, "max_point_s": sweep.max_point_s,
         "points": len(sweep.points), "profile": profile, "kernels": kernels,
         "isolate": device.kind == "cuda" if isolate is None else isolate, **({"gpus": gpus} if gpus else {}),
         "ceilings": {}, "ceilings_detail": {},
@@ -210,12 +223,14 @@ def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None
         device.probe(run_dir, missing, log)
         for k, v in run_metadata(device).items():     # the device's facts, from the child
             meta.setdefault(k, v)
+    t_ceil = time.perf_counter()
     for dt in missing:
         spec, det = device.ceilings(dt) if child else measure_ceilings(device, dt, meta.get("host", ""))
         spec = as_theory_kind(spec)
         ceilings[dt], detail[dt] = spec.to_json(), det
         write_json(run_dir / f"ceilings-{dt}.json", spec.to_json())     # usable as `--hardware` for theory
         write_json(run_dir / "run.json", meta)
+    meta["ceilings_wall_s"] = round(meta.get("ceilings_wall_s", 0.0) + time.perf_counter() - t_ceil, 3)
     gc.collect()
     device.empty_cache()                  # the ceilings' GiB-sized buffers: give them back before points run
     if device.kind == "cuda":
@@ -263,25 +278,60 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
     kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") and not isolate else None  # children: own
+    canary = None if isolate else Canary(device)
+    if canary is not None and meta.get("canary_baseline_s") is None:    # the run's reference, taken once
+        meta["canary_baseline_s"] = baseline_s(canary)
+        write_json(run_dir / "run.json", meta)
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:
             rows = run_point_isolated(run_dir, i, p, pid, device, sweep)
         else:
-            rows, samples = measure_point(p, pid, device, sweep, run_dir, profile)
-            if kcache is not None:
-                measure_point_kernels(run_dir, p, pid, device, rows, kcache)
-            save_point(run_dir, pid, rows, samples)
+            rows = measure_with_canary(run_dir, p, pid, device, sweep, profile, canary, meta.get("canary_baseline_s"),
+                                       kcache)
         assemble(run_dir, ids)
         assemble_kernels(run_dir, ids, point_done)
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+    if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
+        remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s,
+                        lambda q, qid: measure_point(q, qid, device, sweep, None, False, canary,
+                                                     meta.get("canary_baseline_s")), log)
     assemble(run_dir, ids)
     assemble_kernels(run_dir, ids, point_done)
+    print("measuring ceilings again (drift) ...", file=log, flush=True)
+    end_ceilings(run_dir, device, sorted({p.resolved_dtype(device.kind) for p in sweep.points}), log)
     record_profile_overhead(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["repeat_summary"] = summarize(run_dir, ids)
+    write_json(run_dir / "run.json", meta)
     return run_dir
+
+
+def measure_with_canary(run_dir: Path, p: Point, pid: str, device, sweep: Sweep, profile: bool, canary,
+                        base_s: float | None, kcache=None) -> list[dict]:
+    """A point bracketed by canary readings (before, between repeats, after); its slice of the series is kept.
+    Its kernels (kcache) are timed before its rows land, so a point is whole or absent."""
+    k0 = len(canary.series)
+    canary.read("point-start")
+    rows, samples = measure_point(p, pid, device, sweep, run_dir, profile, canary, base_s)
+    canary.read("point-end")
+    add_canary(run_dir, pid, canary.series[k0:])
+    if kcache is not None:
+        measure_point_kernels(run_dir, p, pid, device, rows, kcache)
+    save_point(run_dir, pid, rows, samples)
+    return rows
+
+
+def end_ceilings(run_dir: Path, device, dtypes: list[str], log=sys.stderr) -> None:
+    """The ceilings again at the end of the run (drift); an isolated CUDA run measures them in a child again."""
+    measure = None
+    if hasattr(device, "probe"):
+        device.probe(run_dir, dtypes, log)
+        measure = device.ceilings
+    remeasure_ceilings(run_dir, device, dtypes, measure)
 
 
 def record_profile_overhead(run_dir: Path) -> None:
@@ -307,10 +357,9 @@ def child_point(run_dir: Path, index: int) -> int:
     device = get_device(meta["device"], meta.get("threads", 1))
     p = sweep.points[index]
     pid = p.point_id(device.kind)
-    rows, samples = measure_point(p, pid, device, sweep, run_dir, meta.get("profile", False))
-    if meta.get("kernels"):
-        measure_point_kernels(run_dir, p, pid, device, rows, run_kernel_cache(run_dir, device))
-    save_point(run_dir, pid, rows, samples)
+    kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") else None
+    measure_with_canary(run_dir, p, pid, device, sweep, meta.get("profile", False), Canary(device),
+                        meta.get("canary_baseline_s"), kcache)
     return 0
 
 

@@ -1,7 +1,9 @@
 """Sweeps: a JSON file of grids over model shape and workload, expanded into points.
 
 File shape (unknown keys rejected everywhere):
-  {"name": str, "description": str, "repeats": int, "warmup_s": float,
+  {"name": str, "description": str, "warmup_s": float,
+   "min_repeats": int, "max_repeats": int, "max_point_s": float,   (adaptive repeats, bench/repeat/)
+   "repeats": int,                                                  (older files: exactly this many, not adaptive)
    "defaults": {<point field>: value, ...},
    "grids": [{"axes": {<point field>: [values, ...]}, "<point field>": value, ...}, ...]}
 Each grid is the cartesian product of its axes over the defaults (and the grid's own fixed fields).
@@ -84,6 +86,14 @@ class Sweep:
     warmup_s: float
     points: tuple[Point, ...]
     source_text: str
+    min_repeats: int = 6
+    max_repeats: int = 30
+    max_point_s: float = 6.0
+    max_retries: int | None = None          # disturbed repeats measured again; None: min_repeats; 0 for `repeats`
+
+    def stop_rule(self):
+        from bench.repeat.stats import StopRule
+        return StopRule(self.min_repeats, self.max_repeats, self.max_point_s)
 
     @property
     def sha1(self) -> str:
@@ -123,7 +133,7 @@ def _validate_point(p: Point, where: str) -> None:
 
 
 def parse_sweep(obj, text: str, where: str) -> Sweep:
-    check_keys(obj, {"name", "description", "repeats", "warmup_s", "defaults", "grids"}, {"name", "grids"}, where)
+    check_keys(obj, {"name", "description", "repeats", "warmup_s", "defaults", "grids", *REPEAT_KEYS}, {"name", "grids"}, where)
     defaults = _check_point_values(obj.get("defaults", {}), f"{where} defaults")
     if not isinstance(obj["grids"], list) or not obj["grids"]:
         raise TheoryError(f"{where}: grids must be a non-empty list")
@@ -147,13 +157,34 @@ def parse_sweep(obj, text: str, where: str) -> Sweep:
             if p not in seen:                    # grids may overlap (a width sweep and a depth sweep share a point)
                 seen.add(p)
                 points.append(p)
-    repeats = obj.get("repeats", 5)
     warmup = obj.get("warmup_s", 1.0)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise TheoryError(f"{where}: repeats must be a positive integer")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= MAX_WARMUP_S:
         raise TheoryError(f"{where}: warmup_s must be a number of seconds in [0, {MAX_WARMUP_S}], got {warmup!r}")
-    return Sweep(str(obj["name"]), str(obj.get("description", "")), repeats, float(warmup), tuple(points), text)
+    lo, hi, budget = _repeat_policy(obj, where)
+    return Sweep(str(obj["name"]), str(obj.get("description", "")), lo, float(warmup), tuple(points), text, lo, hi,
+                 budget, 0 if "repeats" in obj else None)
+
+
+REPEAT_KEYS = ("min_repeats", "max_repeats", "max_point_s")
+
+
+def _repeat_policy(obj: dict, where: str) -> tuple[int, int, float]:
+    """(min_repeats, max_repeats, max_point_s). An older file's `repeats: n` means exactly n (min = max = n)."""
+    for k in ("repeats", "min_repeats", "max_repeats"):
+        v = obj.get(k, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise TheoryError(f"{where}: {k} must be a positive integer")
+    budget = obj.get("max_point_s", 6.0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 86400:   # NaN too
+        raise TheoryError(f"{where}: max_point_s must be a positive number of seconds")
+    if "repeats" in obj:
+        if any(k in obj for k in ("min_repeats", "max_repeats")):
+            raise TheoryError(f"{where}: give either repeats (a fixed count) or min_repeats/max_repeats, not both")
+        return obj["repeats"], obj["repeats"], float(budget)
+    lo, hi = obj.get("min_repeats", 6), obj.get("max_repeats", 30)
+    if hi < lo:
+        raise TheoryError(f"{where}: max_repeats {hi} is below min_repeats {lo}")
+    return lo, hi, float(budget)
 
 
 def load_sweep(name_or_path: str, device_kind: str = "cpu") -> tuple[Sweep, Path]:

@@ -70,14 +70,24 @@ class Measured:
     repeats: list[Trajectory]
     memory: Trajectory                            # an extra trajectory with memory probes around each pass
     warmup_trajectories: int
+    log: object = None                            # bench.repeat.loop.RepeatLog when the repeats were adaptive
+    warmup_s: float = 0.0                         # wall time of the cold, warm-up and memory trajectories
+
+    @property
+    def used(self) -> list[Trajectory]:
+        return self.log.used if self.log is not None else self.repeats
 
     def step_stats(self) -> list[StepStats]:
-        return [stats([r.times_s[i] for r in self.repeats]) for i in range(len(self.cold.times_s))]
+        return [stats([r.times_s[i] for r in self.used]) for i in range(len(self.cold.times_s))]
 
 
 def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
-            repeats: int, warmup_s: float) -> Measured:
+            repeats: int, warmup_s: float, rule=None, canary=None, canary_base_s=None,
+            max_retries: int | None = None) -> Measured:
+    """rule: a bench.repeat.stats.StopRule for adaptive repeats (with the canary marking disturbed ones);
+    None: exactly `repeats` trajectories."""
     run = lambda probe=False: run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
+    w0 = time.perf_counter()
     cold = run()
     n_warm, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < warmup_s or n_warm == 0:
@@ -85,6 +95,10 @@ def measure(model, device, input_ids, generated: int, cache: str, max_cache_len:
         n_warm += 1
     device.empty_cache()      # CUDA: the probe starts from an empty caching allocator, or reserved stays flat
     memory = run(probe=True)
+    warm_wall_s = time.perf_counter() - w0
     with device.sampling():   # CUDA: NVML clocks, power, throttle reasons sampled while the repeats run
-        timed = [run() for _ in range(repeats)]
-    return Measured(cold, timed, memory, n_warm)
+        if rule is None:
+            return Measured(cold, [run() for _ in range(repeats)], memory, n_warm, None, warm_wall_s)
+        from bench.repeat.loop import collect
+        log = collect(run, rule, canary, canary_base_s, max_retries)
+    return Measured(cold, log.repeats, memory, n_warm, log, warm_wall_s)

@@ -169,8 +169,9 @@ _ORIGINAL_CEILINGS: dict = {}
 def restore_ceilings() -> None:
     """Undo shrink_ceilings_for_cpu (tests call it when the stand-in is done, so real CUDA tests see real sizes)."""
     import bench.ceilings as c
+    import bench.repeat.canary as canary
     for name, value in _ORIGINAL_CEILINGS.items():
-        getattr(c, name)["cuda"] = value
+        (canary.SHAPES if name == "canary.SHAPES" else getattr(c, name))["cuda"] = value
     _ORIGINAL_CEILINGS.clear()
 
 
@@ -184,6 +185,9 @@ def shrink_ceilings_for_cpu() -> None:
             _ORIGINAL_CEILINGS.setdefault(name, value["cuda"])
             v = value["cpu"]
             value["cuda"] = min(v, 4 * 2**20) if isinstance(v, int) else ((128, 256, 256),) if isinstance(v, tuple) else v
+    import bench.repeat.canary as canary             # the interference canary's GPU-sized work, likewise
+    _ORIGINAL_CEILINGS.setdefault("canary.SHAPES", canary.SHAPES["cuda"])
+    canary.SHAPES["cuda"] = canary.SHAPES["cpu"]
 
 
 def standin_device(index: int = 0, threads: int = 1):

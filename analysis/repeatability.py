@@ -1,0 +1,98 @@
+"""`python -m analysis repeatability RUN_A RUN_B`: do two runs of the same sweep give the same numbers?
+
+Pairs the same points of two runs and reports, per phase (prefill; decode = the mean decode step of each
+trajectory), the share of points whose medians agree within ±AGREE_REL, the worst pairs, and whether the two
+95% intervals of the median (order statistics over repeats, bench/repeat/stats.py) overlap. Repeats the canary
+marked as disturbed are left out where the point kept enough quiet ones (as the harness did)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.load import load_run
+from bench.repeat.stats import TARGET_REL, median_ci
+from theory.errors import TheoryError
+
+AGREE_REL = 0.03
+WORST = 5
+
+
+def per_repeat(run) -> dict[tuple[str, str], list[float]]:
+    """(point_id, phase) → one value per used repeat: prefill time, or the trajectory's mean decode step."""
+    s = run.samples[run.samples["repeat"] >= 0]
+    if "disturbed" in s.columns:
+        d = s["disturbed"].fillna(0).astype(int)
+        quiet = s[d == 0]
+        interfered = set(run.rows.loc[run.rows.get("interference", pd.Series(dtype=float)).fillna(0).astype(int) == 1,
+                                      "point_id"]) if "interference" in run.rows else set()
+        s = pd.concat([quiet[~quiet["point_id"].isin(interfered)], s[s["point_id"].isin(interfered)]])
+    out = {}
+    for (pid, phase), g in s.groupby(["point_id", "phase"]):
+        out[(pid, phase)] = g.groupby("repeat")["time_s"].mean().tolist()
+    return out
+
+
+def repeatability_frame(run_a, run_b) -> pd.DataFrame:
+    ra, rb = per_repeat(run_a), per_repeat(run_b)
+    rows = []
+    for key in sorted(set(ra) & set(rb)):
+        a, b = median_ci(ra[key]), median_ci(rb[key])
+        rows.append({"point_id": key[0], "phase": key[1], "median_a_s": a.median_s, "median_b_s": b.median_s,
+                     "ratio_b_over_a": b.median_s / a.median_s,
+                     "ci_a_low_s": a.low_s, "ci_a_high_s": a.high_s, "ci_b_low_s": b.low_s, "ci_b_high_s": b.high_s,
+                     "repeats_a": a.n, "repeats_b": b.n,
+                     "agree": abs(b.median_s / a.median_s - 1) <= AGREE_REL,
+                     "intervals_overlap": a.low_s <= b.high_s and b.low_s <= a.high_s})
+    return pd.DataFrame(rows)
+
+
+def rows_missing_target(run) -> tuple[int, int]:
+    """(ok rows whose interval missed ±2%, ok rows); rows of runs without intervals count as missing."""
+    ok = run.ok
+    if "time_ci_met" not in ok.columns:
+        return len(ok), len(ok)
+    return int((ok["time_ci_met"].fillna(0).astype(int) == 0).sum()), len(ok)
+
+
+def summarize(frame: pd.DataFrame) -> dict:
+    out = {}
+    for phase, g in frame.groupby("phase") if len(frame) else []:
+        worst = g.assign(dev=(g["ratio_b_over_a"] - 1).abs()).sort_values("dev", ascending=False).head(WORST)
+        out[phase] = {"points": int(len(g)), "agree_share": float(g["agree"].mean()),
+                      "overlap_share": float(g["intervals_overlap"].mean()),
+                      "worst": [{"point_id": r.point_id, "ratio_b_over_a": float(r.ratio_b_over_a),
+                                 "intervals_overlap": bool(r.intervals_overlap)} for r in worst.itertuples()]}
+    return out
+
+
+def write_repeatability(dir_a: Path, dir_b: Path, out: Path | None = None) -> Path:
+    run_a, run_b = load_run(dir_a), load_run(dir_b)
+    if run_a.meta.get("sweep_sha1") != run_b.meta.get("sweep_sha1"):
+        raise TheoryError(f"{dir_a} and {dir_b} ran different sweeps; repeatability needs the same sweep twice")
+    frame = repeatability_frame(run_a, run_b)
+    if frame.empty:
+        raise TheoryError(f"{dir_a} and {dir_b} share no measured point")
+    summary = summarize(frame)
+    out = out or Path("results") / f"repeatability-{Path(dir_a).name[:16]}-vs-{Path(dir_b).name[:16]}"
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "repeatability.csv", index=False, float_format="%.9g")
+    missing = {"a": rows_missing_target(run_a), "b": rows_missing_target(run_b)}
+    (out / "summary.json").write_text(json.dumps({"agree_rel": AGREE_REL, "target_rel": TARGET_REL,
+                                                  "phases": summary, "rows_missing_target": missing}, indent=2) + "\n")
+    lines = [f"# Repeatability: `{Path(dir_a).name}` vs `{Path(dir_b).name}`", "",
+             f"Same sweep (`{run_a.meta.get('sweep_name')}`), {frame['point_id'].nunique()} shared points. Per phase: "
+             f"the share of points whose medians agree within ±{AGREE_REL:.0%} (prefill; decode = mean decode step "
+             "per trajectory), and whether the two 95% intervals of the median overlap.", "",
+             "| phase | points | medians within ±3% | intervals overlap | worst b/a |", "|---|---|---|---|---|"]
+    for phase, s in summary.items():
+        lines.append(f"| {phase} | {s['points']} | {s['agree_share']:.0%} | {s['overlap_share']:.0%} | "
+                     f"{s['worst'][0]['ratio_b_over_a']:.3f} |")
+    lines += ["", "Worst pairs (b/a; overlap of the intervals):", ""]
+    for phase, s in summary.items():
+        lines += [f"- {phase}: " + ", ".join(f"`{w['point_id']}` {w['ratio_b_over_a']:.3f} "
+                                               f"({'overlap' if w['intervals_overlap'] else 'disjoint'})" for w in s["worst"])]
+    lines += ["", f"Rows whose 95% interval is wider than ±{TARGET_REL:.0%} of the median (each is flagged in its run's "
+              f"report): a {missing['a'][0]} of {missing['a'][1]}, b {missing['b'][0]} of {missing['b'][1]}.",
+              "", "Figures taken on a shared box move with the box; the canary series in each run.json shows when."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"

@@ -1,0 +1,82 @@
+"""The end of a run: noisy points measured once more (the end of a run is often quieter; the better-measured
+set is kept, both are recorded), and the ceilings measured again so drift between start and end is known."""
+import json
+import time
+from pathlib import Path
+
+from bench.records import point_files, read_csv, write_json
+from bench.repeat.record import meta_path
+
+
+def mean_rel_width(rows: list[dict]) -> float:
+    """Mean over a point's ok rows of (interval width / median): smaller is better measured."""
+    ws = [(float(r["time_ci_high_s"]) - float(r["time_ci_low_s"])) / float(r["time_s"])
+          for r in rows if r.get("status") == "ok" and r.get("time_ci_high_s") not in (None, "")]
+    return sum(ws) / len(ws) if ws else float("inf")
+
+
+def missed_points(run_dir: Path, point_ids: list[str]) -> list[str]:
+    out = []
+    for pid in point_ids:
+        path = meta_path(run_dir, pid)
+        if path.exists() and not json.loads(path.read_text())["target_met"]:
+            out.append(pid)
+    return out
+
+
+def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=None) -> list[dict]:
+    """points: point_id → Point. measure(point, pid) → (rows, samples) of a fresh measurement (no profile).
+    Re-measures missed points in sweep order while the budget lasts; keeps the better-measured set."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    if meta.get("remeasured") is not None:
+        return meta["remeasured"]                  # done before this resume
+    from bench.records import csv_text, MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, atomic_write
+    done, t0 = [], time.perf_counter()
+    for pid in missed_points(run_dir, list(points)):
+        cost = sum(v for k, v in json.loads(meta_path(run_dir, pid).read_text())["wall_s"].items() if k != "profile_s")
+        if time.perf_counter() - t0 + cost > budget_s:
+            continue                               # would overrun the end budget: a cheaper point may still fit
+        m_path, s_path = point_files(run_dir, pid)
+        first_rows, first_samples = read_csv(m_path), read_csv(s_path)
+        rows, samples = measure(points[pid], pid)
+        w1, w2 = mean_rel_width(first_rows), mean_rel_width(rows)
+        keep_second = w2 < w1
+        kept, other = ((rows, samples), (first_rows, first_samples)) if keep_second else \
+            ((first_rows, first_samples), (rows, samples))
+        other_m, other_s = m_path.with_suffix(".other.csv"), s_path.with_name(f"{pid}.other.samples.csv")
+        atomic_write(other_s, csv_text(other[1], SAMPLE_COLUMNS))
+        atomic_write(other_m, csv_text(other[0], MEASUREMENT_COLUMNS))
+        if keep_second:
+            atomic_write(s_path, csv_text(kept[1], SAMPLE_COLUMNS))
+            atomic_write(m_path, csv_text(kept[0], MEASUREMENT_COLUMNS))
+        record = json.loads(meta_path(run_dir, pid).read_text())
+        record.update({"remeasured": True, "kept": "second" if keep_second else "first",
+                       "target_met": all(str(r.get("time_ci_met")) == "1" for r in kept[0] if r.get("status") == "ok")})
+        write_json(meta_path(run_dir, pid), record)
+        done.append({"point_id": pid, "first_mean_rel_width": w1, "second_mean_rel_width": w2,
+                     "kept": "second" if keep_second else "first", "other_files": [other_m.name, other_s.name]})
+        if log:
+            print(f"re-measured {pid}: interval width {w1:.1%} -> {w2:.1%}, kept the {done[-1]['kept']}", file=log, flush=True)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["remeasured"] = done
+    meta["remeasure_wall_s"] = round(time.perf_counter() - t0, 3)
+    write_json(run_dir / "run.json", meta)
+    return done
+
+
+def remeasure_ceilings(run_dir: Path, device, dtypes: list[str], measure=None) -> None:
+    """Ceilings again at the end; run.json gets `ceilings_end` (the detail) and `ceilings_drift` (end/start).
+    measure(dtype) -> (spec, detail): how to measure them (default: here, with bench.ceilings)."""
+    from bench.ceilings import drift, measure_ceilings
+    meta = json.loads((run_dir / "run.json").read_text())
+    if "ceilings_end" in meta:
+        return
+    t0 = time.perf_counter()
+    end, dr = {}, {}
+    for dt in dtypes:
+        _, detail = measure(dt) if measure is not None else measure_ceilings(device, dt, meta.get("host", ""))
+        end[dt] = detail
+        dr[dt] = drift(meta.get("ceilings_detail", {}).get(dt, {}), detail)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta.update({"ceilings_end": end, "ceilings_drift": dr, "ceilings_end_wall_s": round(time.perf_counter() - t0, 3)})
+    write_json(run_dir / "run.json", meta)

@@ -1,0 +1,86 @@
+"""The adaptive repeat loop: whole trajectories on a fresh cache until the stopping rule is satisfied.
+
+Each repeat is bracketed by canary readings (the one after a repeat is the one before the next). A repeat
+with a slow canary on either side is marked `disturbed`, kept in samples.csv, left out of the statistics and
+measured again, at most `max_retries` times per point. If fewer than min_repeats quiet repeats come, the
+statistics use every repeat and the point is marked `interference`.
+"""
+import time
+from dataclasses import dataclass, field
+
+from bench.repeat.canary import slow
+from bench.repeat.stats import StopRule, median_ci
+
+LONG_TRAJECTORY_STEPS = 32      # above this many decode steps, the mean decode step stands for the steps
+
+
+@dataclass
+class RepeatLog:
+    repeats: list                                  # every Trajectory, in order
+    disturbed: list[bool]
+    quiet_target_met: bool
+    interference: bool
+    repeats_s: float                               # wall time in the repeats themselves
+    canary_s: float = 0.0
+    canary_readings: list[float] = field(default_factory=list)
+
+    @property
+    def used(self) -> list:
+        """The trajectories the statistics are taken over."""
+        return [t for t, d in zip(self.repeats, self.disturbed) if not d] if not self.interference else self.repeats
+
+
+def tracked_rows(trajectories: list) -> list[list[float]]:
+    """The rows the stopping rule watches: prefill and each decode step, or prefill and the mean decode step
+    of each trajectory when the trajectory is long."""
+    if not trajectories:
+        return []
+    steps = len(trajectories[0].times_s)
+    if steps - 1 <= LONG_TRAJECTORY_STEPS:
+        return [[t.times_s[i] for t in trajectories] for i in range(steps)]
+    rows = [[t.times_s[0] for t in trajectories]]
+    rows.append([sum(t.times_s[1:]) / (steps - 1) for t in trajectories])
+    return rows
+
+
+def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_retries: int | None = None,
+            clock=time.perf_counter) -> RepeatLog:
+    """run(): one whole trajectory. canary: a bench.repeat.canary.Canary (or None: nothing is marked)."""
+    max_retries = rule.min_repeats if max_retries is None else max_retries
+    trajs, disturbed, readings = [], [], []
+    spent0 = canary.spent_s if canary else 0.0
+    before = canary.read("repeat") if canary else None
+    if before is not None:
+        readings.append(before)
+    t_start, repeats_s, last_s = clock(), 0.0, 0.0
+    while True:
+        r0 = clock()
+        trajs.append(run())
+        last_s = clock() - r0
+        repeats_s += last_s
+        after = canary.read("repeat") if canary else None
+        if after is not None:
+            readings.append(after)
+        disturbed.append(bool(canary) and (slow(before, base_s) or slow(after, base_s)))
+        before = after
+        quiet = [t for t, d in zip(trajs, disturbed) if not d]
+        elapsed = clock() - t_start
+        if rule.done(tracked_rows(quiet), elapsed, last_s) and len(quiet) >= rule.min_repeats:
+            break
+        short = len(quiet) < rule.min_repeats
+        if short and len(trajs) >= rule.min_repeats and (sum(disturbed) >= max_retries
+                                                         or elapsed + last_s > rule.max_point_s):
+            break                                  # no quiet window came within the retries or the budget
+        if len(trajs) >= rule.max_repeats + max_retries:
+            break
+    quiet = [t for t, d in zip(trajs, disturbed) if not d]
+    interference = len(quiet) < rule.min_repeats
+    met = not interference and rule.all_met(tracked_rows(quiet))
+    return RepeatLog(trajs, disturbed, met, interference, repeats_s,
+                     (canary.spent_s - spent0) if canary else 0.0, readings)
+
+
+def row_intervals(log: RepeatLog, rule: StopRule) -> list:
+    """One MedianCI per pass of the trajectory (prefill, decode steps), over the trajectories used."""
+    used = log.used
+    return [median_ci([t.times_s[i] for t in used]) for i in range(len(used[0].times_s))]

@@ -1,0 +1,34 @@
+"""Ceilings with spread; the CUDA in-cache working set from the L2 size (a stand-in device, no GPU needed)."""
+from types import SimpleNamespace
+
+import torch
+
+from bench import ceilings
+from bench.device import CpuDevice
+
+
+def test_cuda_in_cache_copy_is_sized_from_l2():
+    """The L2 size comes from the device's own properties, through the device seam (CudaDevice.info(), which the
+    CUDA stand-in fakes), never from torch.cuda directly."""
+    from bench.gpu import fake
+    dev = fake.standin_device()
+    try:
+        l2 = dev.cuda.get_device_properties(0).L2_cache_size
+        assert l2 and ceilings.l2_bytes(dev) == l2
+        assert ceilings.cache_copy_bytes(dev) == l2 // 2                # inside L2, far above a launch's worth
+    finally:
+        fake.restore_ceilings()
+    cpu = SimpleNamespace(kind="cpu", torch_device="cpu")
+    assert ceilings.l2_bytes(cpu) is None and ceilings.cache_copy_bytes(cpu) == ceilings.CACHE_COPY_BYTES
+
+
+def test_timed_figure_has_an_interval_and_drift_is_a_ratio(monkeypatch):
+    monkeypatch.setattr(ceilings, "RULE", ceilings.StopRule(6, 8, 0.5))
+    ceilings.SPREAD.clear()
+    x = torch.ones(1)
+    t = ceilings._median_time(CpuDevice(threads=1), lambda: torch.add(x, x), inner=100, name="op_overhead")
+    ci = ceilings.SPREAD["op_overhead"]
+    assert ci.n >= 6 and ci.low_s <= t <= ci.high_s
+    start = {"spread": {"copy_dram": {"median": 10.0}, "op_overhead": {"median": 2.0}}}
+    end = {"spread": {"copy_dram": {"median": 8.5}}}
+    assert ceilings.drift(start, end) == {"copy_dram": 0.85}

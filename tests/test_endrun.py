@@ -1,0 +1,47 @@
+"""End of a run: noisy points measured again, the better-measured set kept, both recorded, budget respected."""
+import json
+import shutil
+
+from bench.records import point_files, read_csv
+from bench.repeat.endrun import missed_points, remeasure_noisy
+
+
+def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    ids = [r["point_id"] for r in read_csv(run / "measurements.csv") if r["phase"] == "prefill"]
+    missed = missed_points(run, ids)
+    assert missed                                         # 3 fixed repeats never give a 95% interval
+    meta = json.loads((run / "run.json").read_text())
+    meta.pop("remeasured", None)
+    (run / "run.json").write_text(json.dumps(meta))
+    calls = []
+
+    def measure(point, pid):                              # a "quieter" second measurement for the first point only
+        calls.append(pid)
+        rows = [dict(r) for r in read_csv(point_files(run, pid)[0])]
+        narrow = pid == missed[0]
+        for r in rows:
+            t = float(r["time_s"])
+            r["time_ci_low_s"], r["time_ci_high_s"] = (t * 0.99, t * 1.01) if narrow else (t * 0.01, t * 100.0)
+            r["time_ci_met"] = int(narrow)
+        return rows, read_csv(point_files(run, pid)[1])
+
+    done = remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure)
+    assert calls == missed and [d["kept"] for d in done][:1] == ["second"]
+    assert all(d["kept"] == "first" for d in done[1:])
+    kept = read_csv(point_files(run, missed[0])[0])
+    assert float(kept[0]["time_ci_high_s"]) == float(kept[0]["time_s"]) * 1.01
+    assert (run / "points" / f"{missed[0]}.other.csv").exists()          # the first set, kept beside it
+    assert json.loads((run / "run.json").read_text())["remeasured"] == done
+    assert remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure) == done and len(calls) == len(missed)
+
+
+def test_budget_skips_points_that_would_overrun(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta.pop("remeasured", None)
+    (run / "run.json").write_text(json.dumps(meta))
+    ids = [r["point_id"] for r in read_csv(run / "measurements.csv") if r["phase"] == "prefill"]
+    assert remeasure_noisy(run, {pid: None for pid in ids}, 0.0, lambda p, q: 1 / 0) == []
