@@ -8,13 +8,13 @@ from pathlib import Path
 MEASUREMENT_COLUMNS = [
     "point_id", "phase", "step", "batch", "prompt_len", "context_len", "generated",
     "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-    "intermediate_size", "vocab_size", "model", "dtype", "device", "threads", "attention", "cache",
+    "intermediate_size", "vocab_size", "model", "dtype", "device", "threads", "attention", "cache", "execution",
     "theory_attention", "kv_update", "max_cache_len", "logits", "repeat_kv",
     "time_s", "time_p10_s", "time_p90_s", "repeats", "time_cold_s",
     "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "mem_allocated_peak_total_bytes",
     "mem_reserved_peak_total_bytes", "device_used_bytes",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
-    "gpu_throttle_reasons", "status", "message",
+    "gpu_throttle_reasons", "compile_s", "graphs_compiled", "recompiles_timed", "status", "message",
 ]
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s"]      # repeat −1 is the cold trajectory
 

@@ -10,6 +10,7 @@ import torch
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
 from bench.dispatch import count_dispatches
+from bench import modes
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
@@ -42,7 +43,7 @@ def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
         "num_attention_heads": spec.num_attention_heads, "num_key_value_heads": spec.num_key_value_heads,
         "head_dim": spec.head_dim, "intermediate_size": spec.intermediate_size, "vocab_size": spec.vocab_size,
         "model": p.model or "", "dtype": dtype, "device": device.kind, "threads": device.threads,
-        "attention": p.attention, "cache": p.cache,
+        "attention": p.attention, "cache": p.cache, "execution": p.execution,
         # How theory should predict this run "as run": sdpa is a fused kernel, eager materializes scores;
         # HF's dynamic cache concatenates (copies) every step; eager GQA repeats K/V for every head.
         "theory_attention": "materialized" if eager else "fused",
@@ -70,12 +71,17 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)
         ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
-        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s)
+        modes.prepare(model, p.execution, device.kind)
+        watch = modes.CompileWatch(p.execution)
+        m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s,
+                    settled=watch.tick)
+        mode = mode_fields(watch, m)
         step_stats = m.step_stats()
-        n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
+        counter = count_dispatches if p.execution == "eager" else modes.count_compiled_ops
+        n_dispatch = counter(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
-        if profile and run_dir is not None:
+        if profile and run_dir is not None and p.execution == "eager":   # module hooks see no compiled graph
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         wbytes = model_weight_bytes(model)
     except torch.OutOfMemoryError as e:
@@ -93,7 +99,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
     for i, st in enumerate(step_stats):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
         mem = m.memory.memory[i]
-        rows.append({**base, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
+        rows.append({**base, **mode, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
                      "time_s": st.median_s, "time_p10_s": st.p10_s, "time_p90_s": st.p90_s, "repeats": st.n,
                      "time_cold_s": m.cold.times_s[i], "kv_cache_bytes": m.cold.kv_bytes[i], "weight_bytes": wbytes,
                      "mem_allocated_bytes": mem.allocated_bytes, "mem_reserved_bytes": mem.reserved_bytes,
@@ -101,11 +107,21 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "mem_reserved_peak_total_bytes": mem.reserved_peak_total_bytes,
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
                      "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1], "hidden_syncs": hidden_syncs, **gpu_state,
-                     "status": "ok", "message": ""})
+                     "status": mode["status"], "message": mode["message"]})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i]}
                     for r, t in enumerate(m.repeats)]
     return rows, samples
+
+
+def mode_fields(watch, m) -> dict:
+    """Compile time (apart from the timed steps), graphs compiled, and recompilations during the timed and
+    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok."""
+    steady_s = sum(st.median_s for st in m.step_stats())
+    recompiles = watch.recompiles_since_settled()
+    return {"compile_s": watch.compile_s(steady_s), "graphs_compiled": watch.graphs() + recompiles,
+            "recompiles_timed": recompiles, "status": "recompiled" if recompiles else "ok",
+            "message": f"{recompiles} graph(s) compiled during the timed trajectories" if recompiles else ""}
 
 
 def count_hidden_syncs(model, device, ids, p: Point) -> int | None:

@@ -76,12 +76,17 @@ class Measured:
 
 
 def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
-            repeats: int, warmup_s: float) -> Measured:
+            repeats: int, warmup_s: float, settled=None) -> Measured:
+    """settled(): called after the cold and each warm-up trajectory; warm-up goes on until it is true
+    (compiled modes: until a trajectory compiles nothing new; bench.modes.CompileWatch.tick)."""
     run = lambda probe=False: run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
+    settled = settled or (lambda: True)
     cold = run()
+    done = settled()
     n_warm, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < warmup_s or n_warm == 0:
+    while time.perf_counter() - t0 < warmup_s or n_warm == 0 or not done:
         run()
         n_warm += 1
+        done = settled()
     memory = run(probe=True)
     return Measured(cold, [run() for _ in range(repeats)], memory, n_warm)
