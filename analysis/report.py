@@ -10,6 +10,7 @@ from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import load_run
+from analysis.modes import modes_figure, modes_md, modes_table
 from analysis.plots import all_figures
 
 
@@ -36,9 +37,12 @@ def ms(x) -> str:
 
 def analyse(run_dir: Path):
     run = load_run(run_dir)
-    joined = join(run)
+    joined_all = join(run)
+    joined = joined_all[joined_all["execution"] == "eager"]       # τ and the flags: eager points (modes below)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
+    run.modes = modes_table(joined_all, run.samples, summary.get("decode", {}).get("tau_s") or 0.0,
+                            ceil.get("launch_overhead_s", 0.0))
     points = per_point(df) if len(df) else pd.DataFrame()
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu")) if len(df) else ([], pd.DataFrame())
     shares = breakdown_table(run, df) if len(df) else pd.DataFrame()
@@ -121,6 +125,10 @@ def _profile_md(shares: pd.DataFrame, flops: pd.DataFrame) -> list[str]:
     return lines
 
 
+def ceil_overhead_s(run) -> float:
+    return next(iter(run.meta.get("ceilings", {}).values()), {}).get("launch_overhead_s", 0.0)
+
+
 def write_report(run_dir) -> Path:
     run_dir = Path(run_dir)
     if (run_dir / "comms_fit.json").exists():
@@ -133,9 +141,14 @@ def write_report(run_dir) -> Path:
     summary_obj["run_id"] = run.meta.get("run_id")
     summary_obj["partial"] = run.partial
     summary_obj["flags"] = flags
+    if len(run.modes):
+        run.modes.to_csv(run_dir / "modes.csv", index=False)
+        summary_obj["modes"] = run.modes.to_dict("records")
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary_obj), indent=2) + "\n")
     ops = op_points(run, df) if len(df) else None
     figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}
+    if modes_figure(run.modes, run_dir / "figures" / "modes_vs_width.png"):
+        figs["decode step vs width per execution mode"] = str(run_dir / "figures" / "modes_vs_width.png")
     m = run.meta
     skipped = run.rows[run.rows["status"] != "ok"]
     lines = [f"# Run {m.get('run_id')}", "",
@@ -163,6 +176,7 @@ def write_report(run_dir) -> Path:
                          f"{fmt(r['theory_bytes_per_token'])} | {fmt(r['tensor_bytes_per_token'])} | "
                          f"{fmt(r['allocated_peak_bytes_per_token'])} | {fmt(r['reserved_bytes_per_token'])} | "
                          f"{fmt(r['rss_peak_bytes_per_token'])} |")
+    lines += modes_md(run.modes, summary.get("decode", {}).get("tau_s") or 0.0, ceil_overhead_s(run))
     lines += _profile_md(shares, flops)
     lines += ["", "## Points", ""] + (_points_md(points) if len(points) else ["no finished point"])
     if len(skipped):

@@ -12,9 +12,8 @@ recompilation, which flags the point instead of being averaged in.
 """
 import time
 
-EXECUTIONS = ("eager", "compile", "compile-static", "cudagraphs")
-STATIC_EXECUTIONS = ("compile-static", "cudagraphs")       # need the static cache
-CUDA_ONLY = ("cudagraphs",)
+from theory.modes import CUDA_ONLY, EXECUTIONS, STATIC_EXECUTIONS        # the names live in theory
+
 MAX_SETTLE_TRAJECTORIES = 12          # a mode still compiling after this many warm-ups is flagged, not waited on
 
 
