@@ -1,10 +1,11 @@
 """Execution modes: how the forward runs (eager, torch.compile, compiled static cache, CUDA graphs).
 
-`compile` compiles the forward with a dynamic cache (dynamo marks the growing length dynamic after it
-changes once); `compile-static` uses a static cache, shapes fixed, so prefill and the decode step each
-compile once (fullgraph, as transformers' own generate compiles its decode step; StaticCache marks its
-tensors with torch._dynamo.mark_static_address); `cudagraphs` adds mode="reduce-overhead" (CUDA graph trees:
-one replay per step, torch.compiler.cudagraph_mark_step_begin before each call).
+`compile` compiles the whole forward with a dynamic cache (dynamo marks the growing length dynamic after it
+changes once). `compile-static` uses a static cache and compiles the decode step only, once (fullgraph, shapes
+fixed), as transformers' own generate does with cache_implementation="static"; the prefill runs eager, so its
+rows are eager prefill (StaticCache marks its tensors with torch._dynamo.mark_static_address). `cudagraphs`
+adds mode="reduce-overhead" (CUDA graph trees: one replay per step, torch.compiler.cudagraph_mark_step_begin
+before each call).
 
 Compilation is watched with dynamo's counters (torch._dynamo.utils.counters["stats"]["unique_graphs"]): the
 warm-up runs until a trajectory compiles nothing new, and a graph compiled during the timed trajectories is a
@@ -14,6 +15,7 @@ import time
 
 from theory.modes import CUDA_ONLY, EXECUTIONS, STATIC_EXECUTIONS        # the names live in theory
 
+DECODE_ONLY = STATIC_EXECUTIONS        # compiled for the one-token step; prefill runs eager
 MAX_SETTLE_TRAJECTORIES = 12          # a mode still compiling after this many warm-ups is flagged, not waited on
 
 
@@ -50,15 +52,20 @@ def prepare(model, execution: str, device_kind: str) -> None:
     reason = check_execution(execution, "static" if execution in STATIC_EXECUTIONS else "dynamic", device_kind)
     if reason:
         raise ValueError(reason)
-    compiled = torch.compile(model.forward, **compile_kwargs(execution))
-    if execution in CUDA_ONLY:
-        def forward(*args, **kwargs):
+    eager_forward = model.forward
+    compiled = torch.compile(eager_forward, **compile_kwargs(execution))
+    if execution not in DECODE_ONLY:
+        model.forward = compiled
+        return
+
+    def forward(*args, **kwargs):
+        if kwargs["input_ids"].shape[-1] > 1:           # prefill: eager (the decode step is what is compiled)
+            return eager_forward(*args, **kwargs)
+        if execution in CUDA_ONLY:
             # CUDA graph trees reuse output memory between replays: mark each step a new iteration.
             torch.compiler.cudagraph_mark_step_begin()
-            return compiled(*args, **kwargs)
-        model.forward = forward
-    else:
-        model.forward = compiled
+        return compiled(*args, **kwargs)
+    model.forward = forward
 
 
 def graphs_compiled() -> int:
@@ -97,6 +104,17 @@ class CompileWatch:
         if self.execution == "eager":
             return None
         return max(0.0, sum(self.compiling_wall_s) - steady_trajectory_s * len(self.compiling_wall_s))
+
+
+def count_ops(model, input_ids, cache: str, max_cache_len: int | None, execution: str) -> tuple[int, int]:
+    """n_dispatch of (prefill, first decode step) as the mode runs them: eager passes counted as eager."""
+    from bench.dispatch import count_dispatches
+    if execution == "eager":
+        return count_dispatches(model, input_ids, cache, max_cache_len)
+    compiled = count_compiled_ops(model, input_ids, cache, max_cache_len)
+    if execution in DECODE_ONLY:
+        return count_dispatches(model, input_ids, cache, max_cache_len)[0], compiled[1]
+    return compiled
 
 
 def count_compiled_ops(model, input_ids, cache: str, max_cache_len: int | None) -> tuple[int, int]:

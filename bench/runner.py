@@ -9,7 +9,6 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
-from bench.dispatch import count_dispatches
 from bench import modes
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
@@ -77,8 +76,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                     settled=watch.tick)
         mode = mode_fields(watch, m)
         step_stats = m.step_stats()
-        counter = count_dispatches if p.execution == "eager" else modes.count_compiled_ops
-        n_dispatch = counter(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
+        n_dispatch = modes.count_ops(model, ids, p.cache, p.max_cache_len, p.execution)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # clocks, power, throttling now
         if profile and run_dir is not None and p.execution == "eager":   # module hooks see no compiled graph

@@ -1,47 +1,73 @@
 """Execution modes: a tiny model compiled once and timed, recompilation detection, the CUDA-graph branch."""
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from bench.modes import CompileWatch, check_execution, prepare
+from bench.records import assemble, read_csv, save_point
 from bench.sweep import Point, Sweep, load_sweep
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
 from theory.errors import TheoryError
+from theory.modes import compiled_kernels
 
 TINY = dict(hidden_size=64, num_hidden_layers=1, head_dim=16, vocab_size=256, prompt_len=8, generated=5,
             cache="static")
+TWIN = {**TINY_SWEEP["defaults"], "cache": "static"}         # tiny_run measured this point eagerly
 
 
 @pytest.fixture(scope="session")
-def compiled_rows():
-    """One compile per test session: the smallest model that runs the static-cache decode path."""
+def compiled_point(tiny_run):
+    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache)."""
     import torch
     from bench.device import CpuDevice
     from bench.runner import measure_point
     torch.set_num_threads(1)
-    device = CpuDevice(threads=1)
+    p = Point(**TWIN, execution="compile-static")
     sweep = Sweep("t", "", 3, 0.05, (), "")
-    eager, _ = measure_point(Point(**TINY), "eager", device, sweep)
-    compiled, samples = measure_point(Point(**TINY, execution="compile-static"), "compiled", device, sweep)
-    return eager, compiled, samples
+    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep)
+    eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
+    return p, rows, samples, eager
 
 
 @pytest.mark.slow
-def test_compiled_point_is_timed_after_compilation_settles(compiled_rows):
-    eager, compiled, samples = compiled_rows
-    assert [r["status"] for r in compiled] == ["ok"] * 5
-    r = compiled[1]
+def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
+    p, rows, samples, eager = compiled_point
+    assert [r["status"] for r in rows] == ["ok"] * 5 and len(eager) == 5
+    r = rows[1]
     assert r["execution"] == "compile-static" and eager[1]["execution"] == "eager"
-    assert r["graphs_compiled"] == 2                 # prefill and the decode step, each once
+    assert r["graphs_compiled"] == 1                 # the decode step, once (prefill runs eager)
     assert r["recompiles_timed"] == 0
     assert r["compile_s"] > 10 * r["time_s"]         # compile time kept apart from the timed step
-    assert eager[1]["compile_s"] is None
-    assert all(x["time_s"] > 0 for x in compiled)
-    # The compiled graph dispatches far fewer ops than eager (fused norms, rotary, act·mul, residual adds).
-    assert 0 < r["n_dispatch"] < eager[1]["n_dispatch"] / 2
+    assert eager[1]["compile_s"] == ""
+    assert all(x["time_s"] > 0 for x in rows)
     assert len(samples) == 5 * (1 + 3)
+    # The compiled graph dispatches far fewer ops than eager (fused norms, rotary, act·mul, residual adds),
+    # and exactly as many as theory reads off inductor's fusion (a change of fusion shows up here).
+    assert 0 < r["n_dispatch"] < int(eager[1]["n_dispatch"]) / 2
+    assert rows[0]["n_dispatch"] == int(eager[0]["n_dispatch"])  # the eager prefill, counted as eager
+    assert r["n_dispatch"] == compiled_kernels(p.spec(), "compile-static")
+
+
+@pytest.mark.slow
+def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tmp_path):
+    from analysis.report import write_report
+    p, rows, samples, _ = compiled_point
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    save_point(run_dir, p.point_id("cpu"), rows, samples)
+    ids = [f.name.split(".")[0] for f in sorted((run_dir / "points").glob("*.csv")) if f.name.count(".") == 1]
+    assemble(run_dir, ids)
+    report = write_report(run_dir).read_text()
+    assert "## Execution modes" in report and "compile-static removes" in report
+    modes = read_csv(run_dir / "modes.csv")
+    assert len(modes) == 1 and modes[0]["eager_point_id"] == Point(**TWIN).point_id("cpu")
+    lo, mid, hi = (float(modes[0][k]) for k in ("speedup_lo", "speedup", "speedup_hi"))
+    assert 0 < lo <= mid <= hi
+    assert int(modes[0]["kernels_theory"]) == int(modes[0]["n_dispatch"])
+    assert write_report(run_dir).read_text() == report           # same bytes when rebuilt
 
 
 def test_recompilation_on_a_shape_change_is_detected():
@@ -73,13 +99,16 @@ def test_cudagraphs_branch_up_to_the_gpu(monkeypatch):
 
     class Model:
         def forward(self, *a, **k):
-            raise AssertionError("the eager forward must not run")
+            return "eager"
     m = Model()
     with pytest.raises(ValueError, match="needs a CUDA device"):
         prepare(m, "cudagraphs", "cpu")
     prepare(m, "cudagraphs", "cuda")
     assert calls == [{"fullgraph": True, "dynamic": False, "mode": "reduce-overhead"}]
-    assert m.forward(input_ids=1) == ("out", (), {"input_ids": 1})
+    step = torch.ones(1, 1, dtype=torch.long)
+    assert m.forward(input_ids=torch.ones(1, 4, dtype=torch.long)) == "eager"       # prefill runs eager
+    assert calls[1:] == []
+    assert m.forward(input_ids=step) == ("out", (), {"input_ids": step})           # the decode step replays
     assert calls[1:] == ["mark"]
     if not torch.cuda.is_available():
         pytest.skip("a real CUDA device is needed to capture and replay the graph")
@@ -117,7 +146,26 @@ def test_eager_point_ids_unchanged_by_the_execution_axis():
 
 
 def test_shipped_sweeps_validate():
-    for name in ("default-cpu", "default-cuda", "modes"):
-        sweep, _ = load_sweep(name, "cuda")
+    for name, device in (("default-cpu", "cpu"), ("modes-cpu", "cpu"), ("default-cuda", "cuda"), ("modes", "cuda")):
+        sweep, _ = load_sweep(name, device)
         assert {p.execution for p in sweep.points} >= {"eager", "compile-static"}
-    assert not any(p.execution == "cudagraphs" for p in load_sweep("default-cpu", "cpu")[0].points)
+        assert any(p.execution == "cudagraphs" for p in sweep.points) == (device == "cuda")
+    with pytest.raises(TheoryError, match="needs a CUDA device"):
+        load_sweep("modes", "cpu")
+
+
+def test_speedup_interval_and_modes_figure(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from analysis.modes import modes_figure, speedup_interval
+    same = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    mid, lo, hi = speedup_interval(same, same)
+    assert mid == 1.0 and lo < 1.0 < hi
+    mid, lo, hi = speedup_interval(same * 2, same)
+    assert mid == pytest.approx(2.0) and lo < 2.0 < hi and lo > 1.5
+    t = pd.DataFrame({"hidden_size": [256, 512], "num_hidden_layers": [4, 4], "cache": ["static"] * 2,
+                      "execution": ["compile-static"] * 2, "eager_point_id": ["a", "b"], "eager_tpot_s": [3e-3, 5e-3],
+                      "eager_predicted_s": [3e-3, 5e-3], "eager_roofline_s": [1e-3, 2e-3], "tpot_s": [2e-3, 4e-3],
+                      "predicted_s": [2e-3, 4e-3]})
+    assert modes_figure(t, tmp_path / "m.png") and (tmp_path / "m.png").stat().st_size > 0
+    assert modes_figure(t.iloc[:1], tmp_path / "one.png") is None          # one width is no curve
