@@ -108,12 +108,17 @@ class CompileWatch:
 
 def count_ops(model, input_ids, cache: str, max_cache_len: int | None, execution: str) -> tuple[int, int]:
     """n_dispatch of (prefill, first decode step) as the mode runs them: eager passes counted as eager."""
-    from bench.dispatch import count_dispatches
+    import torch
+    from bench.dispatch import DispatchCounter, count_dispatches
+    from bench.kvcache import new_cache
     if execution == "eager":
         return count_dispatches(model, input_ids, cache, max_cache_len)
     compiled = count_compiled_ops(model, input_ids, cache, max_cache_len)
-    if execution in DECODE_ONLY:
-        return count_dispatches(model, input_ids, cache, max_cache_len)[0], compiled[1]
+    if execution in DECODE_ONLY:            # the eager prefill alone: a dispatch mode would break the compiled step
+        with torch.inference_mode(), DispatchCounter() as c:
+            model(input_ids=input_ids, past_key_values=new_cache(model, cache, max_cache_len), use_cache=True,
+                  logits_to_keep=1)
+        return c.count, compiled[1]
     return compiled
 
 
