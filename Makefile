@@ -23,7 +23,7 @@ RUNS ?=
 .PHONY: help install test benchmark predict bench bench-comms report compare repeatability clean FORCE
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # Rewritten only when TORCH or TORCH_INDEX change, so `make install TORCH=...` really reinstalls.
 $(TORCH_SPEC): FORCE

@@ -8,7 +8,8 @@ from theory.cliutil import HelpFormatter, OneLineParser, run_main
 EXAMPLES = """examples:
   python -m analysis report                                   # the latest run under results/
   python -m analysis report results/<run_id>
-  python -m analysis compare results/<run a> results/<run b>   # what `make compare RUNS=...` runs"""
+  python -m analysis compare results/<run a> results/<run b>   # what `make compare RUNS=...` runs
+  python -m analysis repeatability results/<run a> results/<run b>   # two runs of one sweep: do they agree?"""
 
 
 def build_parser() -> OneLineParser:
@@ -22,7 +23,8 @@ def build_parser() -> OneLineParser:
                        formatter_class=HelpFormatter, epilog=EXAMPLES)
     c.add_argument("run_dirs", nargs="+", type=Path, help="two or more run directories; the first is the baseline a")
     c.add_argument("--out", type=Path, help="output directory (default: results/compare-<run ids>)")
-    rp = sub.add_parser("repeatability", help="two runs of the same sweep: share of points that agree within ±3%%")
+    rp = sub.add_parser("repeatability", help="two runs of the same sweep: share of points that agree within ±3%%",
+                        formatter_class=HelpFormatter, epilog=EXAMPLES)
     rp.add_argument("run_dirs", nargs="*", type=Path, help="two run directories (default: the two latest under results/)")
     rp.add_argument("--out", type=Path, help="output directory (default: results/repeatability-<run ids>)")
     return p

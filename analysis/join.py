@@ -8,6 +8,7 @@ from theory.memory import kv_cache_bytes
 from theory.errors import TheoryError
 from theory.model import from_hf_config, load_model
 from theory.ops import Workload
+from theory.modes import predict_mode
 from theory.roofline import predict
 
 SHAPE = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
@@ -66,7 +67,7 @@ def join(run) -> pd.DataFrame:
                 rec[f"predicted_time_s_{label}"] = rec[f"predicted_time_s_{label}_ideal"] = None
                 continue
             base = no_overhead(hw)
-            p = predict(spec, base, as_run)
+            p = predict_mode(spec, base, as_run, r["execution"])    # eager: the op table as is
             rec[f"predicted_time_s_{label}"] = p.time_s
             rec[f"predicted_time_s_{label}_ideal"] = predict(spec, base, ideal).time_s
             if label == "ceilings":

@@ -107,6 +107,7 @@ def load_run(path: str | Path) -> Run:
         raise TheoryError(f"{path} has no measurements.csv yet (no point finished)")
     rows = read_table(mpath, REQUIRED_COLUMNS, {"model": str, "message": str, "point_id": str})
     rows["model"] = rows["model"].fillna("")
+    rows["execution"] = rows["execution"].fillna("eager") if "execution" in rows else "eager"   # runs before the axis
     spath = path / "samples.csv"
     samples = pd.read_csv(spath, dtype={"point_id": str}) if spath.exists() else pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])
     ppath = path / "profile.csv"

@@ -13,6 +13,7 @@ from analysis.flags import all_flags, per_point, share_flags
 from analysis.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
+from analysis.modes import modes_figure, modes_md, modes_table
 from analysis.plots import all_figures
 from analysis.summary_md import summary_md
 
@@ -46,10 +47,14 @@ def rate(tokens, time_s) -> str:
 def analyse(run_dir: Path):
     run = load_run(run_dir)
     if run.ok.empty:                                  # only skipped, oom or error points: report what was tried
+        run.modes = pd.DataFrame()
         return run, pd.DataFrame(), pd.DataFrame(), {}, [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
-    joined = join(run)
+    joined_all = join(run)
+    joined = joined_all[joined_all["execution"] == "eager"]       # τ and the flags: eager points (modes below)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
+    run.modes = modes_table(joined_all, run.samples, summary.get("decode", {}).get("tau_s") or 0.0,
+                            ceil.get("launch_overhead_s", 0.0))
     df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured
     points = per_point(df) if len(df) else pd.DataFrame()
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu"), run.samples) if len(df) else ([], pd.DataFrame())
@@ -149,6 +154,10 @@ def _profile_md(shares: pd.DataFrame, flops: pd.DataFrame) -> list[str]:
     return lines
 
 
+def ceil_overhead_s(run) -> float:
+    return next(iter(run.meta.get("ceilings", {}).values()), {}).get("launch_overhead_s", 0.0)
+
+
 def write_report(run_dir) -> Path:
     run_dir = Path(run_dir)
     if (run_dir / "comms_fit.json").exists():
@@ -161,9 +170,14 @@ def write_report(run_dir) -> Path:
     summary_obj["run_id"] = run.meta.get("run_id")
     summary_obj["partial"] = run.partial
     summary_obj["flags"] = flags
+    if len(run.modes):
+        (run_dir / "modes.csv").write_text(csv_text(run.modes))
+        summary_obj["modes"] = run.modes.to_dict("records")
     (run_dir / "summary.json").write_text(json_text(summary_obj))
     ops = op_points(run, df) if len(df) else None
     figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}
+    if modes_figure(run.modes, run_dir / "figures" / "modes_vs_width.png"):
+        figs["decode step vs width per execution mode"] = str(run_dir / "figures" / "modes_vs_width.png")
     m = run.meta
     skipped = run.rows[run.rows["status"] != "ok"]
     lines = [f"# Run {m.get('run_id')}", "",
@@ -196,6 +210,7 @@ def write_report(run_dir) -> Path:
     explain_lines, explain_figs = explain_section(run, df, summary, run_dir / "figures")
     lines += explain_lines
     figs = {**figs, **explain_figs}
+    lines += modes_md(run.modes, summary.get("decode", {}).get("tau_s") or 0.0, ceil_overhead_s(run))
     lines += _profile_md(shares, flops)
     lines += ["", "## Points", "", "Throughput: prefill tokens/s = batch × prompt tokens / prefill time; decode "
               "tokens/s = batch × 1 token / mean decode step time (both measured medians).", ""]

@@ -11,7 +11,7 @@ from bench.signals import critical
 MEASUREMENT_COLUMNS = [
     "point_id", "phase", "step", "batch", "prompt_len", "context_len", "generated",
     "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-    "intermediate_size", "vocab_size", "model", "dtype", "device", "threads", "attention", "cache",
+    "intermediate_size", "vocab_size", "model", "dtype", "device", "threads", "attention", "cache", "execution",
     "theory_attention", "kv_update", "max_cache_len", "logits", "repeat_kv",
     "time_s", "time_p10_s", "time_p90_s", "repeats", "time_cold_s",
     "kv_cache_bytes", "weight_bytes", "mem_allocated_bytes", "mem_reserved_bytes", "mem_allocated_peak_total_bytes",
@@ -21,6 +21,7 @@ MEASUREMENT_COLUMNS = [
     "tokens_per_s",                 # batch × tokens of the pass / time_s (prompt tokens for prefill, 1 per decode step)
     "status", "message",
     "time_ci_low_s", "time_ci_high_s", "time_ci_met", "repeats_disturbed", "interference", "canary_ratio",
+    "compile_s", "graphs_compiled", "recompiles_timed",
 ]
 # repeat −1 is the cold trajectory; disturbed: taken while the interference canary ran slow (bench/repeat/)
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s", "disturbed"]

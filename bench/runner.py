@@ -12,7 +12,7 @@ import torch
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
 from bench.cpumem import cpu_memory_fields, cpu_memory_trajectory
-from bench.dispatch import count_dispatches
+from bench import modes
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
@@ -52,7 +52,7 @@ def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
         "num_attention_heads": spec.num_attention_heads, "num_key_value_heads": spec.num_key_value_heads,
         "head_dim": spec.head_dim, "intermediate_size": spec.intermediate_size, "vocab_size": spec.vocab_size,
         "model": p.model or "", "dtype": dtype, "device": device.kind, "threads": device.threads,
-        "attention": p.attention, "cache": p.cache,
+        "attention": p.attention, "cache": p.cache, "execution": p.execution,
         # How theory should predict this run "as run": sdpa is a fused kernel, eager materializes scores;
         # HF's dynamic cache concatenates (copies) every step; eager GQA repeats K/V for every head.
         "theory_attention": "materialized" if eager else "fused",
@@ -80,18 +80,21 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)
         ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
+        modes.prepare(model, p.execution, device.kind)
+        watch = modes.CompileWatch(p.execution)
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s,
-                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries)
+                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries, settled=watch.tick)
+        mode = mode_fields(watch, m)
         step_stats = m.step_stats()
         intervals, marks = interval_fields(m, sweep.stop_rule(), canary_base_s), sample_marks(m)
         t_prof = time.perf_counter()
-        n_dispatch = count_dispatches(model, ids, p.cache, p.max_cache_len)   # after the timed repeats
+        n_dispatch = modes.count_ops(model, ids, p.cache, p.max_cache_len, p.execution)   # after the timed repeats
         hidden_syncs = count_hidden_syncs(model, device, ids, p)
         gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
-        if profile and run_dir is not None:
+        if profile and run_dir is not None and p.execution == "eager":   # module hooks see no compiled graph
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
-                   if profile and device.kind == "cpu" else None)          # allocator-free CPU: profiler events
+                   if profile and device.kind == "cpu" and p.execution == "eager" else None)   # CPU: profiler events
         wbytes = model_weight_bytes(model)
         walls = {"build_s": build_s, "warmup_s": m.warmup_s, "repeats_s": m.log.repeats_s,
                  "canary_s": m.log.canary_s, "profile_s": time.perf_counter() - t_prof}
@@ -113,7 +116,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
     for i, st in enumerate(step_stats):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
         mem = m.memory.memory[i]
-        rows.append({**base, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
+        rows.append({**base, **mode, "phase": phase, "step": step, "context_len": 0 if i == 0 else p.prompt_len + i - 1,
                      "time_s": st.median_s, "time_p10_s": st.p10_s, "time_p90_s": st.p90_s, "repeats": st.n,
                      "time_cold_s": m.cold.times_s[i], "kv_cache_bytes": m.cold.kv_bytes[i], "weight_bytes": wbytes,
                      "mem_allocated_bytes": mem.allocated_bytes, "mem_reserved_bytes": mem.reserved_bytes,
@@ -122,7 +125,7 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                      "device_used_bytes": mem.device_used_bytes, "rss_peak_bytes": mem.rss_peak_bytes,
                      **cpu_memory_fields(cpu_mem, i), "build_s": build_s, "n_dispatch": n_dispatch[0 if i == 0 else 1],
                      "hidden_syncs": hidden_syncs, **gpu_state,
-                     "tokens_per_s": tokens_per_s(p, i, st.median_s), "status": "ok", "message": "", **intervals[i]})
+                     "tokens_per_s": tokens_per_s(p, i, st.median_s), **intervals[i]})
         samples.append({"point_id": point_id, "phase": phase, "step": step, "repeat": -1, "time_s": m.cold.times_s[i]})
         samples += [{"point_id": point_id, "phase": phase, "step": step, "repeat": r, "time_s": t.times_s[i],
                      "disturbed": marks[r]} for r, t in enumerate(m.repeats)]
@@ -138,6 +141,16 @@ def tokens_per_s(p: Point, trajectory_index: int, time_s: float) -> float | None
     """Throughput of one timed pass: batch × prompt tokens / prefill time, or batch × 1 token / decode step time."""
     tokens = p.batch * (p.prompt_len if trajectory_index == 0 else 1)
     return tokens / time_s if time_s > 0 else None
+
+
+def mode_fields(watch, m) -> dict:
+    """Compile time (apart from the timed steps), graphs compiled, and recompilations during the timed and
+    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok."""
+    steady_s = sum(st.median_s for st in m.step_stats())
+    recompiles = watch.recompiles_since_settled()
+    return {"compile_s": watch.compile_s(steady_s), "graphs_compiled": watch.graphs() + recompiles,
+            "recompiles_timed": recompiles, "status": "recompiled" if recompiles else "ok",
+            "message": f"{recompiles} graph(s) compiled during the timed trajectories" if recompiles else ""}
 
 
 def count_hidden_syncs(model, device, ids, p: Point) -> int | None:

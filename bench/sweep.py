@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from bench.modes import EXECUTIONS, check_execution
 from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
 from theory.model import ModelSpec, from_hf_config, load_model
@@ -42,6 +43,7 @@ class Point:
     dtype: str = "auto"           # auto: fp32 on CPU, bf16 on CUDA
     attention: str = "sdpa"
     cache: str = "dynamic"
+    execution: str = "eager"      # bench.modes: eager | compile | compile-static | cudagraphs
 
     def spec(self) -> ModelSpec:
         if self.model:
@@ -68,11 +70,14 @@ class Point:
         """Hash of the point's parameters with the dtype resolved (the device itself is left out)."""
         d = asdict(self)
         d["dtype"] = self.resolved_dtype(device_kind)
+        if d["execution"] == "eager":
+            del d["execution"]                  # eager points keep the ids they had before the axis existed
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def label(self) -> str:
         shape = self.model or f"d={self.hidden_size} L={self.num_hidden_layers}"
-        return f"{shape} b={self.batch} T={self.prompt_len} G={self.generated} {self.dtype} {self.attention} {self.cache}"
+        return f"{shape} b={self.batch} T={self.prompt_len} G={self.generated} {self.dtype} {self.attention} {self.cache}" + (
+            "" if self.execution == "eager" else f" {self.execution}")
 
 
 POINT_FIELDS = {f.name: f.type for f in fields(Point)}
@@ -103,8 +108,8 @@ class Sweep:
 def _check_point_values(values: dict, where: str) -> dict:
     check_keys(values, set(POINT_FIELDS), set(), where)
     for k, v in values.items():
-        if k in ("dtype", "attention", "cache"):
-            allowed = {"dtype": DTYPES, "attention": ATTENTIONS, "cache": CACHES}[k]
+        if k in ("dtype", "attention", "cache", "execution"):
+            allowed = {"dtype": DTYPES, "attention": ATTENTIONS, "cache": CACHES, "execution": EXECUTIONS}[k]
             if v not in allowed:
                 raise TheoryError(f"{where}: {k} must be one of {', '.join(allowed)}, got {v!r}")
         elif k == "model":
@@ -125,6 +130,9 @@ def _validate_point(p: Point, where: str) -> None:
         heads = p.hidden_size // p.head_dim
         if heads % p.kv_group:
             raise TheoryError(f"{where}: kv_group {p.kv_group} does not divide the {heads} heads of width {p.hidden_size}")
+    reason = check_execution(p.execution, p.cache)
+    if reason:
+        raise TheoryError(f"{where}: {reason}")
     spec = p.spec()
     if spec.head_dim % 2:
         raise TheoryError(f"{where}: rotary embeddings need an even head_dim, got {spec.head_dim}")
@@ -198,4 +206,9 @@ def load_sweep(name_or_path: str, device_kind: str = "cpu") -> tuple[Sweep, Path
             shipped = sorted(p.stem for p in SWEEP_DIR.glob("*.json"))
             raise TheoryError(f"unknown sweep {name_or_path!r}; shipped: default, {', '.join(shipped)} (or a path)")
     text = path.read_text()
-    return parse_sweep(read_json(path), text, str(path)), path.resolve()
+    sweep = parse_sweep(read_json(path), text, str(path))
+    for p in sweep.points:                     # a mode the device lacks (cudagraphs on CPU) is refused here
+        reason = check_execution(p.execution, p.cache, device_kind)
+        if reason:
+            raise TheoryError(f"{path}: {p.label()}: {reason}")
+    return sweep, path.resolve()

@@ -83,16 +83,20 @@ class Measured:
 
 def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
             repeats: int, warmup_s: float, rule=None, canary=None, canary_base_s=None,
-            max_retries: int | None = None) -> Measured:
+            max_retries: int | None = None, settled=None) -> Measured:
     """rule: a bench.repeat.stats.StopRule for adaptive repeats (with the canary marking disturbed ones);
-    None: exactly `repeats` trajectories."""
+    None: exactly `repeats` trajectories. settled(): called after the cold and each warm-up trajectory; warm-up
+    goes on until it is true (compiled modes: until a trajectory compiles nothing new; bench.modes.CompileWatch)."""
     run = lambda probe=False: run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
+    settled = settled or (lambda: True)
     w0 = time.perf_counter()
     cold = run()
+    done = settled()
     n_warm, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < warmup_s or n_warm == 0:
+    while time.perf_counter() - t0 < warmup_s or n_warm == 0 or not done:
         run()
         n_warm += 1
+        done = settled()
     device.empty_cache()      # CUDA: the probe starts from an empty caching allocator, or reserved stays flat
     memory = run(probe=True)
     warm_wall_s = time.perf_counter() - w0

@@ -75,6 +75,6 @@ def run_kernel_cache(run_dir: Path, device) -> KernelCache:
 
 def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:
     """For a point that measured ok: its kernels, saved before the point's measurements mark it done."""
-    if not rows or rows[0].get("status") != "ok":
+    if not rows or rows[0].get("status") != "ok" or p.execution != "eager":   # compiled modes: fused kernels
         return
     save_point_kernels(run_dir, point_id, point_kernels(p, point_id, device, rows[0]["dtype"], kcache))

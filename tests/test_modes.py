@@ -1,0 +1,172 @@
+"""Execution modes: a tiny model compiled once and timed, recompilation detection, the CUDA-graph branch."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench.modes import CompileWatch, check_execution, prepare
+from bench.records import assemble, read_csv, save_point
+from bench.sweep import Point, Sweep, load_sweep
+from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
+from theory.errors import TheoryError
+from theory.modes import compiled_kernels
+
+TINY = dict(hidden_size=64, num_hidden_layers=1, head_dim=16, vocab_size=256, prompt_len=8, generated=5,
+            cache="static")
+TWIN = {**TINY_SWEEP["defaults"], "cache": "static"}         # tiny_run measured this point eagerly
+
+
+@pytest.fixture(scope="session")
+def compiled_point(tiny_run):
+    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache)."""
+    import torch
+    from bench.device import CpuDevice
+    from bench.runner import measure_point
+    torch.set_num_threads(1)
+    p = Point(**TWIN, execution="compile-static")
+    sweep = Sweep("t", "", 3, 0.05, (), "", 3, 3, 6.0, 0)     # exactly 3 repeats, as a `repeats: 3` file
+    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep)
+    eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
+    return p, rows, samples, eager
+
+
+@pytest.mark.slow
+def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
+    p, rows, samples, eager = compiled_point
+    assert [r["status"] for r in rows] == ["ok"] * 5 and len(eager) == 5
+    r = rows[1]
+    assert r["execution"] == "compile-static" and eager[1]["execution"] == "eager"
+    assert r["graphs_compiled"] == 1                 # the decode step, once (prefill runs eager)
+    assert r["recompiles_timed"] == 0
+    assert r["compile_s"] > 10 * r["time_s"]         # compile time kept apart from the timed step
+    assert eager[1]["compile_s"] == ""
+    assert all(x["time_s"] > 0 for x in rows)
+    assert len(samples) == 5 * (1 + 3)
+    # The compiled graph dispatches far fewer ops than eager (fused norms, rotary, act·mul, residual adds),
+    # and exactly as many as theory reads off inductor's fusion (a change of fusion shows up here).
+    assert 0 < r["n_dispatch"] < int(eager[1]["n_dispatch"]) / 2
+    # The eager prefill, counted as eager (a few ops apart: 155 vs 151 here, not yet explained).
+    assert abs(rows[0]["n_dispatch"] - int(eager[0]["n_dispatch"])) <= 8
+    assert r["n_dispatch"] == compiled_kernels(p.spec(), "compile-static")
+
+
+@pytest.mark.slow
+def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tmp_path):
+    from analysis.report import write_report
+    p, rows, samples, _ = compiled_point
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    save_point(run_dir, p.point_id("cpu"), rows, samples)
+    ids = [f.name.split(".")[0] for f in sorted((run_dir / "points").glob("*.csv")) if f.name.count(".") == 1]
+    assemble(run_dir, ids)
+    report = write_report(run_dir).read_text()
+    assert "## Execution modes" in report and "compile-static removes" in report
+    modes = read_csv(run_dir / "modes.csv")
+    assert len(modes) == 1 and modes[0]["eager_point_id"] == Point(**TWIN).point_id("cpu")
+    lo, mid, hi = (float(modes[0][k]) for k in ("speedup_lo", "speedup", "speedup_hi"))
+    assert 0 < lo <= mid <= hi
+    assert int(modes[0]["kernels_theory"]) == int(modes[0]["n_dispatch"])
+    assert write_report(run_dir).read_text() == report           # same bytes when rebuilt
+
+
+def test_recompilation_on_a_shape_change_is_detected():
+    import torch
+    from bench.runner import mode_fields
+    f = torch.compile(lambda x: x * 2 + 1, dynamic=False)
+    watch = CompileWatch("compile-static")
+    f(torch.ones(3))
+    assert not watch.tick()                          # the first call compiled: not settled yet
+    f(torch.ones(3))
+    assert watch.tick() and watch.recompiles_since_settled() == 0
+    f(torch.ones(5))                                 # a new shape while "timing": a recompilation
+
+    class M:
+        def step_stats(self):
+            return []
+    fields = mode_fields(watch, M())
+    assert fields["recompiles_timed"] == 1
+    assert fields["status"] == "recompiled" and "1 graph(s)" in fields["message"]
+
+
+def test_cudagraphs_branch_up_to_the_gpu(monkeypatch):
+    """cudagraphs compiles with mode=reduce-overhead and marks a step before every call. A real GPU is needed
+    past this point; after merge the suite's CUDA stand-in device should drive measure_point with it."""
+    import torch
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or (lambda *a, **k: ("out", a, k)))
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: calls.append("mark"))
+
+    class Model:
+        def forward(self, *a, **k):
+            return "eager"
+    m = Model()
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        prepare(m, "cudagraphs", "cpu")
+    prepare(m, "cudagraphs", "cuda")
+    assert calls == [{"fullgraph": True, "dynamic": False, "mode": "reduce-overhead"}]
+    step = torch.ones(1, 1, dtype=torch.long)
+    assert m.forward(input_ids=torch.ones(1, 4, dtype=torch.long)) == "eager"       # prefill runs eager
+    assert calls[1:] == []
+    assert m.forward(input_ids=step) == ("out", (), {"input_ids": step})           # the decode step replays
+    assert calls[1:] == ["mark"]
+    if not torch.cuda.is_available():
+        pytest.skip("a real CUDA device is needed to capture and replay the graph")
+
+
+@pytest.mark.parametrize("execution,cache,device,ok", [
+    ("eager", "dynamic", "cpu", True), ("compile", "dynamic", "cpu", True),
+    ("compile-static", "static", "cpu", True), ("compile-static", "dynamic", "cpu", False),
+    ("cudagraphs", "static", "cuda", True), ("cudagraphs", "static", "cpu", False), ("jit", "static", "cpu", False),
+])
+def test_execution_validation(execution, cache, device, ok):
+    assert (check_execution(execution, cache, device) is None) == ok
+
+
+def test_cudagraphs_sweep_refused_on_cpu_in_one_line(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "s", "defaults": {**TINY}, "grids": [{"axes": {"execution": ["cudagraphs"]}}]}))
+    with pytest.raises(TheoryError, match="needs a CUDA device"):
+        load_sweep(str(path), "cpu")
+    load_sweep(str(path), "cuda")                    # the same file is fine for a CUDA run
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "--device", "cpu", "--sweep", str(path),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, env=subprocess_env(), cwd=ROOT)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "cudagraphs" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_eager_point_ids_unchanged_by_the_execution_axis():
+    import hashlib
+    from dataclasses import asdict
+    p = Point(**TINY)
+    before = {k: v for k, v in asdict(p).items() if k != "execution"} | {"dtype": "fp32"}
+    assert p.point_id("cpu") == hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    assert p.point_id("cpu") != Point(**TINY, execution="compile-static").point_id("cpu")
+    assert "execution" not in p.label() and "compile-static" in Point(**TINY, execution="compile-static").label()
+
+
+def test_shipped_sweeps_validate():
+    for name, device in (("default-cpu", "cpu"), ("modes-cpu", "cpu"), ("default-cuda", "cuda"), ("modes", "cuda")):
+        sweep, _ = load_sweep(name, device)
+        assert {p.execution for p in sweep.points} >= {"eager", "compile-static"}
+        assert any(p.execution == "cudagraphs" for p in sweep.points) == (device == "cuda")
+    with pytest.raises(TheoryError, match="needs a CUDA device"):
+        load_sweep("modes", "cpu")
+
+
+def test_speedup_interval_and_modes_figure(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from analysis.modes import modes_figure, speedup_interval
+    same = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    mid, lo, hi = speedup_interval(same, same)
+    assert mid == 1.0 and lo < 1.0 < hi
+    mid, lo, hi = speedup_interval(same * 2, same)
+    assert mid == pytest.approx(2.0) and lo < 2.0 < hi and lo > 1.5
+    t = pd.DataFrame({"hidden_size": [256, 512], "num_hidden_layers": [4, 4], "cache": ["static"] * 2,
+                      "execution": ["compile-static"] * 2, "eager_point_id": ["a", "b"], "eager_tpot_s": [3e-3, 5e-3],
+                      "eager_predicted_s": [3e-3, 5e-3], "eager_roofline_s": [1e-3, 2e-3], "tpot_s": [2e-3, 4e-3],
+                      "predicted_s": [2e-3, 4e-3]})
+    assert modes_figure(t, tmp_path / "m.png") and (tmp_path / "m.png").stat().st_size > 0
+    assert modes_figure(t.iloc[:1], tmp_path / "one.png") is None          # one width is no curve
