@@ -43,16 +43,18 @@ def predicted_need_bytes(p: Point, dtype: str) -> int:
     return int((weight_bytes(spec, dtype) + 2 * kv + acts) * MEMORY_MARGIN)
 
 
-def base_row(p: Point, point_id: str, device, dtype: str) -> dict:
+def base_row(p: Point, point_id: str, device, dtype: str, attention: str | None = None) -> dict:
+    """attention: what the built model really runs, when transformers chose otherwise (Gemma-2 has no sdpa path)."""
     spec = p.spec()
-    eager = p.attention == "eager"
+    attention = attention or p.attention
+    eager = attention == "eager"
     return {
         "point_id": point_id, "batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
         "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_hidden_layers,
         "num_attention_heads": spec.num_attention_heads, "num_key_value_heads": spec.num_key_value_heads,
         "head_dim": spec.head_dim, "intermediate_size": spec.intermediate_size, "vocab_size": spec.vocab_size,
         "model": p.model or "", "dtype": dtype, "device": device.kind, "threads": device.threads,
-        "attention": p.attention, "cache": p.cache, "execution": p.execution,
+        "attention": attention, "cache": p.cache, "execution": p.execution,
         # How theory should predict this run "as run": sdpa is a fused kernel, eager materializes scores;
         # HF's dynamic cache concatenates (copies) every step; eager GQA repeats K/V for every head.
         "theory_attention": "materialized" if eager else "fused",
@@ -76,6 +78,9 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         t0 = time.perf_counter()
         spec = p.spec()
         model = build_model(spec, device.torch_device, dtype, p.attention)
+        ran = getattr(model.config, "_attn_implementation", p.attention)
+        if ran != p.attention:                 # the row says what ran, and theory predicts that
+            base = base_row(p, point_id, device, dtype, ran)
         device.sync()
         build_s = time.perf_counter() - t0
         gen = torch.Generator(device="cpu").manual_seed(1)

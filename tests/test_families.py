@@ -209,3 +209,21 @@ def test_analysis_joins_a_family_row_with_its_own_config(tmp_path):
              "head_dim": 16, "intermediate_size": 96, "vocab_size": 128}
     assert row_spec({**shape, "model": str(path)}).windows() == (5, None, 5, None)
     assert row_spec({**shape, "model": ""}).windows() == (None,) * 4          # no config: the recorded shape
+
+
+def test_gemma2_row_says_it_ran_eager_and_gets_no_guessed_kernels(tmp_path):
+    """transformers has no sdpa path for Gemma-2: the row records what ran (eager, materialized scores), and the
+    kernel plan, which models Llama-structured layers only, refuses the family instead of composing Llama kernels."""
+    from bench.device import CpuDevice
+    from bench.kernels.cli import main as kernels_main
+    from bench.kernels.point import plans_family
+    from bench.runner import measure_point
+    from bench.sweep import Point, Sweep
+    path = tmp_path / "gemma2.json"
+    path.write_text(json.dumps(FAMILIES["gemma2-hybrid"]))
+    p = Point(model=str(path), prompt_len=4, generated=2)
+    rows, _ = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), Sweep("t", "", 2, 0.0, (), "", 2, 2, 6.0, 0))
+    assert {(r["status"], r["attention"], r["theory_attention"]) for r in rows} == {("ok", "eager", "materialized")}
+    assert not plans_family(p.spec()) and plans_family(Point().spec())
+    with pytest.raises(ValueError, match="Llama-structured layers only"):
+        kernels_main(["--model", str(path), "--prompt-len", "4", "--device", "cpu"])

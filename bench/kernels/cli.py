@@ -14,7 +14,7 @@ from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
 from bench.kernels.framework import framework_rows
 from bench.kernels.plan import compose_rows, passes
-from bench.kernels.point import cache_state, llc_of
+from bench.kernels.point import cache_state, llc_of, plans_family
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
@@ -73,8 +73,9 @@ def main(argv=None) -> int:
     p = Point(model=a.model, batch=a.batch, prompt_len=a.prompt_len, generated=a.generated, dtype=a.dtype,
               attention=a.attention, cache=a.cache)
     spec = p.spec()
-    if spec.mlp != "gated":
-        raise ValueError(f"bench times Llama-style (gated MLP) kernels only; {spec.name} has a {spec.mlp} MLP")
+    if not plans_family(spec):
+        raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated MLP, no experts or "
+                         f"biases); {spec.name} is a {spec.model_type} model")
     dtype = p.resolved_dtype(device.kind)
     t0 = time.perf_counter()
     kcache = KernelCache(a.kernel_cache, device, llc_of(device))

@@ -73,8 +73,18 @@ def run_kernel_cache(run_dir: Path, device) -> KernelCache:
     return KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
 
 
+def plans_family(spec) -> bool:
+    """The kernel plan (bench/kernels/shapes.py) models Llama-structured layers: rotary, a gated MLP, no experts,
+    biases, extra norms or learned positions. Other families get no composed prediction rather than a wrong one."""
+    return (spec.model_type in ("llama", "mistral") and spec.mlp == "gated" and not spec.num_experts
+            and spec.positions == "rotary" and not (spec.qkv_bias or spec.o_bias or spec.mlp_bias or spec.qk_norm)
+            and spec.norms_per_layer == 2 and not spec.parallel_residual)
+
+
 def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:
     """For a point that measured ok: its kernels, saved before the point's measurements mark it done."""
     if not rows or rows[0].get("status") != "ok" or p.execution != "eager":   # compiled modes: fused kernels
+        return
+    if not plans_family(p.spec()):             # refused, not guessed: no composed prediction for this point
         return
     save_point_kernels(run_dir, point_id, point_kernels(p, point_id, device, rows[0]["dtype"], kcache))
