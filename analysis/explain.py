@@ -6,6 +6,7 @@ from pathlib import Path
 from analysis.compose import add_composed, composed_score, load_compose
 from analysis.decompose import decompose, largest_gaps, op_table
 from analysis.decompose_plots import decomposition_figures
+from analysis.fmt import point_name
 
 HEADLINE = ("median_abs_error", "p90_abs_error", "points")
 
@@ -56,7 +57,9 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
     lines += ["", f"Median share of measured time (all rows): roofline {med('roofline_s'):.0%}, kernel gap "
               f"{med('kernel_gap_s'):.0%}, framework {med('framework_gap_s'):.0%}, residual {med('residual_s'):+.0%}.",
               "", "Largest gap per point (middle decode step; the prefill):", ""]
-    lines += [f"- {g['point_id']} {g['phase']}: {g['text']}" for g in gaps]
+    names = {pid: point_name(r) for pid, r in df.groupby("point_id").first().reset_index().set_index("point_id",
+                                                                                                  drop=False).iterrows()}
+    lines += [f"- {names.get(g['point_id'], g['point_id'])} {g['phase']}: {g['text']}" for g in gaps]
     if not ops.empty:
         lines += ["", "Kernel efficiency by op (fraction of its roofline each op's kernel reaches; median over the "
                   "rows above):", "", "| phase | op | median fraction | min | max | rows |", "|---|---|---|---|---|---|"]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from theory.errors import TheoryError
 from theory.memory import kv_cache_bytes, weight_bytes
 from theory.model import from_hf_config, load_model
 
@@ -227,3 +228,18 @@ def test_gemma2_row_says_it_ran_eager_and_gets_no_guessed_kernels(tmp_path):
     assert not plans_family(p.spec()) and plans_family(Point().spec())
     with pytest.raises(ValueError, match="Llama-structured layers only"):
         kernels_main(["--model", str(path), "--prompt-len", "4", "--device", "cpu"])
+
+
+@pytest.mark.parametrize("model_type", ["mistral", "mixtral", "qwen2_moe", "qwen3_moe", "gemma", "gemma2",
+                                        "gemma3_text"])
+def test_missing_kv_heads_is_refused_where_the_class_has_its_own_default(model_type):
+    """Without num_key_value_heads these classes use a constant default (Mistral 8, Gemma-2 4, ...), not one kv
+    head per query head: theory refuses rather than silently predicting an MHA cache several times too large."""
+    from transformers import AutoConfig
+    cfg = AutoConfig.for_model(model_type).to_dict()
+    cfg.pop("num_key_value_heads")
+    cfg["num_attention_heads"] = 32
+    with pytest.raises(TheoryError, match="no num_key_value_heads"):
+        from_hf_config(cfg, model_type)
+    kept = AutoConfig.for_model(model_type, num_attention_heads=32)
+    assert kept.num_key_value_heads != 32          # the class default really differs from one per head

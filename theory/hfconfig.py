@@ -140,7 +140,11 @@ def parse(cfg: Any, name: str):
     elif arch.kv_heads == "mha":
         kv_heads = heads
     else:
-        kv_heads = _int(cfg, "num_key_value_heads", where) or heads
+        kv_heads = _int(cfg, "num_key_value_heads", where)
+        if kv_heads is None and model_type in OWN_KV_DEFAULT:
+            raise TheoryError(f"{where}: config has no num_key_value_heads, and transformers' {model_type} class then "
+                              f"uses its own default ({OWN_KV_DEFAULT[model_type]}), not one per head; add the key")
+        kv_heads = kv_heads or heads
     head_dim = _int(cfg, "head_dim", where) if not dense else None
     if head_dim is None:
         if d % heads:
@@ -186,6 +190,12 @@ def parse(cfg: Any, name: str):
         assumptions=tuple(notes), hf_config=json.dumps(cfg, sort_keys=True) if "model_type" in cfg else None,
         **moe_fields(cfg, arch.moe, layers, inter, where),
     )
+
+
+# Classes whose num_key_value_heads default is a constant, not the head count (transformers 5.x *Config defaults;
+# Llama, Qwen2/3, Phi-3 and OLMo fall back to num_attention_heads, as theory does).
+OWN_KV_DEFAULT = {"mistral": 8, "mixtral": 8, "qwen2_moe": 16, "qwen3_moe": 4, "gemma": 16, "gemma2": 4,
+                  "gemma3_text": 4}
 
 
 def _first(cfg: dict, key: str, default):
