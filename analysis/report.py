@@ -1,5 +1,4 @@
 """report.md, joined.csv and summary.json for one run, rebuilt from the run directory alone."""
-import json
 import math
 from pathlib import Path
 
@@ -16,19 +15,6 @@ from analysis.load import load_run
 from analysis.modes import modes_figure, modes_md, modes_table
 from analysis.plots import all_figures
 from analysis.summary_md import summary_md
-
-
-def _clean(obj):
-    """JSON-safe: NaN → null, numpy scalars → Python."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item"):
-        obj = obj.item()
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
 
 
 def pct(x) -> str:

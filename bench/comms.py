@@ -6,7 +6,6 @@ all-gather moves (N−1)/N of the gathered bytes). Bus bandwidth = algorithm ban
 Collectives run with a timeout, so a rank that dies fails the run with a message instead of hanging.
 """
 import argparse
-import json
 import os
 import statistics
 import sys

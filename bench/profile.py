@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.attribution import EAGER_MATMUL, UNATTRIBUTED, attribute, group_of
+from bench.attribution import EAGER_MATMUL, attribute, group_of
 from bench.kvcache import new_cache
 
 MAX_TRACE_BYTES = 20 * 2**20
