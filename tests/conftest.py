@@ -71,3 +71,29 @@ def the_run(out: Path) -> Path:
     runs = [d for d in out.iterdir() if d.is_dir() and d.name != "kernel-cache"]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """A private copy of the shared tiny run, free to damage."""
+    import shutil
+    dst = tmp_path / tiny_run.name
+    shutil.copytree(tiny_run, dst)
+    return dst
+
+
+def synthetic_cuda_kv_rows():
+    """The seed's model (d=1024, L=8, fp32, MHA) as CUDA rows with a known answer: a cat-copying cache peaks at 2x
+    its tensors and the allocator reserves 1.5x the peak growth, so bytes per token grow 2·1·2·1.5 = 6x naive."""
+    import numpy as np
+    import pandas as pd
+    L, d, tokens = 8, 1024, np.arange(33, 233)
+    per_token = 2 * L * d * 4
+    return pd.DataFrame({
+        "point_id": "syn", "phase": "decode", "cache": "dynamic", "dtype": "fp32", "batch": 1,
+        "num_hidden_layers": L, "hidden_size": d, "num_key_value_heads": 8, "head_dim": 128,
+        "context_len": tokens - 1, "kv_cache_bytes": tokens * per_token,
+        "mem_allocated_peak_total_bytes": 10**8 + 2 * tokens * per_token,
+        "mem_reserved_peak_total_bytes": 2 * 10**8 + 3 * tokens * per_token,
+        "rss_peak_bytes": np.nan,
+    })

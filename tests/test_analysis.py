@@ -13,7 +13,7 @@ from analysis.join import join
 from analysis.kvmem import kv_decomposition
 from analysis.load import load_run
 from analysis.report import write_report
-from conftest import subprocess_env
+from conftest import subprocess_env, synthetic_cuda_kv_rows
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +68,8 @@ def test_kv_decomposition_on_real_rows(tiny_run):
 def test_kv_decomposition_cuda_shaped_synthetic():
     # The seed's model: d=1024, L=8, but run in fp32 with MHA; a cat-copying cache peaks at 2x its tensors and
     # the allocator reserves in 2 MiB segments (here 1.5x the peak growth on average). Known answer: 2·1·2·1.5 = 6.
-    L, d, tokens = 8, 1024, np.arange(33, 233)
-    per_token = 2 * L * d * 4
-    rows = pd.DataFrame({
-        "point_id": "syn", "phase": "decode", "cache": "dynamic", "dtype": "fp32", "batch": 1,
-        "num_hidden_layers": L, "hidden_size": d, "num_key_value_heads": 8, "head_dim": 128,
-        "context_len": tokens - 1, "kv_cache_bytes": tokens * per_token,
-        "mem_allocated_peak_total_bytes": 10**8 + 2 * tokens * per_token,
-        "mem_reserved_peak_total_bytes": 2 * 10**8 + 3 * tokens * per_token,
-        "rss_peak_bytes": np.nan,
-    })
+    L, d = 8, 1024
+    rows = synthetic_cuda_kv_rows()
     r = kv_decomposition(rows)
     assert r["naive_bf16_mha_bytes_per_token"] == 4 * L * d == 32768
     assert r["factor_width_dtype"] == pytest.approx(2.0)

@@ -1,20 +1,12 @@
 """Issue 14, items 8, 12, 15: reports on broken or empty runs, throughput, and reports that repeat byte for byte."""
 import json
 import re
-import shutil
 
 import pytest
 
 from analysis.cli import main as analysis_main
 from bench.records import read_csv
 from theory.cliutil import run_main
-
-
-@pytest.fixture
-def run_copy(tiny_run, tmp_path):
-    dst = tmp_path / tiny_run.name
-    shutil.copytree(tiny_run, dst)
-    return dst
 
 
 def analysis(argv, capsys):

@@ -1,7 +1,6 @@
 """Issue 14, items 1-7 and 11: a run directory is never shared, mixed, half trusted or left unnamed."""
 import json
 import os
-import shutil
 import signal
 
 import pytest
@@ -13,14 +12,6 @@ from bench.sweep import Point, load_sweep, parse_sweep
 from conftest import TINY_SWEEP
 from theory.cliutil import run_main
 from theory.errors import TheoryError
-
-
-@pytest.fixture
-def run_copy(tiny_run, tmp_path):
-    """A private copy of the shared tiny run, free to damage."""
-    dst = tmp_path / tiny_run.name
-    shutil.copytree(tiny_run, dst)
-    return dst
 
 
 def bench(argv, capsys):

@@ -15,7 +15,7 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 from bench.gpu import fake
-from conftest import ROOT, TINY_SWEEP
+from conftest import ROOT, TINY_SWEEP, synthetic_cuda_kv_rows
 
 TINY = {**TINY_SWEEP, "repeats": 2, "warmup_s": 0.0,
         "defaults": {**TINY_SWEEP["defaults"], "hidden_size": 32, "num_hidden_layers": 1, "generated": 3},
@@ -333,17 +333,8 @@ def test_nccl_setup_binds_each_rank_to_its_gpu(monkeypatch):
 
 
 def test_kv_flag_reads_allocator_factors_on_cuda_only():
-    import numpy as np
-    import pandas as pd
     from analysis.flags import kv_flags
-    L, d, tokens = 8, 1024, np.arange(33, 233)
-    per_token = 2 * L * d * 4
-    rows = pd.DataFrame({
-        "point_id": "syn", "phase": "decode", "cache": "dynamic", "dtype": "fp32", "batch": 1,
-        "num_hidden_layers": L, "hidden_size": d, "num_key_value_heads": 8, "head_dim": 128,
-        "context_len": tokens - 1, "kv_cache_bytes": tokens * per_token,
-        "mem_allocated_peak_total_bytes": 10**8 + 2 * tokens * per_token,
-        "mem_reserved_peak_total_bytes": 2 * 10**8 + 3 * tokens * per_token, "rss_peak_bytes": np.nan})
+    rows = synthetic_cuda_kv_rows()
     cuda = kv_flags(rows, "cuda")[0][0]["message"]
     assert "allocator rounding 1.50" in cuda and "reserved memory grows 6.00x" in cuda
     assert "no reserved pool" in kv_flags(rows, "cpu")[0][0]["message"]
