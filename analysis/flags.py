@@ -166,8 +166,8 @@ def interval_flags(df: pd.DataFrame) -> list[dict]:
         hit = df[df["interference"].fillna(0).astype(int) == 1]["point_id"].unique().tolist()
         if hit:
             flags.append({"kind": "interference", "points": hit, "message": (
-                f"{len(hit)} point(s) never got a quiet window: the canary ran >5% slower than at the start of the "
-                f"run around too many of their repeats; their rows use every repeat: {', '.join(hit)}")})
+                f"{len(hit)} point(s) never got a quiet window: the canary ran slower than at the start of the "
+                f"run (beyond the run's threshold, run.json canary_slow_rel) around too many of their repeats; their rows use every repeat: {', '.join(hit)}")})
     return flags
 
 

@@ -34,12 +34,14 @@ def noise_md(run, df: pd.DataFrame) -> list[str]:
     rs = m.get("repeat_summary", {})
     series = rs.get("canary_series", [])
     base = m["canary_baseline_s"]
+    slow_rel = m.get("canary_slow_rel", SLOW_REL)          # runs before the threshold followed the canary: 5%
     if series:
         ratios = np.array([c["time_s"] for c in series]) / base
         lines += ["", f"Interference canary (a fixed matmul and copy, timed before each point, between repeats and "
                       f"after): baseline {base * 1e3:.2f} ms at the start of the run; {len(ratios)} readings at "
                       f"{ratios.min():.2f}x-{ratios.max():.2f}x it (median {np.median(ratios):.2f}x), "
-                      f"{(ratios > 1 + SLOW_REL).mean():.0%} of them >{SLOW_REL:.0%} slow. Repeats next to a slow "
+                      f"{(ratios > 1 + slow_rel).mean():.0%} of them >{slow_rel:.0%} slow (the threshold: "
+                      f"{SLOW_REL:.0%} or the canary's own scatter at the start, whichever is larger). Repeats next to a slow "
                       f"reading were measured again; points that never got a quiet window: "
                       f"{', '.join(rs.get('points_interference', [])) or 'none'}. The series is in run.json."]
     errs = drift_errors(df)

@@ -65,6 +65,24 @@ def summarize(frame: pd.DataFrame) -> dict:
     return out
 
 
+def box_lines(ma: dict, mb: dict) -> list[str]:
+    """How fast the box itself was in each run: the canary baselines and the start-of-run ceilings, b over a. A
+    pair of runs on a box that changed speed between them cannot agree, whatever the harness does."""
+    figs = []
+    ca, cb = ma.get("canary_baseline_s"), mb.get("canary_baseline_s")
+    if ca and cb:
+        figs.append(f"canary baseline {ca * 1e3:.2f} ms → {cb * 1e3:.2f} ms (time b/a {cb / ca:.2f})")
+    for dt in sorted(set(ma.get("ceilings", {})) & set(mb.get("ceilings", {}))):
+        ha, hb = ma["ceilings"][dt], mb["ceilings"][dt]
+        fa, fb = ha.get("peak_flops_per_s", {}).get(dt), hb.get("peak_flops_per_s", {}).get(dt)
+        if fa and fb:
+            figs.append(f"{dt} matmul ceiling rate b/a {fb / fa:.2f}")
+        ba, bb = ha.get("memory_bandwidth_bytes_per_s"), hb.get("memory_bandwidth_bytes_per_s")
+        if ba and bb:
+            figs.append(f"{dt} streaming bandwidth b/a {bb / ba:.2f}")
+    return ["", "The box in each run (start of run): " + "; ".join(figs) + "."] if figs else []
+
+
 def write_repeatability(dir_a: Path, dir_b: Path, out: Path | None = None) -> Path:
     run_a, run_b = load_run(dir_a), load_run(dir_b)
     if run_a.meta.get("sweep_sha1") != run_b.meta.get("sweep_sha1"):
@@ -91,6 +109,7 @@ def write_repeatability(dir_a: Path, dir_b: Path, out: Path | None = None) -> Pa
     for phase, s in summary.items():
         lines += [f"- {phase}: " + ", ".join(f"`{w['point_id']}` {w['ratio_b_over_a']:.3f} "
                                                f"({'overlap' if w['intervals_overlap'] else 'disjoint'})" for w in s["worst"])]
+    lines += box_lines(run_a.meta, run_b.meta)
     lines += ["", f"Rows whose 95% interval is wider than ±{TARGET_REL:.0%} of the median (each is flagged in its run's "
               f"report): a {missing['a'][0]} of {missing['a'][1]}, b {missing['b'][0]} of {missing['b'][1]}.",
               "", "Figures taken on a shared box move with the box; the canary series in each run.json shows when."]

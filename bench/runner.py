@@ -16,7 +16,8 @@ from bench import modes
 from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
-from bench.repeat.canary import Canary, baseline_s
+from bench.repeat.canary import Canary, baseline
+from bench.repeat.stats import SLOW_REL
 from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
 from bench.repeat.record import add_canary, summarize, write_point_meta
 from bench.repeat.rows import interval_fields, sample_marks
@@ -298,8 +299,11 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     kcache = run_kernel_cache(run_dir, device) if meta.get("kernels") and not isolate else None  # children: own
     canary = None if isolate else Canary(device)
     if canary is not None and meta.get("canary_baseline_s") is None:    # the run's reference, taken once
-        meta["canary_baseline_s"] = baseline_s(canary)
+        base = baseline(canary)
+        meta["canary_baseline_s"], meta["canary_slow_rel"] = base.time_s, base.slow_rel
         write_json(run_dir / "run.json", meta)
+    if canary is not None:
+        canary.slow_rel = meta.get("canary_slow_rel", SLOW_REL)        # runs from before the threshold: 5%
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         if isolate:

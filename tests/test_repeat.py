@@ -151,3 +151,23 @@ def test_sweep_repeat_policy():
                 {"min_repeat": 3}):
         with pytest.raises(TheoryError):
             parse_sweep({**base, **bad}, json.dumps(bad), "t")
+
+
+def test_canary_threshold_follows_its_own_scatter_at_the_start():
+    """A canary that scatters ±20% when quiet must not call every repeat disturbed (a 5% threshold did, in the
+    committed run of 11:44): the threshold is its start-of-run scatter, never below 5%."""
+    from bench.repeat.canary import baseline, slow
+
+    class Scripted:
+        def __init__(self, xs):
+            self.xs = iter(xs)
+
+        def read(self, where=""):
+            return next(self.xs)
+
+    noisy = baseline(Scripted([1.0, 1.2, 0.95, 1.0, 1.1, 1.0, 0.9]))
+    assert noisy.time_s == 1.0 and noisy.slow_rel == pytest.approx(0.2)
+    assert not slow(1.15, noisy.time_s, noisy.slow_rel) and slow(2.0, noisy.time_s, noisy.slow_rel)
+    quiet = baseline(Scripted([1.0, 1.01, 0.99, 1.0, 1.0, 1.02, 1.0]))
+    assert quiet.slow_rel == pytest.approx(0.05)                   # SLOW_REL is the floor
+    assert slow(1.06, quiet.time_s, quiet.slow_rel)

@@ -44,3 +44,12 @@ def test_cli_refuses_one_run_in_one_line(tiny_run):
     r = subprocess.run([sys.executable, "-m", "analysis", "repeatability", str(tiny_run)], capture_output=True,
                        text=True, cwd=ROOT, env=subprocess_env())
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "two run" in r.stderr
+
+
+def test_the_report_says_how_fast_the_box_was_in_each_run(tiny_run, tmp_path):
+    b = twin(tiny_run, tmp_path, "b")
+    meta = json.loads((b / "run.json").read_text())
+    meta["canary_baseline_s"] = 2 * json.loads((tiny_run / "run.json").read_text())["canary_baseline_s"]
+    (b / "run.json").write_text(json.dumps(meta))
+    text = write_repeatability(tiny_run, b, tmp_path / "rep").read_text()
+    assert "(time b/a 2.00)" in text and "matmul ceiling rate b/a 1.00" in text

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.repeat.canary import slow
-from bench.repeat.stats import StopRule, median_ci
+from bench.repeat.stats import SLOW_REL, StopRule, median_ci
 
 LONG_TRAJECTORY_STEPS = 32      # above this many decode steps, the mean decode step stands for the steps
 
@@ -61,7 +61,8 @@ def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_r
         after = canary.read("repeat") if canary else None
         if after is not None:
             readings.append(after)
-        disturbed.append(bool(canary) and (slow(before, base_s) or slow(after, base_s)))
+        rel = getattr(canary, "slow_rel", SLOW_REL)
+        disturbed.append(bool(canary) and (slow(before, base_s, rel) or slow(after, base_s, rel)))
         before = after
         quiet = [t for t, d in zip(trajs, disturbed) if not d]
         elapsed = clock() - t_start
