@@ -19,7 +19,7 @@ from bench.kernels.point import assemble_kernels, measure_point_kernels, run_ker
 from bench.repeat.canary import Canary, baseline
 from bench.repeat.stats import SLOW_REL
 from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
-from bench.repeat.record import add_canary, summarize, write_point_meta
+from bench.repeat.record import add_canary, add_wall, summarize, write_point_meta
 from bench.repeat.rows import interval_fields, sample_marks
 from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
@@ -342,7 +342,9 @@ def measure_with_canary(run_dir: Path, p: Point, pid: str, device, sweep: Sweep,
     canary.read("point-end")
     add_canary(run_dir, pid, canary.series[k0:])
     if kcache is not None:
+        k0_s = time.perf_counter()
         measure_point_kernels(run_dir, p, pid, device, rows, kcache)
+        add_wall(run_dir, pid, "kernels_s", time.perf_counter() - k0_s)
     save_point(run_dir, pid, rows, samples)
     return rows
 

@@ -171,3 +171,29 @@ def test_canary_threshold_follows_its_own_scatter_at_the_start():
     quiet = baseline(Scripted([1.0, 1.01, 0.99, 1.0, 1.0, 1.02, 1.0]))
     assert quiet.slow_rel == pytest.approx(0.05)                   # SLOW_REL is the floor
     assert slow(1.06, quiet.time_s, quiet.slow_rel)
+
+
+@pytest.mark.parametrize("cold_s, warms_up", [(1.05, False), (0.0, True)])
+def test_a_long_cold_trajectory_stands_for_the_warmup(monkeypatch, cold_s, warms_up):
+    """512-token points used to spend three 5.7 s trajectories warming up; one that long is warm already."""
+    import time as _time
+    import bench.timing as timing
+    calls = []
+
+    def fake(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            _time.sleep(cold_s)
+        return Trajectory([0.001, 0.001], [0, 0])
+
+    class Dev:
+        def empty_cache(self):
+            pass
+
+        def sampling(self):
+            import contextlib
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(timing, "run_trajectory", fake)
+    m = timing.measure(None, Dev(), None, 2, "dynamic", None, 2, 0.01)
+    assert (m.warmup_trajectories >= 1) == warms_up

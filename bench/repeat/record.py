@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bench.records import point_files, write_json
 
-WALL_KEYS = ("build_s", "warmup_s", "repeats_s", "canary_s", "profile_s")
+WALL_KEYS = ("build_s", "warmup_s", "repeats_s", "canary_s", "profile_s", "kernels_s")
 
 
 def meta_path(run_dir: Path, point_id: str) -> Path:
@@ -26,6 +26,15 @@ def add_canary(run_dir: Path, point_id: str, series: list[dict]) -> None:
     if path.exists():
         obj = json.loads(path.read_text())
         obj["canary"] = series
+        write_json(path, obj)
+
+
+def add_wall(run_dir: Path, point_id: str, key: str, seconds: float) -> None:
+    """Time a point spent after its repeats were recorded (its kernels), added to its wall split."""
+    path = meta_path(run_dir, point_id)
+    if path.exists():
+        obj = json.loads(path.read_text())
+        obj["wall_s"][key] = obj["wall_s"].get(key, 0.0) + seconds
         write_json(path, obj)
 
 
