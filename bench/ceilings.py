@@ -6,7 +6,11 @@
   copy's read + write figure suggests);
 - copy bandwidth (bytes read + written) with a working set far outside the last-level cache and one well
   inside it (small models' weights fit there and beat the DRAM roofline);
-- the fixed cost of one small op (kernel launch on CUDA, dispatch on CPU).
+- the fixed cost of one small op (kernel launch on CUDA, dispatch on CPU);
+- on CPU, the effective last-level cache: matrix-vector read rates over working sets from 1 MiB to twice the
+  reported LLC (a "memory mountain" slice, as lmbench and Bryant & O'Hallaron's CS:APP measure it). The reported
+  size overstates what one process gets on a shared VM: here the rate halves between 12 and 16 MiB of a
+  reported 32 MiB. The kernel microbenchmarks use this size to decide whether a model's weights stay cached.
 Each figure is timed after a warm-up by time (GPU clocks ramp over ~a second), then sampled with the same
 stopping rule as the points (bench/repeat/stats.py): until the 95% interval of the median is within ±2% or the
 figure's budget is spent. The spec holds the medians; `spread` in the detail holds each interval, as rates.
@@ -30,6 +34,8 @@ MATMUL_SHAPES = {"cpu": ((256, 1024, 1024), (1024, 1024, 1024), (1024, 1024, 409
 GEMV_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 DRAM_COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 CACHE_COPY_BYTES = 1 * 2**20
+LLC_SWEEP_MIB = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+LLC_SWEEP_S = 0.12                                 # per working set: ~1.5 s for the sweep on one core
 
 
 def _median_time(device, fn, repeats: int = 0, inner: int = 1, name: str | None = None) -> float:
@@ -98,6 +104,54 @@ def op_overhead_s(device, repeats: int = 9) -> float:
     return _median_time(device, lambda: torch.add(x, y, out=out), repeats, inner=2000, name="op_overhead")
 
 
+def llc_sweep(device, dtype: str, llc_bytes: int | None) -> dict | None:
+    """Read rate (bytes/s, median over ~LLC_SWEEP_S of calls) of x @ Wᵀ with W of each working set, re-read
+    from the same W so that it stays cached if it fits; and the effective LLC: the largest working set, from the
+    small end up, whose rate is still at least the geometric mean of the sweep's best rate and the largest
+    set's (twice the reported LLC: DRAM), both taken in the same sweep: half the in-cache advantage, in log terms,
+    gone. None on CUDA (L2 comes from the device's
+    properties there)."""
+    if device.kind != "cpu":
+        return None
+    dt = TORCH_DTYPES[dtype]
+    size = torch.tensor([], dtype=dt).element_size()
+    k = 1024
+    top = 2 * (llc_bytes or 32 * 2**20)
+    sizes, rates = [], []
+    for mib in LLC_SWEEP_MIB:
+        ws = mib * 2**20
+        if ws > top:
+            break
+        w = torch.rand(ws // (k * size), k, dtype=dt)
+        x = torch.rand(1, k, dtype=dt)
+        for _ in range(3):
+            torch.nn.functional.linear(x, w)
+        ts, t0 = [], time.perf_counter()
+        while len(ts) < 5 or time.perf_counter() - t0 < LLC_SWEEP_S:
+            t = time.perf_counter()
+            torch.nn.functional.linear(x, w)
+            ts.append(time.perf_counter() - t)
+        sizes.append(w.numel() * size)
+        rates.append(w.numel() * size / sorted(ts)[len(ts) // 2])
+        del w
+    return {"sizes_bytes": sizes, "read_bytes_per_s": rates,
+            "effective_bytes": effective_llc_bytes(sizes, rates, rates[-1])}
+
+
+def effective_llc_bytes(sizes: list[int], rates: list[float], dram_read_bytes_per_s: float) -> int | None:
+    """The largest working set, scanning up from the smallest, whose read rate is ≥ √(best rate × DRAM rate);
+    None when the smallest is already below that (no cache effect to model)."""
+    if not sizes:
+        return None
+    bar = (max(rates) * dram_read_bytes_per_s) ** 0.5
+    best = None
+    for ws, r in zip(sizes, rates):
+        if r < bar:
+            break
+        best = ws
+    return best
+
+
 def l2_bytes(device) -> int | None:
     """The GPU's L2 size from the device properties (bytes); None on CPU or where torch does not report it."""
     if device.kind != "cuda":
@@ -134,6 +188,7 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
     cache_bytes = cache_copy_bytes(device)
     in_cache = copy_bytes_per_s(device, cache_bytes, name="copy_in_cache")
     overhead = op_overhead_s(device)
+    sweep = llc_sweep(device, dtype, llc)
     info = device.info()
     spec = HardwareSpec(
         id=f"measured-{device.kind}", name=f"{info['device_name']} ({host}, {device.threads} thread(s)) measured",
@@ -145,7 +200,8 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
     detail = {"matmul_flops_per_s_by_shape": mm, "gemv_read_bytes_per_s": gemv,
               "copy_bytes_per_s_dram": dram, "copy_bytes_per_s_in_cache": in_cache,
               "dram_copy_working_set_bytes": DRAM_COPY_BYTES[device.kind],
-              "cache_copy_working_set_bytes": cache_bytes, "op_overhead_s": overhead, "l2_cache_bytes": l2_bytes(device)}
+              "cache_copy_working_set_bytes": cache_bytes, "op_overhead_s": overhead, "l2_cache_bytes": l2_bytes(device),
+              "llc_effective_bytes": sweep["effective_bytes"] if sweep else None, "llc_read_sweep": sweep}
     work = {f"matmul_{k}": 2 * _mkn(k) for k in mm}
     work.update({"gemv_read": gemv * SPREAD["gemv_read"].median_s,
                  "copy_dram": dram * SPREAD["copy_dram"].median_s, "copy_in_cache": in_cache * SPREAD["copy_in_cache"].median_s})

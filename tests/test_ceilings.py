@@ -32,3 +32,14 @@ def test_timed_figure_has_an_interval_and_drift_is_a_ratio(monkeypatch):
     start = {"spread": {"copy_dram": {"median": 10.0}, "op_overhead": {"median": 2.0}}}
     end = {"spread": {"copy_dram": {"median": 8.5}}}
     assert ceilings.drift(start, end) == {"copy_dram": 0.85}
+
+
+def test_effective_llc_is_where_the_read_rate_falls_halfway_to_dram():
+    """The rate measured here: ~40 GB/s up to 12 MiB, 20 at 16 MiB, ~9 beyond, of a reported 32 MiB LLC."""
+    from bench.ceilings import effective_llc_bytes
+    mib = 2**20
+    sizes = [s * mib for s in (1, 2, 4, 8, 12, 16, 24, 32, 64)]
+    rates = [36e9, 40e9, 40e9, 39e9, 40e9, 17e9, 11e9, 9e9, 9e9]
+    assert effective_llc_bytes(sizes, rates, rates[-1]) == 12 * mib          # √(40·9) = 19 GB/s: 16 MiB is below
+    assert effective_llc_bytes(sizes, [9e9] * len(sizes), 9e9) == 64 * mib   # flat: no drop seen in the sweep
+    assert effective_llc_bytes(sizes, [5e9] + rates[1:], rates[-1]) is None  # the first set is already DRAM-slow

@@ -29,6 +29,7 @@ class KernelCache:
     def __init__(self, root: Path | None, device, llc_bytes: int | None, budget_s: float = 0.06):
         import torch
         self.root, self.device, self.llc_bytes, self.budget_s = root, device, llc_bytes, budget_s
+        self.fits_bytes = llc_bytes        # what a model's working set must fit to run cached (effective LLC)
         self.torch_version = torch.__version__
         self.rows: dict[str, dict] = {}
         self.loaded: set[str] = set()

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.ceilings import llc_sweep
 from bench.device import get_device
 from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
@@ -42,7 +43,7 @@ def build_parser() -> OneLineParser:
 
 def calibration(p: Point, device, dtype: str, kcache: KernelCache) -> dict:
     spec = p.spec()
-    state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.llc_bytes)
+    state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
     compose = compose_rows("calibration", shapes, kcache, state)
     framework = {(r["phase"], r["step"]): r["framework_s"] for r in framework_rows(
@@ -79,10 +80,12 @@ def main(argv=None) -> int:
     dtype = p.resolved_dtype(device.kind)
     t0 = time.perf_counter()
     kcache = KernelCache(a.kernel_cache, device, llc_of(device))
+    sweep = llc_sweep(device, dtype, kcache.llc_bytes)          # CPU: the effective LLC (~2 s); CUDA: None
+    kcache.fits_bytes = (sweep or {}).get("effective_bytes") or kcache.llc_bytes
     cal = calibration(p, device, dtype, kcache)
     meta = run_metadata(device)
     cal = {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
-           "threads": device.threads, "llc_bytes": kcache.llc_bytes, "utc_time": meta.get("utc_time"),
+           "threads": device.threads, "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
            "wall_s": time.perf_counter() - t0,
            "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
                        "reused": sum(r["source"] == "cache" for r in kcache.rows.values())}}

@@ -4,7 +4,9 @@ kernels to cost anything.
 A tiny model keeps the point's structure (layers, heads, kv heads, attention implementation, cache, batch,
 prompt and generated tokens, so the same modules, hooks, masks, cache object and Python run) with head_dim 8,
 an MLP of 16 and a vocabulary of 64. Its measured pass time minus its own kernels, timed alone the same way as
-the point's, is what transformers and torch add around the kernels: nothing is fitted.
+the point's, is what transformers and torch add around the kernels: nothing is fitted. The tiny trajectories
+are repeated under the points' own stopping rule (bench/repeat/): three repeats left the framework cost of one
+structure moving 0.5-3 ms between runs on this box.
 """
 import dataclasses
 import statistics
@@ -14,10 +16,13 @@ import torch
 from bench.build import build_model
 from bench.dispatch import count_dispatches
 from bench.kernels.plan import compose_rows, kernel_sums, passes
+from bench.repeat.loop import collect
+from bench.repeat.stats import StopRule
 from bench.timing import run_trajectory
 from theory.model import ModelSpec
 
 TINY_HEAD_DIM, TINY_INTER, TINY_VOCAB = 8, 16, 64
+RULE = StopRule(min_repeats=6, max_repeats=30, max_point_s=1.0)      # tiny trajectories: ~2 ms per pass
 FRAMEWORK_COLUMNS = ["point_id", "phase", "step", "tiny_time_s", "tiny_kernels_s", "framework_s",
                      "tiny_n_dispatch", "framework_per_dispatch_s"]
 
@@ -29,14 +34,14 @@ def tiny_spec(spec: ModelSpec) -> ModelSpec:
 
 
 def framework_rows(point_id: str, spec: ModelSpec, device, kcache, batch: int, prompt_len: int, generated: int,
-                   dtype: str, attention: str, cache: str, max_cache_len: int | None, repeats: int = 3) -> list[dict]:
+                   dtype: str, attention: str, cache: str, max_cache_len: int | None, rule: StopRule = RULE) -> list[dict]:
     tiny = tiny_spec(spec)
     model = build_model(tiny, device.torch_device, dtype, attention)
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, tiny.vocab_size, (batch, prompt_len), generator=gen).to(device.torch_device)
-    run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len).times_s
+    run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len)
     run()                                                  # warm: lazy init, allocator
-    times = [run() for _ in range(repeats)]
+    times = [t.times_s for t in collect(run, rule).repeats]
     n_dispatch = count_dispatches(model, ids, cache, max_cache_len)
     del model
     shapes = passes(tiny, batch, prompt_len, generated, dtype, attention, cache, max_cache_len)

@@ -1,6 +1,7 @@
 """Kernels for one sweep point, saved beside its measurements: points/<id>.compose.csv (op instances × kernel
 time per pass), points/<id>.framework.csv (the framework's own cost per pass), points/<id>.kernels.csv (the
 distinct kernels it ran); assembled into the run's compose.csv, framework.csv and kernels.csv."""
+import json
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def llc_of(device) -> int | None:
 
 
 def cache_state(spec, batch: int, tokens: int, dtype: str, llc_bytes: int | None) -> str:
-    """dram when the model's weights and full KV cache exceed the last-level cache (as a model streams them)."""
+    """dram when the model's weights and full KV cache exceed the last-level cache (as a model streams them).
+    llc_bytes: the effective size measured with the ceilings where there is one (bench.ceilings.llc_sweep)."""
     ws = weight_bytes(spec, dtype) + kv_cache_bytes(spec, batch, tokens, dtype)
     return "llc" if llc_bytes and ws <= llc_bytes else "dram"
 
@@ -27,7 +29,7 @@ def cache_state(spec, batch: int, tokens: int, dtype: str, llc_bytes: int | None
 def point_kernels(p, point_id: str, device, dtype: str, kcache: KernelCache) -> dict[str, list[dict]]:
     spec = p.spec()
     t0 = time.perf_counter()
-    state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.llc_bytes)
+    state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
     compose = compose_rows(point_id, shapes, kcache, state)
     framework = framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated, dtype,
@@ -69,8 +71,20 @@ def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
 
 
 def run_kernel_cache(run_dir: Path, device) -> KernelCache:
-    """The per-box cache lives beside the runs (results/kernel-cache/), shared by every run on this box."""
-    return KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
+    """The per-box cache lives beside the runs (results/kernel-cache/), shared by every run on this box. Whether a
+    point's weights stay cached is judged against the effective LLC its run measured (run.json ceilings)."""
+    kcache = KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
+    kcache.fits_bytes = effective_llc_of(run_dir) or kcache.llc_bytes
+    return kcache
+
+
+def effective_llc_of(run_dir: Path) -> int | None:
+    path = run_dir / "run.json"
+    if not path.exists():
+        return None
+    detail = json.loads(path.read_text()).get("ceilings_detail", {})
+    sizes = [d.get("llc_effective_bytes") for d in detail.values() if d.get("llc_effective_bytes")]
+    return min(sizes) if sizes else None
 
 
 def plans_family(spec) -> bool:
