@@ -85,7 +85,8 @@ def main(argv=None) -> int:
            "threads": device.threads, "llc_bytes": kcache.llc_bytes, "utc_time": meta.get("utc_time"),
            "wall_s": time.perf_counter() - t0,
            "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
-                       "reused": sum(r["source"] == "cache" for r in kcache.rows.values())}}
+                       "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),
+                       "cache_check": kcache.report()}}
     out = a.out or Path("results") / f"calibration-{Path(spec.name).stem}-b{a.batch}-t{a.prompt_len}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, cal)

@@ -28,6 +28,8 @@ def _timed(cache: KernelCache, k, state: str) -> tuple[float, float, float, str]
 def compose_rows(point_id: str, shapes: list[PassShape], cache: KernelCache, cache_state: str) -> list[dict]:
     rows = []
     prefill, decode = shapes[0], shapes[1:]
+    timed = [prefill] + ([decode[0], decode[-1]] if decode else [])
+    cache.need([(k, cache_state) for s in timed for _, _, k in pass_kernels(s)])   # the cache's sentinels come from these
     for op, count, k in pass_kernels(prefill):
         med, lo, hi, kid = _timed(cache, k, cache_state)
         rows.append({"point_id": point_id, "phase": "prefill", "step": 0, "context_len": 0, "op": op, "count": count,
