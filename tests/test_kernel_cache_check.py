@@ -85,19 +85,41 @@ def test_an_empty_or_absent_cache_needs_no_check(tmp_path, monkeypatch):
     assert len(calls) == len({r["kernel_id"] for r in rows})
 
 
-def test_bench_kernels_records_the_check(tmp_path, monkeypatch):
-    from bench.kernels.cli import main as kernels_main
+def tiny_config(tmp_path, monkeypatch):
+    import bench.kernels.cli as cli_mod                # the framework's tiny model is not what is tested here
+    monkeypatch.setattr(cli_mod, "framework_rows", lambda *a, **kw: [
+        {"phase": ph, "step": st, "framework_s": 1e-5} for ph, st in [("prefill", 0), ("decode", 0), ("decode", 1)]])
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                                "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 176,
                                "vocab_size": 256, "max_position_embeddings": 512}))
+    return cfg
+
+
+def test_bench_kernels_records_the_check(tmp_path, monkeypatch):
+    from bench.kernels.cli import main as kernels_main
+    cfg = tiny_config(tmp_path, monkeypatch)
     args = ["--model", str(cfg), "--prompt-len", "8", "--generated", "3", "--kernel-cache", str(tmp_path / "kc")]
-    import bench.kernels.cli as cli_mod                # the framework's tiny model is not what is tested here
-    monkeypatch.setattr(cli_mod, "framework_rows", lambda *a, **kw: [
-        {"phase": ph, "step": st, "framework_s": 0.0} for ph, st in [("prefill", 0), ("decode", 0), ("decode", 1)]])
     monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(2.0, []))
     assert kernels_main(args + ["--out", str(tmp_path / "a.json")]) == 0
     monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(1.0, []))
     assert kernels_main(args + ["--out", str(tmp_path / "b.json")]) == 0
     k = json.loads((tmp_path / "b.json").read_text())["kernels"]
     assert k["reused"] == 0 and k["cache_check"]["fp32"]["validated"] is False
+
+
+def test_bench_kernels_calibrates_every_batch_and_prompt(tmp_path, monkeypatch):
+    from bench.kernels.cli import main as kernels_main
+    from theory.calibration import FORMAT
+    cfg = tiny_config(tmp_path, monkeypatch)
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(1.0, []))
+    out = tmp_path / "cal.json"
+    assert kernels_main(["--model", str(cfg), "--batch", "1", "2", "--prompt-len", "8", "12", "--generated", "3",
+                         "--out", str(out), "--kernel-cache", str(tmp_path / "kc")]) == 0
+    cal = json.loads(out.read_text())
+    assert cal["format"] == FORMAT and len(cal["workloads"]) == 4 and len(cal["passes"]) == 4 * 3
+    assert {(p["batch"], p["prompt_len"]) for p in cal["passes"]} == {(1, 8), (1, 12), (2, 8), (2, 12)}
+    q = [p["ops"]["q_proj"] for p in cal["passes"] if p["phase"] == "prefill"]
+    assert sorted(o["work"] for o in q) == [2 * n * 64 * 64 for n in (8, 12, 16, 24)]   # 2·tokens·d·d FLOPs
+    assert all(o["work_unit"] == "flops" for o in q)
+    assert cal["passes"][1]["ops"]["kv_update"]["work_unit"] == "bytes"
