@@ -106,3 +106,12 @@ def test_bench_kernels_bad_input_is_one_line(args, capsys):
     assert run_main(bench_main, ["kernels", *args], errors=(ValueError,)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_versus_bad_input_is_one_line_and_its_help_has_an_example(capsys):
+    from bench.kernels.versus import build_parser, main as versus_main
+    assert "example" in build_parser().format_help()
+    assert run_main(versus_main, ["--calibration", "x.json", "--model", "tinyllama-1.1b", "--prompt-len", "8",
+                                  "--generated", "1"], errors=(ValueError,)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--generated at least 2" in err

@@ -56,13 +56,15 @@ class KernelCache:
         self.cached[dtype] = rows
         self.checks[dtype] = unchecked(str(path) if path else "", len(rows))
 
-    def need(self, kernels: list[tuple[Kernel, str]]) -> None:
-        """The kernels (with their cache state) a pass or point will ask for: sentinels are drawn from these."""
+    def need(self, kernels: list[tuple[Kernel, str]], check: bool = True) -> None:
+        """The kernels (with their cache state) a pass or point will ask for: sentinels are drawn from these.
+        check=False only registers them (more needs follow before the first kernel is asked for)."""
         for k, state in kernels:
             self.wanted.setdefault(kernel_id(k, state), (k, state))
         for dtype in {k.dtype for k, _ in kernels}:
             self._load(dtype)
-            self._check(dtype)
+            if check:
+                self._check(dtype)
 
     def _check(self, dtype: str, also: dict | None = None) -> None:
         """Re-time the sentinels once per dtype, as soon as the run needs a kernel the cache holds."""

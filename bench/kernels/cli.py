@@ -15,7 +15,7 @@ from bench.device import get_device
 from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
 from bench.kernels.framework import framework_rows
-from bench.kernels.plan import compose_rows, passes
+from bench.kernels.plan import compose_rows, needed, passes
 from bench.kernels.point import cache_state, llc_of, plans_family
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
@@ -74,6 +74,10 @@ def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache) -> tup
 
 def calibration(points: list[Point], device, dtype: str, kcache: KernelCache) -> dict:
     spec = points[0].spec()
+    for p in points:                     # every workload's kernels first: the cache's sentinels span them all
+        shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
+        kcache.need(needed(shapes, cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.llc_bytes)),
+                    check=False)
     workloads, all_passes = [], []
     for p in points:
         state, ps = calibration_passes(p, device, dtype, kcache)
