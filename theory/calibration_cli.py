@@ -16,6 +16,14 @@ def calibrated_main(a) -> int:
     if a.kv_dtype is not None and a.kv_dtype != cal["dtype"]:
         raise TheoryError(f"the calibration's KV cache is {cal['dtype']}, not {a.kv_dtype}")
     cal = upgrade(cal, model)
+    as_run = {"attention": "materialized" if cal["attention"] == "eager" else "fused",
+              "kv_update": "static" if cal["cache"] == "static" else "copy", "logits": "last"}
+    for name, ran in as_run.items():          # the calibration timed one implementation; another is not in it
+        given = getattr(a, name, None)
+        if given is not None and given != ran:
+            raise TheoryError(f"the calibration timed {cal['attention']} attention with a {cal['cache']} cache "
+                              f"({name.replace('_', '-')} {ran}), not --{name.replace('_', '-')} {given}; "
+                              f"run `python -m bench kernels --attention/--cache ...` for that")
     decode = a.phase == "decode"
     tokens = a.context_len if decode and a.context_len is not None else a.prompt_len
     prompt = a.prompt_len if a.prompt_len is not None else tokens

@@ -59,7 +59,7 @@ def verdict(path: str, entries: int, sentinels: list[dict]) -> dict:
 
 def unchecked(path: str, entries: int) -> dict:
     return {"file": path, "cached_entries": entries, "tolerance_rel": TOLERANCE_REL, "sentinels": [],
-            "validated": None, "action": "nothing cached to reuse" if entries == 0 else "not yet needed"}
+            "validated": None, "action": "nothing cached to reuse" if entries == 0 else "none of the cached kernels needed so far"}
 
 
 def check_text(check: dict) -> str:
