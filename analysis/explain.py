@@ -74,6 +74,9 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
                   f"with rotated copies (DRAM), {int((k['cache_state'] == 'llc').sum())} warm; "
                   f"{int(k['stable'].astype(bool).sum())} reached a 95% interval within ±5% of the median; "
                   f"{int((k['source'] == 'cache').sum())} reused from this box's kernel cache."]
+        checks = sorted(k["cache_check"].dropna().astype(str).unique()) if "cache_check" in k else []
+        if checks:                                 # the cache is reused only if its sentinels, timed again, agree
+            lines[-1] += " Kernel cache check (sentinels timed again): " + "; ".join(checks) + "."
         comp = loaded[0]
         if "kernels_wall_s" in comp:
             wall = comp.groupby("point_id")["kernels_wall_s"].first().sum()

@@ -328,6 +328,8 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     record_profile_overhead(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
     meta["repeat_summary"] = summarize(run_dir, ids)
+    if kcache is not None:                # the per-box kernel cache's sentinel check, one entry per process
+        meta.setdefault("kernel_cache", []).append(kcache.report())
     write_json(run_dir / "run.json", meta)
     return run_dir
 

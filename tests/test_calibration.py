@@ -1,5 +1,5 @@
 """`python -m bench kernels` writes a calibration; `python -m theory --hardware <calibration.json>` predicts from it
-(torch-free: data + interpolation, refusing workloads it was not measured for)."""
+(torch-free: data + interpolation by each op's work, refusing only what it cannot map)."""
 import json
 import subprocess
 import sys
@@ -11,6 +11,7 @@ from conftest import ROOT, subprocess_env
 from theory.calibration import FORMAT, predict_pass, request
 from theory.cli import main as theory_main
 from theory.cliutil import run_main
+from theory.model import load_model
 
 TINY_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                "head_dim": 16, "intermediate_size": 176, "vocab_size": 256, "max_position_embeddings": 512}
@@ -37,17 +38,22 @@ def test_calibration_holds_prefill_and_two_decode_contexts(calibration):
     assert all(o["ci_low_s"] <= o["kernel_s"] <= o["ci_high_s"] for p in cal["passes"] for o in p["ops"].values())
 
 
-def test_theory_composes_and_interpolates(calibration):
-    _, out = calibration
+def test_theory_composes_calibrated_steps_exactly_and_interpolates_between(calibration):
+    cfg, out = calibration
     cal = json.loads(out.read_text())
+    model = load_model(str(cfg))
     a, b = cal["passes"][1], cal["passes"][2]
     total = lambda p: sum(o["count"] * o["kernel_s"] for o in p["ops"].values()) + p["framework_s"]
-    assert predict_pass(cal, "decode", 8).time_s == pytest.approx(total(a), rel=1e-12)
-    mid = predict_pass(cal, "decode", 10)
-    assert not mid.extrapolated
-    assert mid.time_s == pytest.approx(total(a) + (total(b) - total(a)) * 2 / 3, rel=1e-9)
-    assert predict_pass(cal, "decode", 40).extrapolated
-    r = request(cal, 8, 5)
+    at8 = predict_pass(cal, model, "decode", 1, 8, 8)
+    assert at8.time_s == pytest.approx(total(a), rel=1e-12) and at8.status == "calibrated"
+    assert predict_pass(cal, model, "decode", 1, 8, 11).time_s == pytest.approx(total(b), rel=1e-12)
+    mid = predict_pass(cal, model, "decode", 1, 8, 10)
+    assert not mid.extrapolated and mid.ops["q_proj"]["status"] == "calibrated"   # its shape moves not with context
+    assert mid.ops["kv_update"]["status"] == "interpolated"
+    lo, hi = sorted((a["ops"]["kv_update"]["kernel_s"], b["ops"]["kv_update"]["kernel_s"]))
+    assert lo <= mid.ops["kv_update"]["kernel_s"] <= hi
+    assert predict_pass(cal, model, "decode", 1, 8, 40).extrapolated
+    r = request(cal, model, 1, 8, 5)
     assert r["decode_steps"] == 4 and r["time_to_first_token_s"] == pytest.approx(total(cal["passes"][0]))
 
 
@@ -60,17 +66,38 @@ def test_theory_cli_reads_a_calibration(calibration, capsys):
     assert {o["name"] for o in obj["ops"]} >= {"q_proj", "attn_core", "kv_update", "lm_head"}
 
 
+def test_theory_predicts_workloads_the_calibration_lacks_and_says_so(calibration):
+    cfg, out = calibration
+    r = subprocess.run([sys.executable, "-m", "theory", "--hardware", str(out), "--model", str(cfg), "--batch", "3",
+                        "--prompt-len", "20", "--generated", "4", "--format", "json"], capture_output=True, text=True,
+                       cwd=ROOT, env=subprocess_env())
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["status"] == "extrapolated" and obj["request"]["extrapolated"]     # batch 3 > the calibrated 1
+    note = r.stderr.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith("note: extrapolated") and "lm_head" in note[0]
+
+
 @pytest.mark.parametrize("args,needle", [
-    (["--model", "llama-2-7b", "--prompt-len", "8"], "measured for"),
-    (["--batch", "2", "--prompt-len", "8"], "at batch 1"),
-    (["--phase", "prefill", "--prompt-len", "9"], "prefill is 8 tokens"),
+    (["--dtype", "bf16", "--prompt-len", "8"], "measured in fp32, not bf16"),
+    (["--model", "tests/data/configs/mixtral-8x7b.json", "--prompt-len", "8"], "holds no kernel for op"),
+    (["--kv-update", "append", "--prompt-len", "8"], "not --kv-update append"),
 ])
-def test_theory_refuses_workloads_it_was_not_measured_for(calibration, args, needle):
+def test_theory_refuses_what_it_cannot_map(calibration, args, needle):
     cfg, out = calibration
     args = args if "--model" in args else ["--model", str(cfg)] + args
     r = subprocess.run([sys.executable, "-m", "theory", "--hardware", str(out), *args], capture_output=True, text=True,
                        cwd=ROOT, env=subprocess_env())
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_theory_on_a_calibration_never_imports_torch(calibration):
+    cfg, out = calibration
+    code = ("import sys\nfrom theory.cli import main\n"
+            f"main(['--model', {str(cfg)!r}, '--hardware', {str(out)!r}, '--batch', '2', '--prompt-len', '9', "
+            "'--generated', '3'])\nassert 'torch' not in sys.modules, 'torch imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("args", [["--model", "no-such-model", "--prompt-len", "8"],
@@ -80,3 +107,12 @@ def test_bench_kernels_bad_input_is_one_line(args, capsys):
     assert run_main(bench_main, ["kernels", *args], errors=(ValueError,)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_versus_bad_input_is_one_line_and_its_help_has_an_example(capsys):
+    from bench.kernels.versus import build_parser, main as versus_main
+    assert "example" in build_parser().format_help()
+    assert run_main(versus_main, ["--calibration", "x.json", "--model", "tinyllama-1.1b", "--prompt-len", "8",
+                                  "--generated", "1"], errors=(ValueError,)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--generated at least 2" in err

@@ -1,5 +1,8 @@
 """Kernel times per box: a CSV keyed by (device name, torch version, threads, dtype), so runs share shapes
-already measured. A run's own kernels.csv records, per kernel, whether it was measured now or reused."""
+already measured. A cache file is reused only after a few sentinel kernels, timed again, agree with it
+(validate.py); otherwise its rows are ignored for this run and the file is rewritten with the fresh ones.
+A run's own kernels.csv records, per kernel, whether it was measured now or reused (`source`) and the check
+(`cache_check`)."""
 import csv
 import re
 import time
@@ -8,10 +11,11 @@ from pathlib import Path
 
 from bench.kernels.microbench import KernelTime, time_kernel
 from bench.kernels.shapes import Kernel
+from bench.kernels.validate import check_text, pick_sentinels, sentinel_record, unchecked, verdict
 from bench.records import atomic_write, csv_text
 
 KERNEL_COLUMNS = ["kernel_id", "op", "impl", "dtype", "shape", "cache_state_wanted"] + \
-    [f.name for f in fields(KernelTime)] + ["measured_utc", "source"]
+    [f.name for f in fields(KernelTime)] + ["measured_utc", "source", "cache_check"]
 
 
 def kernel_id(k: Kernel, cache_state: str) -> str:
@@ -31,8 +35,10 @@ class KernelCache:
         self.root, self.device, self.llc_bytes, self.budget_s = root, device, llc_bytes, budget_s
         self.fits_bytes = llc_bytes        # what a model's working set must fit to run cached (effective LLC)
         self.torch_version = torch.__version__
-        self.rows: dict[str, dict] = {}
-        self.loaded: set[str] = set()
+        self.rows: dict[str, dict] = {}              # the kernels this run used (reused or measured now)
+        self.cached: dict[str, dict[str, dict]] = {}  # dtype -> the cache file's rows, until checked or ignored
+        self.checks: dict[str, dict] = {}            # dtype -> the sentinel check (validate.verdict)
+        self.wanted: dict[str, tuple] = {}           # kernel id -> (kernel, cache state) the run said it needs
         self.measured_s = 0.0
 
     def _path(self, dtype: str) -> Path | None:
@@ -41,33 +47,86 @@ class KernelCache:
         return self.root / f"{box_key(self.device.name(), self.torch_version, self.device.threads, dtype)}.csv"
 
     def _load(self, dtype: str) -> None:
-        if dtype in self.loaded:
+        if dtype in self.cached:
             return
-        self.loaded.add(dtype)
         path = self._path(dtype)
+        rows = {}
         if path is not None and path.exists():
             with open(path, newline="") as f:
-                for r in csv.DictReader(f):
-                    self.rows.setdefault(r["kernel_id"], {**r, "source": "cache"})
+                rows = {r["kernel_id"]: r for r in csv.DictReader(f)}
+        self.cached[dtype] = rows
+        self.checks[dtype] = unchecked(str(path) if path else "", len(rows))
+
+    def need(self, kernels: list[tuple[Kernel, str]], check: bool = True) -> None:
+        """The kernels (with their cache state) a pass or point will ask for: sentinels are drawn from these.
+        check=False only registers them (more needs follow before the first kernel is asked for)."""
+        for k, state in kernels:
+            self.wanted.setdefault(kernel_id(k, state), (k, state))
+        for dtype in {k.dtype for k, _ in kernels}:
+            self._load(dtype)
+            if check:
+                self._check(dtype)
+
+    def _check(self, dtype: str, also: dict | None = None) -> None:
+        """Re-time the sentinels once per dtype, as soon as the run needs a kernel the cache holds."""
+        check, cached = self.checks[dtype], self.cached[dtype]
+        if check["validated"] is not None or not cached:
+            return
+        candidates = {kid: v for kid, v in {**self.wanted, **(also or {})}.items()
+                      if kid in cached and v[0].dtype == dtype}
+        if not candidates:
+            return
+        fresh, sentinels = {}, []
+        for kid in pick_sentinels(candidates, cached):
+            k, state = candidates[kid]
+            fresh[kid] = self._measure(k, state)
+            sentinels.append(sentinel_record(kid, k, cached[kid], float(fresh[kid]["median_s"])))
+        check = self.checks[dtype] = verdict(check["file"], len(cached), sentinels)
+        if not check["validated"]:
+            self.cached[dtype] = {}                  # ignored for this run; the sentinels' fresh times are kept
+            self.rows.update(fresh)
+        for r in self.rows.values():
+            if r["dtype"] == dtype:
+                r["cache_check"] = check_text(check)
+        if not check["validated"]:
+            self._save(dtype)
 
     def get(self, k: Kernel, cache_state: str) -> dict:
-        """The kernel's row (median_s etc. as floats), measuring it if no run on this box has."""
+        """The kernel's row (median_s etc. as floats), measuring it if no run on this box has (or the cache failed
+        its check)."""
         self._load(k.dtype)
         kid = kernel_id(k, cache_state)
-        if kid not in self.rows:
-            t0 = time.perf_counter()
-            kt = time_kernel(k, self.device, cache_state, self.llc_bytes, self.budget_s)
-            self.measured_s += time.perf_counter() - t0
-            self.rows[kid] = {"kernel_id": kid, "op": k.op, "impl": k.impl, "dtype": k.dtype, "shape": k.shape_text(),
-                              "cache_state_wanted": cache_state, **asdict(kt),
-                              "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": "measured"}
-            self._save(k.dtype)
+        if kid in self.rows:
+            return self.rows[kid]
+        if kid in self.cached[k.dtype]:
+            self._check(k.dtype, {kid: (k, cache_state)})
+        check = self.checks[k.dtype]
+        if kid in self.cached[k.dtype] and check["validated"]:
+            self.rows[kid] = {**self.cached[k.dtype][kid], "source": "cache", "cache_check": check_text(check)}
+            return self.rows[kid]
+        self.rows[kid] = self._measure(k, cache_state)
+        self._save(k.dtype)
         return self.rows[kid]
 
+    def _measure(self, k: Kernel, cache_state: str) -> dict:
+        t0 = time.perf_counter()
+        kt = time_kernel(k, self.device, cache_state, self.llc_bytes, self.budget_s)
+        self.measured_s += time.perf_counter() - t0
+        return {"kernel_id": kernel_id(k, cache_state), "op": k.op, "impl": k.impl, "dtype": k.dtype,
+                "shape": k.shape_text(), "cache_state_wanted": cache_state, **asdict(kt),
+                "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": "measured",
+                "cache_check": check_text(self.checks[k.dtype])}
+
     def _save(self, dtype: str) -> None:
+        """The file: what the cache held and still holds (validated, or not yet checked), plus this run's rows."""
         path = self._path(dtype)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [r for r in self.rows.values() if r["dtype"] == dtype]
-        atomic_write(path, csv_text([{**r, "source": "measured"} for r in rows], KERNEL_COLUMNS))
+        rows = {**self.cached.get(dtype, {}), **{kid: r for kid, r in self.rows.items() if r["dtype"] == dtype}}
+        atomic_write(path, csv_text([{**r, "source": "measured", "cache_check": ""} for r in rows.values()],
+                                    KERNEL_COLUMNS))
+
+    def report(self) -> dict:
+        """Per dtype, the sentinel check this process made (run.json `kernel_cache`)."""
+        return dict(self.checks)

@@ -1,9 +1,11 @@
 """`python -m bench kernels`: time only the kernels one workload needs (no full model is built) and write a
 calibration JSON that `python -m theory --hardware <calibration.json>` predicts TTFT, TPOT and per-op times from.
 
-Measured: every op's kernel at the prefill and at the first and last decode step (the cache update and
-attention move with context), with the model's cache state, plus the framework's own cost per pass on the same
-structure at tiny shapes (a model of head_dim 8 is built for that; it costs milliseconds)."""
+Measured, for every --batch × --prompt-len workload: every op's kernel at the prefill and at the first and last
+decode step (the cache update and attention move with context), with the model's cache state, each op instance's
+work (FLOPs or bytes, theory's op table), plus the framework's own cost per pass on the same structure at tiny
+shapes (a model of head_dim 8 is built for that; it costs milliseconds). Several workloads give theory more sizes
+to interpolate between."""
 import json
 import sys
 import time
@@ -14,11 +16,13 @@ from bench.device import get_device
 from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
 from bench.kernels.framework import framework_rows
-from bench.kernels.plan import compose_rows, passes
+from bench.kernels.plan import compose_rows, needed, passes
 from bench.kernels.point import cache_state, llc_of, plans_family
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
+from theory.calibration_interp import op_work
+from theory.ops import count_ops
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 
@@ -27,8 +31,10 @@ def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m bench kernels", description=__doc__.strip().splitlines()[0],
                       formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
     p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
-    p.add_argument("--batch", type=int, default=1, help="sequences per pass")
-    p.add_argument("--prompt-len", type=int, required=True, help="prompt tokens (the prefill)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1],
+                   help="sequences per pass (several: each is calibrated, so theory interpolates between them)")
+    p.add_argument("--prompt-len", type=int, nargs="+", required=True,
+                   help="prompt tokens (the prefill; several: every batch × prompt pair is calibrated)")
     p.add_argument("--generated", type=int, default=8, help="tokens generated (prefill + generated−1 decode steps)")
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="auto: fp32 on CPU, bf16 on CUDA")
     p.add_argument("--attention", default="sdpa", choices=ATTENTIONS, help="the attention implementation to time")
@@ -41,7 +47,9 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def calibration(p: Point, device, dtype: str, kcache: KernelCache) -> dict:
+def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache) -> tuple[str, list[dict]]:
+    """One workload's prefill and first and last decode step: per op, instances, kernel time and interval, the
+    kernel's shape, and one instance's work (FLOPs or bytes, theory's op table: what theory interpolates by)."""
     spec = p.spec()
     state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
@@ -55,24 +63,45 @@ def calibration(p: Point, device, dtype: str, kcache: KernelCache) -> dict:
     for phase, step in [("prefill", 0)] + ([("decode", 0), ("decode", last)] if last > 0 else
                                            [("decode", 0)] if last == 0 else []):
         rows = [r for r in compose if r["phase"] == phase and r["step"] == step]
-        out.append({"phase": phase, "context_len": rows[0]["context_len"], "framework_s": framework[(phase, step)],
-                    "ops": {r["op"]: {"count": r["count"], "kernel_s": r["kernel_s"], "ci_low_s": r["kernel_ci_low_s"],
-                                      "ci_high_s": r["kernel_ci_high_s"], "shape": shape_text.get(r["kernel_id"], "")}
-                            for r in rows}})
-    return {"format": FORMAT, "cache_state": state, "dtype": dtype,
+        work = {o.name: op_work(o) for o in count_ops(spec, shapes[0 if phase == "prefill" else 1 + step].workload())}
+        ops = {r["op"]: {"count": r["count"], "kernel_s": r["kernel_s"], "ci_low_s": r["kernel_ci_low_s"],
+                         "ci_high_s": r["kernel_ci_high_s"], "shape": shape_text.get(r["kernel_id"], ""),
+                         "work": work[r["op"]][0], "work_unit": work[r["op"]][1]} for r in rows}
+        out.append({"phase": phase, "batch": p.batch, "prompt_len": p.prompt_len,
+                    "context_len": rows[0]["context_len"], "framework_s": framework[(phase, step)],
+                    "op_instances": sum(o["count"] for o in ops.values()), "ops": ops})
+    return state, out
+
+
+def calibration(points: list[Point], device, dtype: str, kcache: KernelCache) -> dict:
+    spec = points[0].spec()
+    for p in points:                     # every workload's kernels first: the cache's sentinels span them all
+        shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
+        kcache.need(needed(shapes, cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.llc_bytes)),
+                    check=False)
+    workloads, all_passes = [], []
+    for p in points:
+        state, ps = calibration_passes(p, device, dtype, kcache)
+        workloads.append({"batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
+                          "max_cache_len": p.max_cache_len, "cache_state": state})
+        all_passes += ps
+    states = sorted({w["cache_state"] for w in workloads})
+    return {"format": FORMAT, "cache_state": states[0] if len(states) == 1 else "mixed", "dtype": dtype,
             "model": {"name": spec.name, **{k: getattr(spec, k) for k in SHAPE_FIELDS}},
-            "workload": {"batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
-                         "attention": p.attention, "cache": p.cache}, "passes": out}
+            "attention": points[0].attention, "cache": points[0].cache, "workloads": workloads,
+            "passes": all_passes}
 
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     for name in ("batch", "prompt_len", "generated", "threads"):
-        if getattr(a, name) < 1:
+        value = getattr(a, name)
+        if min(value if isinstance(value, list) else [value]) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     device = get_device(a.device, a.threads)
-    p = Point(model=a.model, batch=a.batch, prompt_len=a.prompt_len, generated=a.generated, dtype=a.dtype,
-              attention=a.attention, cache=a.cache)
+    points = [Point(model=a.model, batch=b, prompt_len=t, generated=a.generated, dtype=a.dtype, attention=a.attention,
+                    cache=a.cache) for b in sorted(set(a.batch)) for t in sorted(set(a.prompt_len))]
+    p = points[0]
     spec = p.spec()
     if not plans_family(spec):
         raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated MLP, no experts or "
@@ -82,14 +111,16 @@ def main(argv=None) -> int:
     kcache = KernelCache(a.kernel_cache, device, llc_of(device))
     sweep = llc_sweep(device, dtype, kcache.llc_bytes)          # CPU: the effective LLC (~2 s); CUDA: None
     kcache.fits_bytes = (sweep or {}).get("effective_bytes") or kcache.llc_bytes
-    cal = calibration(p, device, dtype, kcache)
+    cal = calibration(points, device, dtype, kcache)
     meta = run_metadata(device)
     cal = {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
            "threads": device.threads, "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
            "wall_s": time.perf_counter() - t0,
            "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
-                       "reused": sum(r["source"] == "cache" for r in kcache.rows.values())}}
-    out = a.out or Path("results") / f"calibration-{Path(spec.name).stem}-b{a.batch}-t{a.prompt_len}.json"
+                       "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),
+                       "cache_check": kcache.report()}}
+    tag = lambda xs: "_".join(str(x) for x in sorted(set(xs)))
+    out = a.out or Path("results") / f"calibration-{Path(spec.name).stem}-b{tag(a.batch)}-t{tag(a.prompt_len)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, cal)
     print(f"{len(cal['passes'])} passes, {cal['kernels']['distinct']} kernels in {cal['wall_s']:.1f} s", file=sys.stderr)

@@ -20,6 +20,12 @@ def passes(spec: ModelSpec, batch: int, prompt_len: int, generated: int, dtype: 
     return out
 
 
+def needed(shapes: list[PassShape], cache_state: str) -> list[tuple]:
+    """(kernel, cache state) for every kernel a trajectory times: the prefill's, the first and last decode step's."""
+    timed = shapes[:1] + ([shapes[1], shapes[-1]] if len(shapes) > 1 else [])
+    return [(k, cache_state) for s in timed for _, _, k in pass_kernels(s)]
+
+
 def _timed(cache: KernelCache, k, state: str) -> tuple[float, float, float, str]:
     r = cache.get(k, state)
     return float(r["median_s"]), float(r["ci_low_s"]), float(r["ci_high_s"]), r["kernel_id"]
@@ -28,6 +34,7 @@ def _timed(cache: KernelCache, k, state: str) -> tuple[float, float, float, str]
 def compose_rows(point_id: str, shapes: list[PassShape], cache: KernelCache, cache_state: str) -> list[dict]:
     rows = []
     prefill, decode = shapes[0], shapes[1:]
+    cache.need(needed(shapes, cache_state))          # the kernel cache's sentinels are drawn from these
     for op, count, k in pass_kernels(prefill):
         med, lo, hi, kid = _timed(cache, k, cache_state)
         rows.append({"point_id": point_id, "phase": "prefill", "step": 0, "context_len": 0, "op": op, "count": count,

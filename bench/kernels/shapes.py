@@ -12,6 +12,7 @@ integrations/sdpa_attention.py, cache_utils.py):
 """
 from dataclasses import dataclass
 
+from theory.calibration_interp import as_run_workload
 from theory.model import ModelSpec
 from theory.ops import Workload, count_ops
 
@@ -45,15 +46,9 @@ class PassShape:
     max_cache_len: int | None = None
 
     def workload(self) -> Workload:
-        eager = self.attention == "eager"
-        kv = "static" if self.cache == "static" else "copy"
-        if kv == "static" and self.phase == "prefill" and not eager:
-            kv = "append"                     # sdpa slices an empty static cache to the prompt
-        return Workload(phase=self.phase, batch=self.batch, dtype=self.dtype,
-                        prompt_len=self.query_len if self.phase == "prefill" else 0,
-                        context_len=self.past_len, attention="materialized" if eager else "fused",
-                        kv_update=kv, max_cache_len=self.max_cache_len if kv == "static" else None,
-                        repeat_kv=eager and self.spec.num_key_value_heads < self.spec.num_attention_heads)
+        return as_run_workload(self.phase, self.batch, self.query_len, self.past_len, self.dtype, self.attention,
+                               self.cache, self.max_cache_len,
+                               self.spec.num_key_value_heads < self.spec.num_attention_heads)
 
 
 def _k(op, impl, dtype, **shape) -> Kernel:

@@ -1,0 +1,78 @@
+"""`python -m bench.kernels.versus`: a calibration's prediction (kernels alone) beside the model, built and measured.
+
+Builds the model (random weights), runs one warm-up trajectory, then `--repeats` whole trajectories (prefill +
+generated−1 decode steps on the model's own cache), and prints measured TTFT (median prefill) and TPOT (median
+over repeats of the mean decode step) with their ranges, theory's prediction from the calibration for the same
+workload, and measured / predicted − 1. Run it right after `python -m bench kernels` on a quiet box: kernels and
+model timed minutes apart on a box that changes speed do not compare.
+"""
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.build import build_model
+from bench.device import get_device
+from bench.timing import run_trajectory
+from theory.calibration import load_calibration, request
+from theory.cliutil import HelpFormatter, OneLineParser, run_main
+from theory.model import load_model
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m bench.kernels.versus", description=__doc__.strip().splitlines()[0],
+                      formatter_class=HelpFormatter,
+                      epilog="example:\n  python -m bench.kernels.versus --calibration cal.json --model tinyllama-1.1b "
+                             "--prompt-len 128")
+    p.add_argument("--calibration", type=Path, required=True, help="a calibration JSON from `python -m bench kernels`")
+    p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
+    p.add_argument("--batch", type=int, default=1, help="sequences per pass")
+    p.add_argument("--prompt-len", type=int, required=True, help="prompt tokens")
+    p.add_argument("--generated", type=int, default=8, help="tokens generated (prefill + generated−1 decode steps)")
+    p.add_argument("--repeats", type=int, default=3, help="timed trajectories after one warm-up")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the calibration's, normally 1)")
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, a.threads) < 1:
+        raise ValueError("--batch, --prompt-len, --repeats, --threads must be at least 1 and --generated at least 2")
+    cal = load_calibration(str(a.calibration))
+    spec = load_model(a.model)
+    pred = request(cal, spec, a.batch, a.prompt_len, a.generated)
+    device = get_device("cpu" if cal.get("device") == "cpu" else "auto", a.threads)
+    dtype = cal["dtype"]
+    t0 = time.perf_counter()
+    model = build_model(spec, device.torch_device, dtype, cal.get("attention", "sdpa"))
+    build_s = time.perf_counter() - t0
+    ids = torch.randint(0, spec.vocab_size, (a.batch, a.prompt_len), generator=torch.Generator().manual_seed(0))
+    ids = ids.to(device.torch_device)
+    cache = cal.get("cache", "dynamic")
+    mcl = a.prompt_len + a.generated if cache == "static" else None
+    run_trajectory(model, device, ids, a.generated, cache, mcl)                       # warm-up
+    runs = [run_trajectory(model, device, ids, a.generated, cache, mcl).times_s for _ in range(a.repeats)]
+    ttfts = [r[0] for r in runs]
+    tpots = [statistics.fmean(r[1:]) for r in runs]
+    m_ttft, m_tpot = statistics.median(ttfts), statistics.median(tpots)
+    p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
+    how = "extrapolated" if pred["extrapolated"] else "interpolated" if pred["interpolated"] else "calibrated"
+    out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
+           "dtype": dtype, "threads": device.threads, "repeats": a.repeats, "build_s": build_s,
+           "measured_ttft_s": m_ttft, "measured_ttft_range_s": [min(ttfts), max(ttfts)],
+           "measured_tpot_s": m_tpot, "measured_tpot_range_s": [min(tpots), max(tpots)],
+           "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot, "prediction": how,
+           "ttft_error": m_ttft / p_ttft - 1, "tpot_error": m_tpot / p_tpot - 1, "calibration": str(a.calibration),
+           "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(json.dumps(out, indent=2))
+    print(f"TPOT measured {m_tpot * 1e3:.1f} ms (range {min(tpots) * 1e3:.1f}–{max(tpots) * 1e3:.1f}, {a.repeats} "
+          f"repeats) vs predicted {p_tpot * 1e3:.1f} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
+          f"{m_ttft * 1e3:.0f} ms vs predicted {p_ttft * 1e3:.0f} ms: {out['ttft_error']:+.1%}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, errors=(ValueError,)))

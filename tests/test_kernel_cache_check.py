@@ -1,0 +1,125 @@
+"""The per-box kernel cache is reused only after re-timing a few sentinel kernels from it: a cache measured
+when the box was 2x slower is ignored (its kernels re-measured, the file rewritten) and the run says so.
+A fake timer stands in for the microbenchmark, so these tests time nothing."""
+import csv
+import json
+
+import pytest
+
+import bench.kernels.cache as cache_mod
+from bench.device import CpuDevice
+from bench.kernels.microbench import KernelTime
+from bench.kernels.cache import kernel_id
+from bench.kernels.plan import compose_rows, passes
+from bench.kernels.shapes import pass_kernels
+from bench.kernels.validate import kind_of
+from bench.sweep import Point
+
+POINT = Point(hidden_size=64, num_hidden_layers=2, head_dim=16, kv_group=2, vocab_size=256, batch=1,
+              prompt_len=8, generated=3)
+
+
+def true_s(k) -> float:
+    """A deterministic 'true' kernel time, different per kernel (1–2 µs per element-ish, never 0)."""
+    n = 1
+    for _, v in k.shape:
+        n *= v if isinstance(v, int) else 1
+    return 1e-6 + 1e-9 * n
+
+
+def fake_timer(scale: float, calls: list):
+    def t(k, device, state, llc_bytes, budget_s=0.06):
+        calls.append(k)
+        m = scale * true_s(k)
+        return KernelTime(m, 0.98 * m, 1.02 * m, 7, True, state, 1, 0)
+    return t
+
+
+def shapes():
+    return passes(POINT.spec(), POINT.batch, POINT.prompt_len, POINT.generated, "fp32", "sdpa", "dynamic", None)
+
+
+KERNELS = {kernel_id(k, "llc"): k for s in shapes() for _, _, k in pass_kernels(s)}
+
+
+def compose(tmp_path, monkeypatch, scale: float):
+    calls = []
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(scale, calls))
+    kc = cache_mod.KernelCache(tmp_path, CpuDevice(1), 2**25)
+    return kc, compose_rows("p", shapes(), kc, "llc"), calls
+
+
+def test_a_cache_from_a_slower_box_is_not_reused(tmp_path, monkeypatch):
+    compose(tmp_path, monkeypatch, 2.0)                         # the cache, measured when the box was 2x slower
+    kc, rows, calls = compose(tmp_path, monkeypatch, 1.0)       # the box now
+    for r in rows:                                              # every kernel's time is today's, not the cache's
+        k = kc.rows[r["kernel_id"]]
+        assert k["source"] == "measured" and float(k["median_s"]) == pytest.approx(true_s(KERNELS[r["kernel_id"]]))
+    check = kc.checks["fp32"]
+    assert check["validated"] is False and check["action"].startswith("ignored")
+    assert 1 <= len(check["sentinels"]) <= 3
+    assert all(s["ratio"] == pytest.approx(0.5) for s in check["sentinels"])
+    assert {kind_of(s["impl"]) for s in check["sentinels"]} == {"matmul", "attention", "elementwise"}
+    # the file now holds the fresh rows only
+    with open(next(tmp_path.glob("*.csv")), newline="") as f:
+        saved = list(csv.DictReader(f))
+    assert saved and all(float(r["median_s"]) == pytest.approx(true_s(KERNELS[r["kernel_id"]])) for r in saved)
+    assert all(r["cache_check"].startswith("stale") for r in kc.rows.values())
+
+
+def test_a_cache_within_tolerance_is_reused_and_says_so(tmp_path, monkeypatch):
+    _, first, _ = compose(tmp_path, monkeypatch, 1.05)          # 5% apart: inside the microbenchmark's ±10%
+    kc, rows, calls = compose(tmp_path, monkeypatch, 1.0)
+    assert len(calls) == len(kc.checks["fp32"]["sentinels"]) == 3    # only the sentinels were timed
+    assert [r["kernel_s"] for r in rows] == [r["kernel_s"] for r in first]
+    check = kc.checks["fp32"]
+    assert check["validated"] is True and check["action"] == "reused"
+    assert check["tolerance_rel"] == pytest.approx(0.10)
+    assert all(s["ratio"] == pytest.approx(1 / 1.05) for s in check["sentinels"])
+    assert all(r["source"] == "cache" and r["cache_check"].startswith("validated") for r in kc.rows.values())
+
+
+def test_an_empty_or_absent_cache_needs_no_check(tmp_path, monkeypatch):
+    kc, rows, calls = compose(tmp_path, monkeypatch, 1.0)
+    assert kc.checks["fp32"]["validated"] is None and kc.checks["fp32"]["sentinels"] == []
+    assert len(calls) == len({r["kernel_id"] for r in rows})
+
+
+def tiny_config(tmp_path, monkeypatch):
+    import bench.kernels.cli as cli_mod                # the framework's tiny model is not what is tested here
+    monkeypatch.setattr(cli_mod, "framework_rows", lambda *a, **kw: [
+        {"phase": ph, "step": st, "framework_s": 1e-5} for ph, st in [("prefill", 0), ("decode", 0), ("decode", 1)]])
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                               "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 176,
+                               "vocab_size": 256, "max_position_embeddings": 512}))
+    return cfg
+
+
+def test_bench_kernels_records_the_check(tmp_path, monkeypatch):
+    from bench.kernels.cli import main as kernels_main
+    cfg = tiny_config(tmp_path, monkeypatch)
+    args = ["--model", str(cfg), "--prompt-len", "8", "--generated", "3", "--kernel-cache", str(tmp_path / "kc")]
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(2.0, []))
+    assert kernels_main(args + ["--out", str(tmp_path / "a.json")]) == 0
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(1.0, []))
+    assert kernels_main(args + ["--out", str(tmp_path / "b.json")]) == 0
+    k = json.loads((tmp_path / "b.json").read_text())["kernels"]
+    assert k["reused"] == 0 and k["cache_check"]["fp32"]["validated"] is False
+
+
+def test_bench_kernels_calibrates_every_batch_and_prompt(tmp_path, monkeypatch):
+    from bench.kernels.cli import main as kernels_main
+    from theory.calibration import FORMAT
+    cfg = tiny_config(tmp_path, monkeypatch)
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(1.0, []))
+    out = tmp_path / "cal.json"
+    assert kernels_main(["--model", str(cfg), "--batch", "1", "2", "--prompt-len", "8", "12", "--generated", "3",
+                         "--out", str(out), "--kernel-cache", str(tmp_path / "kc")]) == 0
+    cal = json.loads(out.read_text())
+    assert cal["format"] == FORMAT and len(cal["workloads"]) == 4 and len(cal["passes"]) == 4 * 3
+    assert {(p["batch"], p["prompt_len"]) for p in cal["passes"]} == {(1, 8), (1, 12), (2, 8), (2, 12)}
+    q = [p["ops"]["q_proj"] for p in cal["passes"] if p["phase"] == "prefill"]
+    assert sorted(o["work"] for o in q) == [2 * n * 64 * 64 for n in (8, 12, 16, 24)]   # 2·tokens·d·d FLOPs
+    assert all(o["work_unit"] == "flops" for o in q)
+    assert cal["passes"][1]["ops"]["kv_update"]["work_unit"] == "bytes"
