@@ -5,7 +5,7 @@ import math
 import pytest
 
 from theory.calibration import FORMAT, FORMAT_V1, predict_pass, request, upgrade
-from theory.calibration_interp import as_run_workload, interpolate, op_work
+from theory.calibration.interp import as_run_workload, interpolate, op_work
 from theory.errors import TheoryError
 from theory.model import from_hf_config
 from theory.ops import count_ops

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(build_parser().error(f"missing {', '.join(missing)}"))
     check_options(a)
     if is_calibration(a.hardware):                 # kernels measured by `python -m bench kernels`
-        from theory.calibration_cli import calibrated_main
+        from theory.calibration.cli import calibrated_main
         return calibrated_main(a)
     model, hw = load_model(a.model), load_hardware(a.hardware)
     if a.dtype is None and len(hw.peak_flops_per_s) == 1:     # a CPU ceilings file lists its one dtype

@@ -21,7 +21,7 @@ from bench.kernels.point import cache_state, llc_of, plans_family
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
-from theory.calibration_interp import op_work
+from theory.calibration.interp import op_work
 from theory.ops import count_ops
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 

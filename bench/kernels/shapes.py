@@ -12,7 +12,7 @@ integrations/sdpa_attention.py, cache_utils.py):
 """
 from dataclasses import dataclass
 
-from theory.calibration_interp import as_run_workload
+from theory.calibration.interp import as_run_workload
 from theory.model import ModelSpec
 from theory.ops import Workload, count_ops
 

@@ -5,7 +5,7 @@ prefill and at the first and last decode step of one or more workloads (model, b
 op instance's work (FLOPs or bytes, from theory's op table), and the framework's own cost per pass. A pass is
 predicted as Σ over ops of instances × kernel time + framework cost, the same composition the report scores
 against the measured model. Any model, batch, prompt or context is predicted: each op's kernel time comes from
-the calibrated instances of the same op, interpolated by its work (calibration_interp.py), and the framework
+the calibrated instances of the same op, interpolated by its work (interp.py), and the framework
 cost per op instance is the calibrated one. Each op and pass says whether it was calibrated, interpolated or
 extrapolated. Refused in one line: a dtype the calibration lacks, or an op it holds no instance of.
 
@@ -14,7 +14,7 @@ recomputed from that model.
 """
 from dataclasses import dataclass
 
-from theory.calibration_interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, interpolate, op_work
+from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, interpolate, op_work
 from theory.errors import TheoryError
 from theory.jsonio import read_json
 from theory.model import ModelSpec
