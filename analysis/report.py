@@ -5,16 +5,16 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.breakdown import breakdown_table, flop_check, op_points
-from analysis.explain import add_explain, explain_section
-from analysis.fmt import csv_text, json_text, no_negative_zero, point_name
+from analysis.render.explain import add_explain, explain_section
+from analysis.render.fmt import csv_text, json_text, no_negative_zero, point_name
 from analysis.fit import fit_and_score
 from analysis.flags import all_flags, per_point, share_flags
-from analysis.noise import noise_md
+from analysis.render.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
 from analysis.modes import modes_figure, modes_md, modes_table
-from analysis.plots import all_figures
-from analysis.summary_md import summary_md
+from analysis.render.plots import all_figures
+from analysis.render.summary_md import summary_md
 
 
 def pct(x) -> str:

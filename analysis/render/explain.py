@@ -5,8 +5,8 @@ from pathlib import Path
 
 from analysis.compose import add_composed, composed_score, load_compose
 from analysis.decompose import decompose, largest_gaps, op_table
-from analysis.decompose_plots import decomposition_figures
-from analysis.fmt import point_name
+from analysis.render.decompose_plots import decomposition_figures
+from analysis.render.fmt import point_name
 
 HEADLINE = ("median_abs_error", "p90_abs_error", "points")
 

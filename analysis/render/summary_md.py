@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from analysis.fmt import is_missing, point_name
+from analysis.render.fmt import is_missing, point_name
 
 GLOSSARY = [
     "- **roofline**: max(FLOPs / matmul peak, bytes / streaming bandwidth) per op, both measured on this box.",
