@@ -7,7 +7,7 @@ allocator's *reserved* growth per token to the naive 4·L·d bytes. It factors e
                  × (peak/tensor)         transient copies: a dynamic cache is concatenated, old and new alive at once
                  × (reserved/peak)       allocator rounding (segments, block sizes)
 measured as slopes over the decode steps. A static cache grows 0 bytes per token: the control.
-A CPU run has no allocator counters: its allocated peak comes from the profiler's memory events (bench.cpumem,
+A CPU run has no allocator counters: its allocated peak comes from the profiler's memory events (bench.profiling.cpumem,
 mem_source = profiler), so the transient-copy factor is measured there too; there is no reserved pool, so no
 rounding factor. Peak RSS (which includes what the C allocator retains) stays a separate column.
 """

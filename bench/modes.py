@@ -109,7 +109,7 @@ class CompileWatch:
 def count_ops(model, input_ids, cache: str, max_cache_len: int | None, execution: str) -> tuple[int, int]:
     """n_dispatch of (prefill, first decode step) as the mode runs them: eager passes counted as eager."""
     import torch
-    from bench.dispatch import DispatchCounter, count_dispatches
+    from bench.profiling.dispatch import DispatchCounter, count_dispatches
     from bench.kvcache import new_cache
     if execution == "eager":
         return count_dispatches(model, input_ids, cache, max_cache_len)

@@ -11,9 +11,9 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
-from bench.cpumem import cpu_memory_fields, cpu_memory_trajectory
+from bench.profiling.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench import modes
-from bench.profile import PROFILE_COLUMNS, count_flops, profile_point
+from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
 from bench.repeat.canary import Canary, baseline

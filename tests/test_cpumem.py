@@ -2,7 +2,7 @@
 import pandas as pd
 
 from analysis.kvmem import kv_table
-from bench.cpumem import per_pass
+from bench.profiling.cpumem import per_pass
 
 
 def test_per_pass_walks_events_in_time_order():

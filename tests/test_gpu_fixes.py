@@ -129,7 +129,7 @@ def kernel_event(i, name, start, end, annotation=False):
 
 # 4: the GPU copy of a user annotation spans the whole step; it is not a kernel.
 def test_gpu_idle_fraction_ignores_user_annotations():
-    from bench.profile import gpu_idle_fraction
+    from bench.profiling.profile import gpu_idle_fraction
     events = [kernel_event(1, "mod::model", 0, 100, annotation=True),
               kernel_event(2, "ampere_bf16_gemm", 0, 20), kernel_event(3, "flash_fwd_kernel", 60, 100)]
     assert gpu_idle_fraction(events) == pytest.approx(0.4)             # was 0.0: the annotation looked busy
@@ -137,7 +137,7 @@ def test_gpu_idle_fraction_ignores_user_annotations():
 
 # 5: the backend that ran, not the dispatcher op.
 def test_sdpa_backend_from_the_ops_and_kernels_under_the_dispatcher():
-    from bench.profile import sdpa_backend
+    from bench.profiling.profile import sdpa_backend
     disp = FunctionEvent(1, "aten::scaled_dot_product_attention", 1, 0, 50)
     backend = FunctionEvent(2, "aten::_scaled_dot_product_flash_attention", 1, 1, 49)
     inner = FunctionEvent(3, "aten::_flash_attention_forward", 1, 2, 48)

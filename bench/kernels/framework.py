@@ -14,7 +14,7 @@ import statistics
 import torch
 
 from bench.build import build_model
-from bench.dispatch import count_dispatches
+from bench.profiling.dispatch import count_dispatches
 from bench.kernels.plan import compose_rows, kernel_sums, passes
 from bench.repeat.loop import collect
 from bench.repeat.stats import StopRule

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.attribution import EAGER_MATMUL, attribute, group_of
+from bench.profiling.attribution import EAGER_MATMUL, attribute, group_of
 from bench.kvcache import new_cache
 
 MAX_TRACE_BYTES = 20 * 2**20
@@ -194,7 +194,7 @@ def count_flops(model, input_ids, cache: str, max_cache_len) -> dict[tuple[str, 
     Module leaves map to op names; the attention module's own FLOPs (scores and values, or the fused kernel)
     go to "attention_core"."""
     from torch.utils.flop_counter import FlopCounterMode
-    from bench.attribution import MODULE_OPS
+    from bench.profiling.attribution import MODULE_OPS
     _register_cpu_sdpa_formula()
     past = new_cache(model, cache, max_cache_len)
     out_counts, tokens = {}, input_ids
