@@ -19,22 +19,24 @@ TWIN = {**TINY_SWEEP["defaults"], "cache": "static"}         # tiny_run measured
 
 
 @pytest.fixture(scope="session")
-def compiled_point(tiny_run):
-    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache)."""
+def compiled_point(tiny_run, tmp_path_factory):
+    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache), profiled
+    after its timed trajectories as `bench run` does (points/<id>.profile.csv in its own run directory)."""
     import torch
     from bench.device import CpuDevice
     from bench.runner import measure_point
     torch.set_num_threads(1)
     p = Point(**TWIN, execution="compile-static")
     sweep = Sweep("t", "", 3, 0.05, (), "", 3, 3, 6.0, 0)     # exactly 3 repeats, as a `repeats: 3` file
-    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep)
+    run_dir = tmp_path_factory.mktemp("compiled-run")
+    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep, run_dir, profile=True)
     eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
-    return p, rows, samples, eager
+    return p, rows, samples, eager, run_dir
 
 
 @pytest.mark.slow
 def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
-    p, rows, samples, eager = compiled_point
+    p, rows, samples, eager, _ = compiled_point
     assert [r["status"] for r in rows] == ["ok"] * 5 and len(eager) == 5
     r = rows[1]
     assert r["execution"] == "compile-static" and eager[1]["execution"] == "eager"
@@ -53,9 +55,34 @@ def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
 
 
 @pytest.mark.slow
+def test_compiled_decode_steps_are_profiled_by_theory_op(compiled_point):
+    """Profiled after timing without compiling anything: the matmuls named by shape, Inductor's fused kernels as
+    groups of theory ops, shares summing to 1 and times to the profiled step."""
+    from bench.compiled.names import members_of
+    from theory.ops import OPS
+    p, rows, _, _, run_dir = compiled_point
+    prof = read_csv(run_dir / "points" / f"{p.point_id('cpu')}.profile.csv")
+    assert rows[1]["recompiles_timed"] == 0 and prof           # a step that compiled while profiled gives no rows
+    assert {r["phase"] for r in prof} == {"decode"}              # the prefill ran eager: the eager twin's profile
+    layers = p.spec().num_hidden_layers
+    for step in {r["step"] for r in prof}:
+        g = [r for r in prof if r["step"] == step]
+        by_op = {r["op"]: r for r in g}
+        for op in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "attn_core"):
+            assert int(by_op[op]["calls"]) == layers and float(by_op[op]["time_s"]) > 0, op
+        assert int(by_op["lm_head"]["calls"]) == 1
+        fused = [op for op in by_op if op.startswith("fused(")]
+        assert fused and all(set(members_of(op)) <= set(OPS) for op in fused)
+        assert any({"residual_add", "post_attention_norm"} <= set(members_of(op)) for op in fused)
+        assert by_op["framework"]["group"] == "framework"
+        assert sum(float(r["share"]) for r in g) == pytest.approx(1.0)
+        assert sum(float(r["time_s"]) for r in g) == pytest.approx(float(g[0]["step_profiled_s"]))
+
+
+@pytest.mark.slow
 def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tmp_path):
     from analysis.report import write_report
-    p, rows, samples, _ = compiled_point
+    p, rows, samples, _, compiled_dir = compiled_point
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     save_point(run_dir, p.point_id("cpu"), rows, samples)
