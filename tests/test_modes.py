@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from bench.modes import CompileWatch, check_execution, prepare
+from bench.kernels.point import assemble_kernels
 from bench.records import assemble, read_csv, save_point
 from bench.sweep import Point, Sweep, load_sweep
 from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
@@ -28,8 +29,18 @@ def compiled_point(tiny_run, tmp_path_factory):
     torch.set_num_threads(1)
     p = Point(**TWIN, execution="compile-static")
     sweep = Sweep("t", "", 3, 0.05, (), "", 3, 3, 6.0, 0)     # exactly 3 repeats, as a `repeats: 3` file
+    from bench.kernels.cache import KernelCache
+    from bench.kernels.point import llc_of, measure_point_kernels
     run_dir = tmp_path_factory.mktemp("compiled-run")
-    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep, run_dir, profile=True)
+    device = CpuDevice(threads=1)
+    rows, samples = measure_point(p, p.point_id("cpu"), device, sweep, run_dir, profile=True)
+    # Its kernels and compiled framework (bench.compiled.framework). The "tiny" model is the point's own shape
+    # here so that dynamo reuses the graph just compiled: this proves the plumbing, not the figure, without a
+    # second compile (tens of seconds); the kernels come from tiny_run's kernel cache (the eager twin's).
+    kcache = KernelCache(tiny_run.parent / "kernel-cache", device, llc_of(device))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("bench.compiled.framework.tiny_spec", lambda spec: spec)
+        measure_point_kernels(run_dir, p, p.point_id("cpu"), device, rows, kcache)
     eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
     return p, rows, samples, eager, run_dir
 
@@ -85,9 +96,12 @@ def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tm
     p, rows, samples, _, compiled_dir = compiled_point
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
+    for f in (compiled_dir / "points").glob("*.*.csv"):                  # profile, compose, framework
+        shutil.copy(f, run_dir / "points" / f.name)
     save_point(run_dir, p.point_id("cpu"), rows, samples)
     ids = [f.name.split(".")[0] for f in sorted((run_dir / "points").glob("*.csv")) if f.name.count(".") == 1]
     assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, lambda *_: True)
     report = write_report(run_dir).read_text()
     assert "## Execution modes" in report and "compile-static removes" in report
     modes = read_csv(run_dir / "modes.csv")
@@ -95,6 +109,15 @@ def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tm
     lo, mid, hi = (float(modes[0][k]) for k in ("speedup_lo", "speedup", "speedup_hi"))
     assert 0 < lo <= mid <= hi
     assert int(modes[0]["kernels_theory"]) == int(modes[0]["n_dispatch"])
+    # Composed per mode beside the eager twin's composed error, in modes.csv, the report and summary.json
+    m = modes[0]
+    assert float(m["composed_s"]) > 0 and float(m["eager_composed_s"]) > 0
+    assert float(m["composed_error"]) == pytest.approx(float(m["tpot_s"]) / float(m["composed_s"]) - 1)
+    assert "compile-static: |measured/composed − 1| median" in report
+    acc = json.loads((run_dir / "summary.json").read_text())["modes_accuracy"]["compile-static"]
+    assert acc["points"] == 1 and acc["eager_median_abs_error"] == pytest.approx(abs(float(m["eager_composed_error"])))
+    # The compiled decode step's profile: its top ops and fused groups with their shares
+    assert "fused(" in m["profile_top"] and "**Compiled decode step, profiled**" in report
     assert write_report(run_dir).read_text() == report           # same bytes when rebuilt
 
 
