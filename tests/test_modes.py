@@ -140,6 +140,32 @@ def test_recompilation_on_a_shape_change_is_detected():
     assert fields["status"] == "recompiled" and "1 graph(s)" in fields["message"]
 
 
+def test_more_compiled_models_than_dynamos_recompile_limit(monkeypatch):
+    """modes-cpu compiles 11 models of one class in one process, and each compiled point also compiles its tiny
+    framework model: past torch._dynamo.config.recompile_limit (8) a fullgraph compile failed
+    (FailOnRecompileLimitHit) before prepare() reset dynamo. The eager backend keeps this fast: dynamo's cache
+    is what is tested."""
+    import torch
+    from bench import modes
+    monkeypatch.setattr(modes, "compile_kwargs", lambda e: {"fullgraph": True, "dynamic": False, "backend": "eager"})
+
+    class M(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.emb = torch.nn.Embedding(8, d)
+
+        def forward(self, input_ids):
+            return self.emb(input_ids) * 2
+
+    before = modes.graphs_compiled()
+    n = torch._dynamo.config.recompile_limit + 2
+    for d in range(4, 4 + n):
+        m = M(d)
+        prepare(m, "compile-static", "cpu")
+        assert m.forward(input_ids=torch.zeros(1, 1, dtype=torch.long)).shape == (1, 1, d)
+    assert modes.graphs_compiled() - before == n
+
+
 def test_cudagraphs_branch_up_to_the_gpu(monkeypatch):
     """cudagraphs compiles with mode=reduce-overhead and marks a step before every call. A real GPU is needed
     past this point; after merge the suite's CUDA stand-in device should drive measure_point with it."""
