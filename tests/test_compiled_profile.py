@@ -108,3 +108,22 @@ def test_cuda_attribution_takes_device_time():
     per, total = attribute_compiled(events + [kernel], spec, cuda=True)
     assert per["q_proj"]["time_s"] == pytest.approx(5e-6)
     assert total == pytest.approx(16 * 5e-6)                 # wrappers launch nothing
+
+
+def test_cuda_graph_replay_names_device_kernels_alone():
+    """CUDA graphs (no GPU here): no CPU op per kernel under the replay; Inductor's kernels are named by their
+    names, the GEMMs stay unattributed under their own names, each counted once."""
+    _, spec = _layer_events(True)
+    launch = _ev("cudaGraphLaunch", 0, total=5.0, device=30.0)
+    dev = lambda name, t0, us: SimpleNamespace(name=name, cpu_parent=None, time_range=SimpleNamespace(start=t0),
+                                               input_shapes=[], cpu_time_total=0.0, self_cpu_time_total=0.0,
+                                               device_time_total=us, self_device_time_total=us,
+                                               device_type=SimpleNamespace(name="CUDA"))
+    kernels = [dev("triton_red_fused_add_embedding_mean_mul_pow_rsqrt_0", 1, 4.0), dev("sm90_xmma_gemm_f32", 2, 20.0),
+               dev("triton_red_fused_add_mean_mul_pow_rsqrt_1", 3, 2.0), dev("triton_poi_fused_mul_silu_2", 4, 6.0),
+               dev("sm90_xmma_gemm_f32", 5, 20.0), dev("triton_red_fused_add_mean_mul_pow_rsqrt_3", 6, 2.0)]
+    per, total = attribute_compiled([launch] + kernels, spec, cuda=True)
+    assert set(per) == {"fused(embedding+input_norm)", "fused(residual_add+post_attention_norm)", "act_mul",
+                        "fused(residual_add+final_norm)", "unattributed"}
+    assert per["unattributed"]["kernel"] == "sm90_xmma_gemm_f32" and per["unattributed"]["calls"] == 2
+    assert total == pytest.approx(54e-6)

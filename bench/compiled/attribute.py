@@ -10,7 +10,8 @@ step's work in program order: Inductor's generated kernels (names: bench.compile
   lm_head); shapes shared by several ops (k and v; q and o when heads × head_dim = d) are told apart by their
   order in the layer (q, k, v, o, gate, up, down).
 - A generated kernel is named by its members (names.kernel_members); a norm takes its name from the matmul
-  after it (q/k/v → input_norm, gate/up/fc_in → post_attention_norm, lm_head or none → final_norm); every norm
+  after it (q/k/v → input_norm, gate/up/fc_in → post_attention_norm, lm_head → final_norm; with no named
+  matmul after it, from its order: two per layer, then the final one); every norm
   but the step's first reads a residual sum that Inductor fuses into it (the name's `add` is also the norm's
   eps), so it counts residual_add as a member unless a kernel of its own did that add since the last matmul.
 - The graph's wrappers (guards, the compiled region, the Python that calls the kernels) are `framework`; aten
@@ -73,10 +74,8 @@ class MatmulNamer:
             pos = [LAYER_ORDER.index(op) for op in order]
             after = [o for o, p in zip(order, pos) if p > self.cursor]
             op = (after or order)[0]
-        if op in LAYER_ORDER:
-            self.cursor = LAYER_ORDER.index(op) % (LAYER_ORDER.index("down_proj") + 1)
-            if op in ("down_proj", "fc_out"):
-                self.cursor = -1
+        if op in LAYER_ORDER:                      # the layer's last matmul starts the next layer's order
+            self.cursor = -1 if op in ("down_proj", "fc_out") else LAYER_ORDER.index(op)
         return op
 
 
@@ -104,6 +103,7 @@ def _time_us(e, cuda: bool, total: bool) -> float:
 
 def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
     """({op or group: {time_s, calls, kernel, input_shapes}}, total seconds) for one compiled pass."""
+    device_kernels = [e for e in events if cuda and _is_device(e)]
     events = [e for e in events if not (cuda and _is_device(e))]
     namer = MatmulNamer(spec)
     units = []                                       # (event, op-or-members, in_graph)
@@ -121,6 +121,12 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
             units.append((e, kernel_members(e.name)[0], in_graph))
         else:
             units.append((e, [], in_graph))
+    replay = cuda and not units and bool(device_kernels)
+    if replay:
+        # CUDA graphs (unverified on a GPU): one replay launches every kernel, so no CPU op per kernel; the device
+        # kernels are named alone: Inductor's by their names, the rest (cuBLAS, attention) stay unattributed; the
+        # replay's CPU ops may carry the same kernels' device time, so no framework row (no double count).
+        units = [(k, kernel_members(k.name)[0] if is_generated_kernel(k.name) else [], True) for k in device_kernels]
     _name_norms(units)
     per = defaultdict(lambda: {"time_s": 0.0, "calls": 0, "kernel": "", "input_shapes": ""})
     total = 0.0
@@ -128,7 +134,7 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
         members = [m for m in members if m != UNATTRIBUTED]
         op = group_name(members)
         rec = per[op]
-        t = _time_us(e, cuda, total=True) / 1e6
+        t = (e.device_time_total if cuda and _is_device(e) else _time_us(e, cuda, total=True)) / 1e6
         rec["time_s"] += t
         rec["calls"] += 1
         if e.name not in rec["kernel"].split(" | "):
@@ -136,7 +142,7 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
         if not rec["input_shapes"] and getattr(e, "input_shapes", None):
             rec["input_shapes"] = str(e.input_shapes)[:200]
         total += t
-    fw = [e for e in events if not _is_unit(e) and not _inside_unit(e)]
+    fw = [] if replay else [e for e in events if not _is_unit(e) and not _inside_unit(e)]
     if fw:
         rec = per[FRAMEWORK]
         for e in fw:
@@ -155,6 +161,10 @@ def _is_device(e) -> bool:
 def _name_norms(units) -> None:
     """Give each NORM placeholder its theory name from the next matmul, and the residual add it reads."""
     seen_norm, add_since_matmul = False, False
+    norms = [i for i, (_, m, _) in enumerate(units) if NORM in m]
+    # Without a named matmul after it (a CUDA graph replay names no GEMM): by order, two per layer, then the final.
+    by_order = {i: ("final_norm" if k == len(norms) - 1 and len(norms) % 2 else
+                    ("input_norm", "post_attention_norm")[k % 2]) for k, i in enumerate(norms)}
     for i, (e, members, in_graph) in enumerate(units):
         if members == ["residual_add"]:
             add_since_matmul = True
@@ -162,8 +172,8 @@ def _name_norms(units) -> None:
             add_since_matmul = False
         if NORM not in members:
             continue
-        nxt = next((m[0] for _, m, _ in units[i + 1:] if m and m[0] in NORM_AFTER), "lm_head")
-        members[members.index(NORM)] = NORM_AFTER[nxt]
+        nxt = next((m[0] for _, m, _ in units[i + 1:] if m and m[0] in NORM_AFTER), None)
+        members[members.index(NORM)] = NORM_AFTER[nxt] if nxt else by_order[i]
         if seen_norm and not add_since_matmul:
             members.append("residual_add")
         seen_norm = True

@@ -21,8 +21,8 @@ from bench.profile import MAX_TRACE_BYTES
 
 def profile_compiled_point(model, device, point_id: str, input_ids, generated: int, cache: str, max_cache_len,
                            execution: str, spec, step_medians: list[float], trace_dir: Path | None) -> list[dict]:
-    chosen = {1, generated - 1} | (set() if execution in DECODE_ONLY else {0})
-    chosen = {i for i in chosen if 0 <= i < generated}
+    first = 1 if execution in DECODE_ONLY else 0             # trajectory index 0 is the prefill
+    chosen = {i for i in {0, 1, generated - 1} if first <= i < generated}
     return _compiled_steps(model, device, point_id, input_ids, generated, cache, max_cache_len, spec, step_medians,
                             trace_dir, chosen)
 
