@@ -70,14 +70,16 @@ def generated_s(r, meta: dict) -> float:
     return total
 
 
-def composed_decode(dec: pd.DataFrame, run) -> pd.Series:
-    """Composed time per decode row (index as dec): eager, Σ kernels + framework; compiled, the extern kernels
-    + the generated kernels' traffic + the compiled framework. NaN where a part was not measured."""
+def composed_decode(dec: pd.DataFrame, run) -> pd.DataFrame:
+    """Composed time per decode row (index as dec) and its parts: eager, Σ kernels + framework; compiled, the
+    extern kernels + the generated kernels' traffic + the compiled framework. NaN where a part was not measured."""
+    cols = ["composed_s", "kernels_part_s", "generated_part_s", "framework_part_s"]
     if run is None or not (Path(run.path) / "compose.csv").exists():
-        return pd.Series(float("nan"), index=dec.index)
+        return pd.DataFrame(float("nan"), index=dec.index, columns=cols)
     c = add_composed(dec.reset_index(drop=True), Path(run.path))
-    gen = [0.0 if r["execution"] == "eager" else generated_s(r, run.meta) for _, r in c.iterrows()]
-    return pd.Series((c["kernels_s"] + c["framework_s"] + pd.Series(gen)).to_numpy(), index=dec.index)
+    gen = pd.Series([0.0 if r["execution"] == "eager" else generated_s(r, run.meta) for _, r in c.iterrows()])
+    parts = [c["kernels_s"] + c["framework_s"] + gen, c["kernels_s"], gen, c["framework_s"]]
+    return pd.DataFrame({k: v.to_numpy() for k, v in zip(cols, parts)}, index=dec.index)
 
 
 def profile_top(profile: pd.DataFrame | None, point_id: str, n: int = 5) -> str:
@@ -102,11 +104,13 @@ def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_
     dec = df[df["phase"] == "decode"]
     if "execution" not in dec or (dec["execution"] == "eager").all():
         return pd.DataFrame()
-    dec = dec.assign(composed_s=composed_decode(dec, run))
+    dec = pd.concat([dec, composed_decode(dec, run)], axis=1)
     per_point = dec.groupby("point_id").agg(
         **{k: (k, "first") for k in POINT_KEY + ["execution", "compile_s", "recompiles_timed"]},
         measured_s=("measured_time_s", "mean"), roofline_s=("predicted_time_s_ceilings", "mean"),
-        composed_s=("composed_s", lambda x: x.mean(skipna=False)), n_dispatch=("n_dispatch", "first")).reset_index()
+        **{k: (k, lambda x: x.mean(skipna=False)) for k in ("composed_s", "kernels_part_s", "generated_part_s",
+                                                              "framework_part_s")},
+        n_dispatch=("n_dispatch", "first")).reset_index()
     eager = per_point[per_point["execution"] == "eager"].set_index(POINT_KEY)
     out = []
     for _, r in per_point[per_point["execution"] != "eager"].iterrows():
@@ -133,6 +137,8 @@ def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_
             "eager_floor_s": floor_s, "floor_removed": (e["measured_s"] - r["measured_s"]) / floor_s if floor_s else float("nan"),
             "remaining_above_roofline_s": r["measured_s"] - r["roofline_s"],
             "composed_s": r["composed_s"], "composed_error": r["measured_s"] / r["composed_s"] - 1,
+            "composed_externs_s": r["kernels_part_s"], "composed_generated_s": r["generated_part_s"],
+            "composed_framework_s": r["framework_part_s"],
             "eager_composed_s": e["composed_s"], "eager_composed_error": e["measured_s"] / e["composed_s"] - 1,
             "profile_top": profile_top(getattr(run, "profile", None), r["point_id"]),
         })
@@ -211,6 +217,13 @@ def _composed_md(t: pd.DataFrame) -> list[str]:
         lines.append(f"- {mode}: |measured/composed − 1| median {a['median_abs_error']:.1%}, max "
                      f"{a['max_abs_error']:.1%} over {a['points']} point(s); eager twins {a['eager_median_abs_error']:.1%}"
                      f", max {a['eager_max_abs_error']:.1%}: {verdict}.")
+    for _, r in t.iterrows():
+        if _num(r.get("composed_s")):
+            lines.append(f"  - {r['execution']} d={r['hidden_size']} L={r['num_hidden_layers']}: composed "
+                         f"{r['composed_s'] * 1e3:.3f} ms = extern kernels {r['composed_externs_s'] * 1e3:.3f} + fused "
+                         f"traffic {r['composed_generated_s'] * 1e3:.3f} + framework {r['composed_framework_s'] * 1e3:.3f}"
+                         f" ms (theory per mode above: roofline {r['roofline_s'] * 1e3:.3f} + "
+                         f"{r['n_dispatch']} × per-op cost); measured {r['tpot_s'] * 1e3:.3f} ms.")
     tops = [(r, r["profile_top"]) for _, r in t.iterrows() if isinstance(r.get("profile_top"), str) and r["profile_top"]]
     if tops:
         lines += ["", "**Compiled decode step, profiled** (profile.csv; self time per theory op or fused group "
