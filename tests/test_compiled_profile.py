@@ -127,3 +127,31 @@ def test_cuda_graph_replay_names_device_kernels_alone():
                         "fused(residual_add+final_norm)", "unattributed"}
     assert per["unattributed"]["kernel"] == "sm90_xmma_gemm_f32" and per["unattributed"]["calls"] == 2
     assert total == pytest.approx(54e-6)
+
+
+def test_compiled_profile_on_the_cuda_standin(monkeypatch):
+    """profile_compiled_point's CUDA branch on the stand-in (CPU tensors, fake torch.cuda): a real Inductor graph
+    is profiled with device times, which a CPU build of torch reports as zero: rows, no crash, no division by
+    zero. Real device times need a GPU."""
+    import torch
+    from bench.compiled import profile as cprof
+    from bench.gpu.fake import restore_ceilings, standin_device
+    device = standin_device()
+    restore_ceilings()
+    w = torch.randn(16, 8)
+    step = torch.compile(lambda ids: (w[ids] * 2).relu(), options={"cpp.enable_kernel_profile": True})
+
+    class Model:
+        def __call__(self, input_ids, **_):
+            return SimpleNamespace(logits=step(input_ids))
+    monkeypatch.setattr(cprof, "new_cache", lambda *a: None)
+    ids = torch.zeros(1, 1, dtype=torch.long)
+    with torch.inference_mode():                               # compiled before profiling, as after timing:
+        step(step(ids)[:, -1].argmax(-1, keepdim=True))        # the prompt, then a step's inference tensor
+    _, spec = _layer_events(True)
+    rows = cprof.profile_compiled_point(Model(), device, "p", ids, 3, "static", 8, "compile", spec, [1e-3] * 3, None)
+    assert {(r["phase"], r["step"]) for r in rows} == {("prefill", 0), ("decode", 0), ("decode", 1)}
+    assert any(r["kernel"].startswith("graph_") and "cpp_fused" in r["kernel"] for r in rows)
+    assert all(r["share"] == 0.0 or 0 < r["share"] <= 1 for r in rows)
+    if not torch.cuda.is_available():
+        pytest.skip("device times of compiled kernels need a real CUDA device")
