@@ -8,13 +8,22 @@ Per pair (decode, time per output token = the mean decode step of a trajectory):
   framework cost: eager's n_dispatch × τ (τ fitted on eager points only), a compiled graph's counted kernels ×
   the per-op cost measured directly by the ceilings (nothing fitted on compiled points), one launch for CUDA graphs;
 - the per-op floor eager pays (n_dispatch × τ) and the fraction of it the mode removed; what remains above
-  the mode's roofline.
+  the mode's roofline;
+- composed per mode, as eager is composed (analysis.compose), nothing fitted: the extern kernels (matmuls,
+  attention) timed alone at the point's shapes, plus the generated kernels' fused traffic (theory.modes) at the
+  box's measured copy bandwidth, plus the mode's framework cost measured on a tiny compiled model of the same
+  structure (bench.compiled.framework); its error beside the eager twin's composed error;
+- the compiled decode step's profile (bench.compiled): the largest ops and fused groups and their shares.
 """
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from analysis.compose import add_composed
+from analysis.join import row_workloads
 from theory.model import from_hf_config
-from theory.modes import compiled_kernels
+from theory.modes import compiled_kernels, generated_ops
 
 POINT_KEY = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
              "intermediate_size", "vocab_size", "model", "dtype", "batch", "prompt_len", "generated",
@@ -39,14 +48,68 @@ def speedup_interval(eager: np.ndarray, mode: np.ndarray, seed: int = 0) -> tupl
     return float(eager.mean() / mode.mean()), float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))
 
 
-def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_overhead_s: float) -> pd.DataFrame:
+def copy_bandwidth(meta: dict, dtype: str, working_set_bytes: float) -> float | None:
+    """bench.ceilings' copy bandwidth (bytes read + written per second): measured well inside the last-level
+    cache for a working set that fits it, far outside it (DRAM) otherwise."""
+    det = meta.get("ceilings_detail", {}).get(dtype, {})
+    llc = meta.get("ceilings", {}).get(dtype, {}).get("llc_bytes") or det.get("l2_cache_bytes")
+    fits = llc is not None and working_set_bytes <= llc
+    return det.get("copy_bytes_per_s_in_cache" if fits else "copy_bytes_per_s_dram") or None
+
+
+def generated_s(r, meta: dict) -> float:
+    """Theory's traffic of the ops inside Inductor's generated kernels (fused as the mode runs them), each op's
+    instance at the copy bandwidth its working set gets."""
+    spec = from_hf_config({k: int(r[k]) for k in POINT_KEY[:7]}, "row")
+    total = 0.0
+    for op in generated_ops(spec, row_workloads(r)[0], r["execution"]):
+        bw = copy_bandwidth(meta, r["dtype"], op.bytes / max(op.count, 1))
+        if bw is None:
+            return float("nan")
+        total += op.bytes / bw
+    return total
+
+
+def composed_decode(dec: pd.DataFrame, run) -> pd.DataFrame:
+    """Composed time per decode row (index as dec) and its parts: eager, Σ kernels + framework; compiled, the
+    extern kernels + the generated kernels' traffic + the compiled framework. NaN where a part was not measured."""
+    cols = ["composed_s", "kernels_part_s", "generated_part_s", "framework_part_s"]
+    if run is None or not (Path(run.path) / "compose.csv").exists():
+        return pd.DataFrame(float("nan"), index=dec.index, columns=cols)
+    c = add_composed(dec.reset_index(drop=True), Path(run.path))
+    gen = pd.Series([0.0 if r["execution"] == "eager" else generated_s(r, run.meta) for _, r in c.iterrows()])
+    parts = [c["kernels_s"] + c["framework_s"] + gen, c["kernels_s"], gen, c["framework_s"]]
+    return pd.DataFrame({k: v.to_numpy() for k, v in zip(cols, parts)}, index=dec.index)
+
+
+def profile_top(profile: pd.DataFrame | None, point_id: str, n: int = 5) -> str:
+    """The compiled decode step's largest profiled ops and fused groups, mean share over its profiled steps."""
+    if profile is None or profile.empty:
+        return ""
+    g = profile[(profile["point_id"].astype(str) == point_id) & (profile["phase"] == "decode")]
+    if g.empty:
+        return ""
+    share = (g.groupby("op")["share"].sum() / g["step"].nunique()).sort_values(ascending=False, kind="mergesort")
+    text = ", ".join(f"{op} {v:.0%}" for op, v in share.head(n).items())
+    fused = share[share.index.str.startswith("fused(")]
+    if len(fused):
+        text += (f"; fused groups {fused.sum():.1%} in {len(fused)}, largest "
+                 + ", ".join(f"{op} {v:.1%}" for op, v in fused.head(2).items()))
+    return text
+
+
+def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_overhead_s: float,
+                run=None) -> pd.DataFrame:
     """One row per point run in a non-eager mode that has an eager twin; empty when there is none."""
     dec = df[df["phase"] == "decode"]
     if "execution" not in dec or (dec["execution"] == "eager").all():
         return pd.DataFrame()
+    dec = pd.concat([dec, composed_decode(dec, run)], axis=1)
     per_point = dec.groupby("point_id").agg(
         **{k: (k, "first") for k in POINT_KEY + ["execution", "compile_s", "recompiles_timed"]},
         measured_s=("measured_time_s", "mean"), roofline_s=("predicted_time_s_ceilings", "mean"),
+        **{k: (k, lambda x: x.mean(skipna=False)) for k in ("composed_s", "kernels_part_s", "generated_part_s",
+                                                              "framework_part_s")},
         n_dispatch=("n_dispatch", "first")).reset_index()
     eager = per_point[per_point["execution"] == "eager"].set_index(POINT_KEY)
     out = []
@@ -73,6 +136,11 @@ def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_
             "eager_error": e["measured_s"] / (e["roofline_s"] + floor_s) - 1, "error": r["measured_s"] / predicted_s - 1,
             "eager_floor_s": floor_s, "floor_removed": (e["measured_s"] - r["measured_s"]) / floor_s if floor_s else float("nan"),
             "remaining_above_roofline_s": r["measured_s"] - r["roofline_s"],
+            "composed_s": r["composed_s"], "composed_error": r["measured_s"] / r["composed_s"] - 1,
+            "composed_externs_s": r["kernels_part_s"], "composed_generated_s": r["generated_part_s"],
+            "composed_framework_s": r["framework_part_s"],
+            "eager_composed_s": e["composed_s"], "eager_composed_error": e["measured_s"] / e["composed_s"] - 1,
+            "profile_top": profile_top(getattr(run, "profile", None), r["point_id"]),
         })
     return pd.DataFrame(out).sort_values(["execution", "num_hidden_layers", "hidden_size"]).reset_index(drop=True) if out else pd.DataFrame()
 
@@ -81,6 +149,7 @@ def modes_md(t: pd.DataFrame, tau_eager_s: float, op_overhead_s: float) -> list[
     if t.empty:
         return []
     f = lambda x: "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x * 1e3:.3f}"
+    fe = lambda r, k: "" if not _num(r.get(f"{k}_s")) else f"{f(r[f'{k}_s'])}, {r[f'{k}_error']:+.0%}"
     lines = ["", "## Execution modes (decode, time per output token)", "",
              f"Each mode against the eager point that differs only in its mode. Speedup = eager / mode TPOT with a "
              f"bootstrap 95% interval over repeats. Theory per mode = the mode's roofline (fusion's saved traffic "
@@ -89,15 +158,17 @@ def modes_md(t: pd.DataFrame, tau_eager_s: float, op_overhead_s: float) -> list[
              f"directly, {op_overhead_s * 1e6:.2f} µs (nothing fitted on compiled points); CUDA graphs: one launch. "
              "The per-op floor is eager's n_dispatch × τ; *removed* is (eager − mode) / floor.", "",
              "| d | L | cache | mode | eager (ms) | mode (ms) | speedup [95% CI] | compile (s) | recompiles in timing | "
-             "ops eager → mode (theory) | mode predicted (ms), error | eager predicted, error | floor removed | "
-             "left above the roofline (ms) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ops eager → mode (theory) | mode predicted (ms), error | eager predicted, error | mode composed (ms), "
+             "error | eager composed (ms), error | floor removed | left above the roofline (ms) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in t.iterrows():
         kt = "" if r["kernels_theory"] is None else f" ({r['kernels_theory']})"
         lines.append(f"| {r['hidden_size']} | {r['num_hidden_layers']} | {r['cache']} | {r['execution']} | "
                      f"{f(r['eager_tpot_s'])} | {f(r['tpot_s'])} | {r['speedup']:.2f}x [{r['speedup_lo']:.2f}, "
                      f"{r['speedup_hi']:.2f}] | {r['compile_s']:.1f} | {int(r['recompiles_timed'])} | "
                      f"{r['n_dispatch_eager']} → {r['n_dispatch']}{kt} | {f(r['predicted_s'])}, {r['error']:+.0%} | "
-                     f"{f(r['eager_predicted_s'])}, {r['eager_error']:+.0%} | {r['floor_removed']:.0%} | "
+                     f"{f(r['eager_predicted_s'])}, {r['eager_error']:+.0%} | {fe(r, 'composed')} | "
+                     f"{fe(r, 'eager_composed')} | {r['floor_removed']:.0%} | "
                      f"{f(r['remaining_above_roofline_s'])} |")
     lines.append("")
     for _, r in t.iterrows():
@@ -106,6 +177,59 @@ def modes_md(t: pd.DataFrame, tau_eager_s: float, op_overhead_s: float) -> list[
                      f"L={r['num_hidden_layers']} ({f(r['eager_floor_s'])} ms over {r['n_dispatch_eager']} ops); the rest: "
                      f"{f(rest)} ms above its roofline of {f(r['roofline_s'])} ms for {r['n_dispatch']} launches "
                      f"({rest / max(r['n_dispatch'], 1) * 1e6:.1f} µs each if it were all per-launch cost).")
+    lines += _composed_md(t)
+    return lines
+
+
+def _num(x) -> bool:
+    return x is not None and not (isinstance(x, float) and np.isnan(x))
+
+
+def modes_accuracy(t: pd.DataFrame) -> dict:
+    """Per mode: |measured/composed − 1| over its points (median, max) beside the same for their eager twins;
+    within_eager when neither the median nor the max is worse than the twins'."""
+    out = {}
+    if t.empty or "composed_error" not in t:
+        return out
+    for mode, g in t.groupby("execution"):
+        g = g[g["composed_error"].notna() & g["eager_composed_error"].notna()]
+        if g.empty:
+            continue
+        m, e = g["composed_error"].abs(), g["eager_composed_error"].abs()
+        out[mode] = {"points": int(len(g)), "median_abs_error": float(m.median()), "max_abs_error": float(m.max()),
+                     "eager_median_abs_error": float(e.median()), "eager_max_abs_error": float(e.max()),
+                     "within_eager": bool(m.median() <= e.median() and m.max() <= e.max())}
+    return out
+
+
+def _composed_md(t: pd.DataFrame) -> list[str]:
+    lines = ["", "**Composed per mode** (nothing fitted, as eager is composed): the extern kernels (matmuls, "
+             "attention) timed alone at the point's shapes + the generated kernels' fused traffic (theory) at the "
+             "measured copy bandwidth + the mode's framework cost measured on a tiny compiled model of the same "
+             "structure (`framework.csv`)."]
+    acc = modes_accuracy(t)
+    if not acc:
+        lines.append("No kernel table for these points (`--no-kernels`, or a run before compiled points were "
+                     "composed): no composed prediction per mode.")
+    for mode, a in acc.items():
+        verdict = ("within the accuracy its eager twins reach" if a["within_eager"] else
+                   "it still misses by more than its eager twins do")
+        lines.append(f"- {mode}: |measured/composed − 1| median {a['median_abs_error']:.1%}, max "
+                     f"{a['max_abs_error']:.1%} over {a['points']} point(s); eager twins {a['eager_median_abs_error']:.1%}"
+                     f", max {a['eager_max_abs_error']:.1%}: {verdict}.")
+    for _, r in t.iterrows():
+        if _num(r.get("composed_s")):
+            lines.append(f"  - {r['execution']} d={r['hidden_size']} L={r['num_hidden_layers']}: composed "
+                         f"{r['composed_s'] * 1e3:.3f} ms = extern kernels {r['composed_externs_s'] * 1e3:.3f} + fused "
+                         f"traffic {r['composed_generated_s'] * 1e3:.3f} + framework {r['composed_framework_s'] * 1e3:.3f}"
+                         f" ms (theory per mode above: roofline {r['roofline_s'] * 1e3:.3f} + "
+                         f"{r['n_dispatch']} × per-op cost); measured {r['tpot_s'] * 1e3:.3f} ms.")
+    tops = [(r, r["profile_top"]) for _, r in t.iterrows() if isinstance(r.get("profile_top"), str) and r["profile_top"]]
+    if tops:
+        lines += ["", "**Compiled decode step, profiled** (profile.csv; self time per theory op or fused group "
+                  "`fused(a+b)` named by its members; `framework` = guards, the compiled region and the graph's "
+                  "Python; mean share over the profiled decode steps):"]
+        lines += [f"- {r['execution']} d={r['hidden_size']} L={r['num_hidden_layers']}: {top}" for r, top in tops]
     return lines
 
 

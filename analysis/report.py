@@ -12,7 +12,7 @@ from analysis.flags import all_flags, per_point, share_flags
 from analysis.render.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
-from analysis.modes import modes_figure, modes_md, modes_table
+from analysis.modes import modes_accuracy, modes_figure, modes_md, modes_table
 from analysis.render.plots import all_figures
 from analysis.render.summary_md import summary_md
 
@@ -40,7 +40,7 @@ def analyse(run_dir: Path):
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
     run.modes = modes_table(joined_all, run.samples, summary.get("decode", {}).get("tau_s") or 0.0,
-                            ceil.get("launch_overhead_s", 0.0))
+                            ceil.get("launch_overhead_s", 0.0), run)
     df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured
     points = per_point(df) if len(df) else pd.DataFrame()
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu"), run.samples) if len(df) else ([], pd.DataFrame())
@@ -162,6 +162,7 @@ def write_report(run_dir) -> Path:
     if len(run.modes):
         (run_dir / "modes.csv").write_text(csv_text(run.modes))
         summary_obj["modes"] = run.modes.to_dict("records")
+        summary_obj["modes_accuracy"] = modes_accuracy(run.modes)     # composed per mode vs its eager twins
     (run_dir / "summary.json").write_text(json_text(summary_obj))
     ops = op_points(run, df) if len(df) else None
     figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}

@@ -52,6 +52,10 @@ def prepare(model, execution: str, device_kind: str) -> None:
     reason = check_execution(execution, "static" if execution in STATIC_EXECUTIONS else "dynamic", device_kind)
     if reason:
         raise ValueError(reason)
+    # A process compiles many models of one class (the sweep's points, their tiny framework models): dynamo keeps
+    # each one's graphs on the same code object, up to torch._dynamo.config.recompile_limit (8); past it a
+    # fullgraph compile fails and any other runs eager, silently. Earlier models are gone: start afresh.
+    torch._dynamo.reset()
     eager_forward = model.forward
     compiled = torch.compile(eager_forward, **compile_kwargs(execution))
     if execution not in DECODE_ONLY:

@@ -14,6 +14,7 @@ from bench.ceilings import measure_ceilings
 from bench.profiling.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench import modes
 from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
+from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
 from bench.repeat.canary import Canary, baseline
@@ -99,6 +100,8 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
         if profile and run_dir is not None and p.execution == "eager":   # module hooks see no compiled graph
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
+        elif profile and run_dir is not None:            # compiled: Inductor's kernels named by theory's ops
+            save_compiled_profile(run_dir, point_id, model, device, ids, p, spec, [s.median_s for s in step_stats])
         cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
                    if profile and device.kind == "cpu" and p.execution == "eager" else None)   # CPU: profiler events
         wbytes = model_weight_bytes(model)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from bench.modes import CompileWatch, check_execution, prepare
+from bench.kernels.point import assemble_kernels
 from bench.records import assemble, read_csv, save_point
 from bench.sweep import Point, Sweep, load_sweep
 from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
@@ -19,22 +20,34 @@ TWIN = {**TINY_SWEEP["defaults"], "cache": "static"}         # tiny_run measured
 
 
 @pytest.fixture(scope="session")
-def compiled_point(tiny_run):
-    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache)."""
+def compiled_point(tiny_run, tmp_path_factory):
+    """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache), profiled
+    after its timed trajectories as `bench run` does (points/<id>.profile.csv in its own run directory)."""
     import torch
     from bench.device import CpuDevice
     from bench.runner import measure_point
     torch.set_num_threads(1)
     p = Point(**TWIN, execution="compile-static")
     sweep = Sweep("t", "", 3, 0.05, (), "", 3, 3, 6.0, 0)     # exactly 3 repeats, as a `repeats: 3` file
-    rows, samples = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), sweep)
+    from bench.kernels.cache import KernelCache
+    from bench.kernels.point import llc_of, measure_point_kernels
+    run_dir = tmp_path_factory.mktemp("compiled-run")
+    device = CpuDevice(threads=1)
+    rows, samples = measure_point(p, p.point_id("cpu"), device, sweep, run_dir, profile=True)
+    # Its kernels and compiled framework (bench.compiled.framework). The "tiny" model is the point's own shape
+    # here so that dynamo reuses the graph just compiled: this proves the plumbing, not the figure, without a
+    # second compile (tens of seconds); the kernels come from tiny_run's kernel cache (the eager twin's).
+    kcache = KernelCache(tiny_run.parent / "kernel-cache", device, llc_of(device))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("bench.compiled.framework.tiny_spec", lambda spec: spec)
+        measure_point_kernels(run_dir, p, p.point_id("cpu"), device, rows, kcache)
     eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
-    return p, rows, samples, eager
+    return p, rows, samples, eager, run_dir
 
 
 @pytest.mark.slow
 def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
-    p, rows, samples, eager = compiled_point
+    p, rows, samples, eager, _ = compiled_point
     assert [r["status"] for r in rows] == ["ok"] * 5 and len(eager) == 5
     r = rows[1]
     assert r["execution"] == "compile-static" and eager[1]["execution"] == "eager"
@@ -53,14 +66,42 @@ def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
 
 
 @pytest.mark.slow
+def test_compiled_decode_steps_are_profiled_by_theory_op(compiled_point):
+    """Profiled after timing without compiling anything: the matmuls named by shape, Inductor's fused kernels as
+    groups of theory ops, shares summing to 1 and times to the profiled step."""
+    from bench.compiled.names import members_of
+    from theory.ops import OPS
+    p, rows, _, _, run_dir = compiled_point
+    prof = read_csv(run_dir / "points" / f"{p.point_id('cpu')}.profile.csv")
+    assert rows[1]["recompiles_timed"] == 0 and prof           # a step that compiled while profiled gives no rows
+    assert {r["phase"] for r in prof} == {"decode"}              # the prefill ran eager: the eager twin's profile
+    layers = p.spec().num_hidden_layers
+    for step in {r["step"] for r in prof}:
+        g = [r for r in prof if r["step"] == step]
+        by_op = {r["op"]: r for r in g}
+        for op in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "attn_core"):
+            assert int(by_op[op]["calls"]) == layers and float(by_op[op]["time_s"]) > 0, op
+        assert int(by_op["lm_head"]["calls"]) == 1
+        fused = [op for op in by_op if op.startswith("fused(")]
+        assert fused and all(set(members_of(op)) <= set(OPS) for op in fused)
+        assert any({"residual_add", "post_attention_norm"} <= set(members_of(op)) for op in fused)
+        assert by_op["framework"]["group"] == "framework"
+        assert sum(float(r["share"]) for r in g) == pytest.approx(1.0)
+        assert sum(float(r["time_s"]) for r in g) == pytest.approx(float(g[0]["step_profiled_s"]))
+
+
+@pytest.mark.slow
 def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tmp_path):
     from analysis.report import write_report
-    p, rows, samples, _ = compiled_point
+    p, rows, samples, _, compiled_dir = compiled_point
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
+    for f in (compiled_dir / "points").glob("*.*.csv"):                  # profile, compose, framework
+        shutil.copy(f, run_dir / "points" / f.name)
     save_point(run_dir, p.point_id("cpu"), rows, samples)
     ids = [f.name.split(".")[0] for f in sorted((run_dir / "points").glob("*.csv")) if f.name.count(".") == 1]
     assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, lambda *_: True)
     report = write_report(run_dir).read_text()
     assert "## Execution modes" in report and "compile-static removes" in report
     modes = read_csv(run_dir / "modes.csv")
@@ -68,6 +109,15 @@ def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tm
     lo, mid, hi = (float(modes[0][k]) for k in ("speedup_lo", "speedup", "speedup_hi"))
     assert 0 < lo <= mid <= hi
     assert int(modes[0]["kernels_theory"]) == int(modes[0]["n_dispatch"])
+    # Composed per mode beside the eager twin's composed error, in modes.csv, the report and summary.json
+    m = modes[0]
+    assert float(m["composed_s"]) > 0 and float(m["eager_composed_s"]) > 0
+    assert float(m["composed_error"]) == pytest.approx(float(m["tpot_s"]) / float(m["composed_s"]) - 1)
+    assert "compile-static: |measured/composed − 1| median" in report
+    acc = json.loads((run_dir / "summary.json").read_text())["modes_accuracy"]["compile-static"]
+    assert acc["points"] == 1 and acc["eager_median_abs_error"] == pytest.approx(abs(float(m["eager_composed_error"])))
+    # The compiled decode step's profile: its top ops and fused groups with their shares
+    assert "fused(" in m["profile_top"] and "**Compiled decode step, profiled**" in report
     assert write_report(run_dir).read_text() == report           # same bytes when rebuilt
 
 
@@ -88,6 +138,32 @@ def test_recompilation_on_a_shape_change_is_detected():
     fields = mode_fields(watch, M())
     assert fields["recompiles_timed"] == 1
     assert fields["status"] == "recompiled" and "1 graph(s)" in fields["message"]
+
+
+def test_more_compiled_models_than_dynamos_recompile_limit(monkeypatch):
+    """modes-cpu compiles 11 models of one class in one process, and each compiled point also compiles its tiny
+    framework model: past torch._dynamo.config.recompile_limit (8) a fullgraph compile failed
+    (FailOnRecompileLimitHit) before prepare() reset dynamo. The eager backend keeps this fast: dynamo's cache
+    is what is tested."""
+    import torch
+    from bench import modes
+    monkeypatch.setattr(modes, "compile_kwargs", lambda e: {"fullgraph": True, "dynamic": False, "backend": "eager"})
+
+    class M(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.emb = torch.nn.Embedding(8, d)
+
+        def forward(self, input_ids):
+            return self.emb(input_ids) * 2
+
+    before = modes.graphs_compiled()
+    n = torch._dynamo.config.recompile_limit + 2
+    for d in range(4, 4 + n):
+        m = M(d)
+        prepare(m, "compile-static", "cpu")
+        assert m.forward(input_ids=torch.zeros(1, 1, dtype=torch.long)).shape == (1, 1, d)
+    assert modes.graphs_compiled() - before == n
 
 
 def test_cudagraphs_branch_up_to_the_gpu(monkeypatch):

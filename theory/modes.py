@@ -25,6 +25,11 @@ COMPILED = ("compile", "compile-static", "cudagraphs")
 STATIC_EXECUTIONS = ("compile-static", "cudagraphs")        # need the static cache
 CUDA_ONLY = ("cudagraphs",)
 NORMS_AFTER_ADD = ("post_attention_norm", "input_norm", "final_norm")
+# Ops a compiled graph runs as extern calls, the same kernels eager runs (the matmuls and the attention kernel,
+# seen as aten::mm / addmm / bmm / _scaled_dot_product_* under the graph's call); every other op of the table is
+# part of an Inductor-generated kernel (bench.compiled.names).
+EXTERN_OPS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out",
+              "lm_head", "attn_core", "attn_scores", "attn_values")
 
 
 def fusion_saved_bytes(model: ModelSpec, w: Workload) -> int:
@@ -73,3 +78,8 @@ def compiled_kernels(model: ModelSpec, execution: str) -> int | None:
     if execution not in COMPILED:
         return None
     return 14 * model.num_hidden_layers + 3
+
+
+def generated_ops(model: ModelSpec, w: Workload, execution: str) -> list:
+    """The op table's rows a compiled graph runs inside generated kernels (fused traffic), as the mode runs them."""
+    return [op for op in fused_ops(model, w, execution) if op.name not in EXTERN_OPS]

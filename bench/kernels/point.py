@@ -32,8 +32,14 @@ def point_kernels(p, point_id: str, device, dtype: str, kcache: KernelCache) -> 
     state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
     compose = compose_rows(point_id, shapes, kcache, state)
-    framework = framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated, dtype,
-                               p.attention, p.cache, p.max_cache_len)
+    if p.execution != "eager":                 # compiled: extern kernels + a tiny compiled model (bench.compiled)
+        from bench.compiled.framework import compiled_framework_rows, extern_rows
+        compose = extern_rows(compose, p.execution)
+        framework = compiled_framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated,
+                                            dtype, p.attention, p.cache, p.max_cache_len, p.execution)
+    else:
+        framework = framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated, dtype,
+                                   p.attention, p.cache, p.max_cache_len)
     used = {r["kernel_id"] for r in compose}
     kernels = [r for kid, r in kcache.rows.items() if kid in used]
     for r in compose:
@@ -97,7 +103,7 @@ def plans_family(spec) -> bool:
 
 def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:
     """For a point that measured ok: its kernels, saved before the point's measurements mark it done."""
-    if not rows or rows[0].get("status") != "ok" or p.execution != "eager":   # compiled modes: fused kernels
+    if not rows or rows[0].get("status") != "ok":
         return
     if not plans_family(p.spec()):             # refused, not guessed: no composed prediction for this point
         return
