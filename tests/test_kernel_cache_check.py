@@ -123,3 +123,17 @@ def test_bench_kernels_calibrates_every_batch_and_prompt(tmp_path, monkeypatch):
     assert sorted(o["work"] for o in q) == [2 * n * 64 * 64 for n in (8, 12, 16, 24)]   # 2·tokens·d·d FLOPs
     assert all(o["work_unit"] == "flops" for o in q)
     assert cal["passes"][1]["ops"]["kv_update"]["work_unit"] == "bytes"
+
+
+def test_a_stale_sentinel_is_timed_once_and_its_fresh_time_is_the_row(tmp_path, monkeypatch):
+    """Asked for directly (no need() first), the one cached kernel is its own sentinel: the fresh time the check
+    took is the row, not a second measurement (which used to disagree with the check it recorded)."""
+    k = next(iter(KERNELS.values()))
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(2.0, []))
+    cache_mod.KernelCache(tmp_path, CpuDevice(1), 2**25).get(k, "llc")
+    calls = []
+    monkeypatch.setattr(cache_mod, "time_kernel", fake_timer(1.0, calls))
+    kc = cache_mod.KernelCache(tmp_path, CpuDevice(1), 2**25)
+    row = kc.get(k, "llc")
+    assert len(calls) == 1 and kc.checks["fp32"]["validated"] is False
+    assert row["median_s"] == kc.checks["fp32"]["sentinels"][0]["new_median_s"]
