@@ -7,18 +7,18 @@ cannot be timed alone: analysis counts them from theory's fused bytes at the box
 
 The framework's own cost per compiled pass is measured directly on a tiny model of the point's structure
 (bench.kernels.framework.tiny_spec), compiled in the same mode and timed after compilation settles: its pass
-time minus its extern kernels timed alone. It holds dynamo's guards, the compiled region's wrappers, the
+time minus its extern kernels timed alone, repeated under the same stopping rule as eager's. It holds dynamo's guards, the compiled region's wrappers, the
 Python that calls each kernel, and the generated kernels' fixed cost at shapes too small for their bytes to
 matter. Nothing is fitted. A prefill that runs eager (compile-static, cudagraphs) keeps eager's composition.
 """
-import statistics
-
 import torch
 
 from bench import modes
 from bench.build import build_model
-from bench.kernels.framework import tiny_spec
+from bench.kernels.framework import RULE, framework_table, tiny_spec
 from bench.kernels.plan import compose_rows, kernel_sums, passes
+from bench.repeat.loop import collect
+from bench.repeat.stats import StopRule
 from bench.timing import run_trajectory
 from theory.modes import EXTERN_OPS
 
@@ -35,31 +35,22 @@ def extern_rows(rows: list[dict], execution: str) -> list[dict]:
 
 def compiled_framework_rows(point_id: str, spec, device, kcache, batch: int, prompt_len: int, generated: int,
                             dtype: str, attention: str, cache: str, max_cache_len: int | None, execution: str,
-                            repeats: int = 3) -> list[dict]:
+                            rule: StopRule = RULE) -> list[dict]:
     tiny = tiny_spec(spec)
     model = build_model(tiny, device.torch_device, dtype, attention)
     modes.prepare(model, execution, device.kind)
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, tiny.vocab_size, (batch, prompt_len), generator=gen).to(device.torch_device)
-    run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len).times_s
+    run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len)
     watch = modes.CompileWatch(execution)
     run()
     while not watch.tick():                                # warm until a trajectory compiles nothing new
         run()
-    times = [run() for _ in range(repeats)]
+    times = [t.times_s for t in collect(run, rule).repeats]      # the eager framework's stopping rule
     recompiled = watch.recompiles_since_settled()
     n_dispatch = modes.count_ops(model, ids, cache, max_cache_len, execution)
     del model
     shapes = passes(tiny, batch, prompt_len, generated, dtype, attention, cache, max_cache_len)
     sums = kernel_sums(extern_rows(compose_rows(point_id, shapes, kcache, "llc"), execution))
-    rows = []
-    for i in range(generated):
-        phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
-        t = statistics.median(r[i] for r in times)
-        k = sums[(phase, step)]
-        nd = n_dispatch[0 if i == 0 else 1]
-        rows.append({"point_id": point_id, "phase": phase, "step": step, "tiny_time_s": t, "tiny_kernels_s": k,
-                     # a tiny model that recompiled while timed has no framework figure (never a compile's time)
-                     "framework_s": None if recompiled else t - k, "tiny_n_dispatch": nd,
-                     "framework_per_dispatch_s": None if recompiled else (t - k) / nd})
-    return rows
+    # a tiny model that recompiled while timed has no framework figure (never a compile's time)
+    return framework_table(point_id, times, sums, n_dispatch, valid=not recompiled)

@@ -45,13 +45,20 @@ def framework_rows(point_id: str, spec: ModelSpec, device, kcache, batch: int, p
     n_dispatch = count_dispatches(model, ids, cache, max_cache_len)
     del model
     shapes = passes(tiny, batch, prompt_len, generated, dtype, attention, cache, max_cache_len)
-    sums = kernel_sums(compose_rows(point_id, shapes, kcache, "llc"))
+    return framework_table(point_id, times, kernel_sums(compose_rows(point_id, shapes, kcache, "llc")), n_dispatch)
+
+
+def framework_table(point_id: str, times: list[list[float]], kernel_sums_s: dict, n_dispatch: list[int],
+                    valid: bool = True) -> list[dict]:
+    """Per pass: the tiny model's median pass time (over the repeats in `times`, one list of passes each), its
+    own kernels timed alone, and their difference, the framework's cost (None where not `valid`)."""
     rows = []
-    for i in range(generated):
+    for i in range(len(times[0])):
         phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
         t = statistics.median(r[i] for r in times)
-        k = sums[(phase, step)]
+        k = kernel_sums_s[(phase, step)]
         nd = n_dispatch[0 if i == 0 else 1]
         rows.append({"point_id": point_id, "phase": phase, "step": step, "tiny_time_s": t, "tiny_kernels_s": k,
-                     "framework_s": t - k, "tiny_n_dispatch": nd, "framework_per_dispatch_s": (t - k) / nd})
+                     "framework_s": t - k if valid else None, "tiny_n_dispatch": nd,
+                     "framework_per_dispatch_s": (t - k) / nd if valid else None})
     return rows
