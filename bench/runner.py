@@ -13,7 +13,7 @@ from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
 from bench.profiling.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench import modes
-from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
+from bench.profiling.record import record_profile_overhead, save_profile
 from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
 from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
@@ -22,7 +22,7 @@ from bench.repeat.stats import SLOW_REL
 from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
 from bench.repeat.record import add_canary, add_wall, summarize, write_point_meta
 from bench.repeat.rows import interval_fields, sample_marks
-from bench.records import assemble, atomic_write, csv_text, point_done, point_files, save_point, write_json
+from bench.records import assemble, atomic_write, point_done, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure
 from theory.dtypes import dtype_bytes
@@ -177,19 +177,6 @@ def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
             device.cuda.set_sync_debug_mode(0)
     # torch's own sync warning; not the mode's one-off "prototype ... synchronizing operations" notice
     return sum("called a synchronizing" in str(w.message) for w in caught)
-
-
-def save_profile(run_dir: Path, point_id: str, model, device, ids, p: Point, medians: list[float]) -> None:
-    """Profiled trajectories of their own, after the timed ones; FLOPs counted on prefill and decode step 0."""
-    rows = profile_point(model, device, point_id, ids, p.generated, p.cache, p.max_cache_len, medians,
-                         run_dir / "traces")
-    flops = count_flops(model, ids, p.cache, p.max_cache_len)
-    for r in rows:
-        counted = flops.get((r["phase"], r["step"]), {})
-        key = "attention_core" if r["op"] in ("attn_core", "attn_scores", "attn_values") else r["op"]
-        r["flops_counted"] = counted.get(key)
-    (run_dir / "points").mkdir(exist_ok=True)
-    atomic_write(point_files(run_dir, point_id)[0].with_suffix(".profile.csv"), csv_text(rows, PROFILE_COLUMNS))
 
 
 def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
@@ -361,22 +348,6 @@ def end_ceilings(run_dir: Path, device, dtypes: list[str], log=sys.stderr) -> No
         device.probe(run_dir, dtypes, log)
         measure = device.ceilings
     remeasure_ceilings(run_dir, device, dtypes, measure)
-
-
-def record_profile_overhead(run_dir: Path) -> None:
-    """The profiler's inflation (profiled wall time / unprofiled median), summarised into run.json."""
-    path = run_dir / "profile.csv"
-    if not path.exists():
-        return
-    from bench.records import read_csv
-    import statistics
-    steps = {(r["point_id"], r["phase"], r["step"]): float(r["inflation"]) for r in read_csv(path)}
-    meta = json.loads((run_dir / "run.json").read_text())
-    values = sorted(steps.values())
-    meta["profile_inflation"] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
-                                 "profiled_steps": len(values),
-                                 "definition": "profiled step wall time / unprofiled median of the same step"}
-    write_json(run_dir / "run.json", meta)
 
 
 def child_point(run_dir: Path, index: int) -> int:

@@ -65,7 +65,7 @@ def run_fields(device, gpus: list[int] | None, dtypes: list[str], host: str, run
 
 def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -> Path:
     from bench.gpu.isolate import run_child
-    from bench.runner import record_profile_overhead
+    from bench.profiling.record import record_profile_overhead
     gpus = [str(g) for g in meta["gpus"]]
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo: queue.Queue = queue.Queue()

@@ -1,0 +1,35 @@
+"""Where a point's profile lands in the run: its per-point profile.csv (with FLOPs counted beside each op) and the
+profiler's inflation summarised into run.json."""
+import json
+import statistics
+from pathlib import Path
+
+from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
+from bench.records import atomic_write, csv_text, point_files, read_csv, write_json
+
+
+def save_profile(run_dir: Path, point_id: str, model, device, ids, p, medians: list[float]) -> None:
+    """Profiled trajectories of their own, after the timed ones; FLOPs counted on prefill and decode step 0."""
+    rows = profile_point(model, device, point_id, ids, p.generated, p.cache, p.max_cache_len, medians,
+                         run_dir / "traces")
+    flops = count_flops(model, ids, p.cache, p.max_cache_len)
+    for r in rows:
+        counted = flops.get((r["phase"], r["step"]), {})
+        key = "attention_core" if r["op"] in ("attn_core", "attn_scores", "attn_values") else r["op"]
+        r["flops_counted"] = counted.get(key)
+    (run_dir / "points").mkdir(exist_ok=True)
+    atomic_write(point_files(run_dir, point_id)[0].with_suffix(".profile.csv"), csv_text(rows, PROFILE_COLUMNS))
+
+
+def record_profile_overhead(run_dir: Path) -> None:
+    """The profiler's inflation (profiled wall time / unprofiled median), summarised into run.json."""
+    path = run_dir / "profile.csv"
+    if not path.exists():
+        return
+    steps = {(r["point_id"], r["phase"], r["step"]): float(r["inflation"]) for r in read_csv(path)}
+    meta = json.loads((run_dir / "run.json").read_text())
+    values = sorted(steps.values())
+    meta["profile_inflation"] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
+                                 "profiled_steps": len(values),
+                                 "definition": "profiled step wall time / unprofiled median of the same step"}
+    write_json(run_dir / "run.json", meta)
