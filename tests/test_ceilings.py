@@ -42,4 +42,6 @@ def test_effective_llc_is_where_the_read_rate_falls_halfway_to_dram():
     rates = [36e9, 40e9, 40e9, 39e9, 40e9, 17e9, 11e9, 9e9, 9e9]
     assert effective_llc_bytes(sizes, rates, rates[-1]) == 12 * mib          # √(40·9) = 19 GB/s: 16 MiB is below
     assert effective_llc_bytes(sizes, [9e9] * len(sizes), 9e9) == 64 * mib   # flat: no drop seen in the sweep
-    assert effective_llc_bytes(sizes, [5e9] + rates[1:], rates[-1]) is None  # the first set is already DRAM-slow
+    slow_start = [19e9, 20e9, 41e9, 36e9, 29e9, 16e9, 11e9, 12e9, 12e9]  # as the unseen-cpu run read (B/s)
+    assert effective_llc_bytes(sizes, slow_start, 12e9) == 12 * mib      # scanned from the 4 MiB peak, not 1 MiB
+    assert effective_llc_bytes([], [], 12e9) is None
