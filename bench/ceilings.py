@@ -9,7 +9,7 @@
 - the fixed cost of one small op (kernel launch on CUDA, dispatch on CPU);
 - on CPU, the effective last-level cache: matrix-vector read rates over working sets from 1 MiB to twice the
   reported LLC (a "memory mountain" slice, as lmbench and Bryant & O'Hallaron's CS:APP measure it). The reported
-  size overstates what one process gets on a shared VM: here the rate halves between 12 and 16 MiB of a
+  size overstates what one process gets on a shared VM: here the rate falls halfway at 8-16 MiB of a
   reported 32 MiB. The kernel microbenchmarks use this size to decide whether a model's weights stay cached.
 Each figure is timed after a warm-up by time (GPU clocks ramp over ~a second), then sampled with the same
 stopping rule as the points (bench/repeat/stats.py): until the 95% interval of the median is within ±2% or the
