@@ -47,10 +47,14 @@ def add_composed(df: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
 
 
 def composed_score(df: pd.DataFrame, phase: str) -> dict:
-    """|measured/composed − 1| per point (median over its steps), then median and p90 over points."""
+    """|measured/composed − 1| per point (median over its steps), then median and p90 over points; and the median
+    point's residual (|residual_s| / measured, median over its steps) where the decomposition is there."""
     part = df[(df["phase"] == phase) & df["composed_time_s"].notna()]
     if part.empty:
         return {"median_abs_error": None, "p90_abs_error": None, "points": 0}
     err = (part["composed_ratio"] - 1).abs().groupby(part["point_id"]).median()
-    return {"median_abs_error": float(err.median()), "p90_abs_error": float(err.quantile(0.9)),
-            "points": int(err.size)}
+    out = {"median_abs_error": float(err.median()), "p90_abs_error": float(err.quantile(0.9)), "points": int(err.size)}
+    if "residual_s" in part:
+        share = (part["residual_s"].abs() / part["measured_time_s"]).groupby(part["point_id"]).median()
+        out["median_point_abs_residual_share"] = float(share.median())
+    return out

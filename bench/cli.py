@@ -24,6 +24,10 @@ def build_parser() -> OneLineParser:
     r.add_argument("--no-profile", action="store_true", help="skip the torch.profiler attribution (profile.csv)")
     r.add_argument("--no-kernels", action="store_true",
                    help="skip timing each op's kernel alone at the point's shapes (kernels.csv, the composed prediction)")
+    r.add_argument("--cached-kernels", action="store_true",
+                   help="time kernels after each point and reuse the per-box kernel cache (faster, but the kernels "
+                   "carry the box's speed of whenever they were timed); default: each eager point's kernels are "
+                   "sampled in rounds between its own repeats")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
@@ -91,7 +95,8 @@ def main(argv=None) -> int:
                 print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
                 run_dir = runner.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
-                                           gpus=gpus, kernels=not a.no_kernels)
+                                           gpus=gpus, kernels=not a.no_kernels,
+                                           kernel_timing="cached" if a.cached_kernels else "paired")
             else:
                 run_dir = a.run_dir
                 if not (run_dir / "run.json").is_file():

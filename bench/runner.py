@@ -16,7 +16,8 @@ from bench import modes
 from bench.profiling.record import record_profile_overhead, save_profile
 from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
-from bench.kernels.point import assemble_kernels, measure_point_kernels, run_kernel_cache
+from bench.kernels.point import (assemble_kernels, drop_point_kernels, measure_point_kernels, paired_kernels,
+                                 run_kernel_cache, save_paired_kernels)
 from bench.repeat.canary import Canary, baseline
 from bench.repeat.stats import SLOW_REL
 from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
@@ -24,7 +25,7 @@ from bench.repeat.record import add_canary, add_wall, summarize, write_point_met
 from bench.repeat.rows import interval_fields, sample_marks
 from bench.records import assemble, atomic_write, point_done, save_point, write_json
 from bench.sweep import Point, Sweep, parse_sweep
-from bench.timing import measure
+from bench.timing import measure, run_trajectory
 from theory.dtypes import dtype_bytes
 from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
@@ -67,7 +68,10 @@ def base_row(p: Point, point_id: str, device, dtype: str, attention: str | None 
 
 
 def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path | None = None,
-                  profile: bool = False, canary=None, canary_base_s: float | None = None) -> tuple[list[dict], list[dict]]:
+                  profile: bool = False, canary=None, canary_base_s: float | None = None,
+                  paired=None) -> tuple[list[dict], list[dict]]:
+    """paired: a bench.kernels.paired.PairedKernels, whose rounds run between the timed repeats; it learns which
+    rounds the statistics use (paired.used)."""
     dtype = p.resolved_dtype(device.kind)
     base = base_row(p, point_id, device, dtype)
     need = predicted_need_bytes(p, dtype)
@@ -89,8 +93,13 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
         ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
         modes.prepare(model, p.execution, device.kind)
         watch = modes.CompileWatch(p.execution)
+        if paired is not None:
+            paired.prepare(rewarm=lambda: run_trajectory(model, device, ids, 1, p.cache, p.max_cache_len))
         m = measure(model, device, ids, p.generated, p.cache, p.max_cache_len, sweep.repeats, sweep.warmup_s,
-                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries, settled=watch.tick)
+                    sweep.stop_rule(), canary, canary_base_s, sweep.max_retries, settled=watch.tick,
+                    between=paired.round if paired is not None else None)
+        if paired is not None:
+            paired.used = m.used_indices
         mode = mode_fields(watch, m)
         step_stats = m.step_stats()
         intervals, marks = interval_fields(m, sweep.stop_rule(), canary_base_s), sample_marks(m)
@@ -195,11 +204,14 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 
 def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
-               isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True) -> Path:
+               isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True,
+               kernel_timing: str = "paired") -> Path:
     """The run directory with sweep.json and run.json (no ceilings yet), printed before anything is measured,
     so an interruption at any moment leaves a directory `resume` can finish.
     isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
-    gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel)."""
+    gpus: CUDA only, several GPUs measuring isolated points in parallel (bench.gpu.parallel).
+    kernel_timing: "paired" (an eager point's kernels in rounds between its repeats, bench.kernels.paired) or
+    "cached" (after the point, from the per-box kernel cache)."""
     run_dir = new_run_dir(out_root, device.kind, sweep.name)
     print(f"run directory: {run_dir}", file=log, flush=True)
     atomic_write(run_dir / "sweep.json", sweep.source_text)
@@ -211,6 +223,7 @@ def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.s
         "sweep_sha1": sweep.sha1, "repeats": sweep.repeats, "warmup_s": sweep.warmup_s,
         "min_repeats": sweep.min_repeats, "max_repeats": sweep.max_repeats, "max_point_s": sweep.max_point_s,
         "points": len(sweep.points), "profile": profile, "kernels": kernels,
+        "kernel_timing": kernel_timing if kernels else None,
         "isolate": device.kind == "cuda" if isolate is None else isolate, **({"gpus": gpus} if gpus else {}),
         "ceilings": {}, "ceilings_detail": {},
     })
@@ -248,8 +261,9 @@ def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None
 
 
 def start_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
-              isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True) -> Path:
-    run_dir = create_run(sweep, sweep_path, device, out_root, log, profile, isolate, gpus, kernels)
+              isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True,
+              kernel_timing: str = "paired") -> Path:
+    run_dir = create_run(sweep, sweep_path, device, out_root, log, profile, isolate, gpus, kernels, kernel_timing)
     ensure_ceilings(run_dir, sweep, device, log)
     return run_dir
 
@@ -308,9 +322,24 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
     if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
-        remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s,
-                        lambda q, qid: measure_point(q, qid, device, sweep, None, False, canary,
-                                                     meta.get("canary_baseline_s")), log)
+        again: dict = {}                           # a re-measured point brings its own paired kernels
+
+        def remeasure(q, qid):
+            again[qid] = paired_kernels(q, qid, device, kcache)
+            return measure_point(q, qid, device, sweep, None, False, canary, meta.get("canary_baseline_s"),
+                                 again[qid])
+
+        def kept(qid, rows, second):
+            paired = again.pop(qid, None)
+            if paired is None:
+                return
+            if second:
+                save_paired_kernels(run_dir, qid, rows, paired)
+            else:
+                paired.close()
+
+        remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s, remeasure,
+                        log, kept, lambda qid: drop_point_kernels(run_dir, qid))
     assemble(run_dir, ids)
     assemble_kernels(run_dir, ids, point_done)
     print("measuring ceilings again (drift) ...", file=log, flush=True)
@@ -330,10 +359,15 @@ def measure_with_canary(run_dir: Path, p: Point, pid: str, device, sweep: Sweep,
     Its kernels (kcache) are timed before its rows land, so a point is whole or absent."""
     k0 = len(canary.series)
     canary.read("point-start")
-    rows, samples = measure_point(p, pid, device, sweep, run_dir, profile, canary, base_s)
+    paired = paired_kernels(p, pid, device, kcache)
+    rows, samples = measure_point(p, pid, device, sweep, run_dir, profile, canary, base_s, paired)
     canary.read("point-end")
     add_canary(run_dir, pid, canary.series[k0:])
-    if kcache is not None:
+    if paired is not None:
+        k0_s = time.perf_counter()
+        save_paired_kernels(run_dir, pid, rows, paired)
+        add_wall(run_dir, pid, "kernels_s", paired.rounds_s + time.perf_counter() - k0_s)
+    elif kcache is not None:
         k0_s = time.perf_counter()
         measure_point_kernels(run_dir, p, pid, device, rows, kcache)
         add_wall(run_dir, pid, "kernels_s", time.perf_counter() - k0_s)

@@ -79,7 +79,11 @@ class Measured:
 
     @property
     def used(self) -> list[Trajectory]:
-        return self.log.used if self.log is not None else self.repeats
+        return [self.repeats[i] for i in self.used_indices]
+
+    @property
+    def used_indices(self) -> list[int]:
+        return self.log.used_indices if self.log is not None else list(range(len(self.repeats)))
 
     def step_stats(self) -> list[StepStats]:
         return [stats([r.times_s[i] for r in self.used]) for i in range(len(self.cold.times_s))]
@@ -87,10 +91,11 @@ class Measured:
 
 def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
             repeats: int, warmup_s: float, rule=None, canary=None, canary_base_s=None,
-            max_retries: int | None = None, settled=None) -> Measured:
+            max_retries: int | None = None, settled=None, between=None) -> Measured:
     """rule: a bench.repeat.stats.StopRule for adaptive repeats (with the canary marking disturbed ones);
     None: exactly `repeats` trajectories. settled(): called after the cold and each warm-up trajectory; warm-up
-    goes on until it is true (compiled modes: until a trajectory compiles nothing new; bench.modes.CompileWatch)."""
+    goes on until it is true (compiled modes: until a trajectory compiles nothing new; bench.modes.CompileWatch).
+    between(): after each timed repeat (bench.kernels.paired: a round of the point's kernels)."""
     run = lambda probe=False: run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
     settled = settled or (lambda: True)
     w0 = time.perf_counter()
@@ -107,7 +112,12 @@ def measure(model, device, input_ids, generated: int, cache: str, max_cache_len:
     warm_wall_s = time.perf_counter() - w0
     with device.sampling():   # CUDA: NVML clocks, power, throttle reasons sampled while the repeats run
         if rule is None:
-            return Measured(cold, [run() for _ in range(repeats)], memory, n_warm, None, warm_wall_s)
+            fixed = []
+            for _ in range(repeats):
+                fixed.append(run())
+                if between is not None:
+                    between()
+            return Measured(cold, fixed, memory, n_warm, None, warm_wall_s)
         from bench.repeat.loop import collect
-        log = collect(run, rule, canary, canary_base_s, max_retries)
+        log = collect(run, rule, canary, canary_base_s, max_retries, between=between)
     return Measured(cold, log.repeats, memory, n_warm, log, warm_wall_s)

@@ -27,7 +27,21 @@ def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
             r["time_ci_met"] = int(narrow)
         return rows, read_csv(point_files(run, pid)[1])
 
-    done = remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure)
+    told = []                                             # paired kernels follow the kept set
+
+    def on_kept(pid, rows, second):
+        told.append((pid, second, float(read_csv(point_files(run, pid)[0])[0]["time_ci_high_s"])))
+
+    replaced = []                                         # the second set's files land only after this
+
+    def on_replace(pid):
+        replaced.append((pid, float(read_csv(point_files(run, pid)[0])[0]["time_ci_high_s"])))
+
+    done = remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure, on_kept=on_kept, on_replace=on_replace)
+    assert [pid for pid, _ in replaced] == [d["point_id"] for d in done if d["kept"] == "second"]
+    assert replaced[0][1] == float(read_csv(point_files(tiny_run, missed[0])[0])[0]["time_ci_high_s"])
+    assert [(pid, second) for pid, second, _ in told] == [(d["point_id"], d["kept"] == "second") for d in done]
+    assert told[0][2] == float(read_csv(point_files(run, missed[0])[0])[0]["time_ci_high_s"])   # after: the second
     assert calls == missed and [d["kept"] for d in done][:1] == ["second"]
     assert all(d["kept"] == "first" for d in done[1:])
     kept = read_csv(point_files(run, missed[0])[0])

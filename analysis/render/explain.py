@@ -42,16 +42,19 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
     figs = decomposition_figures(df, fig_dir)
     lines = ["", "## Where every microsecond goes", "",
              "Composed = Σ over op instances of the op's kernel timed alone at the point's shapes (`kernels.csv`: "
+             "sampled between the point's own repeats where `source` is `paired`; "
              "median and 95% interval, rotating copies of weights and KV cache when the model's working set exceeds "
              "the last-level cache) + the framework's own cost, measured on the same model structure at tiny shapes "
              "(`framework.csv`). Nothing is fitted; every point is scored. Per row, in `joined.csv`: roofline_s + "
              "kernel_gap_s + framework_gap_s + residual_s = measured_time_s.", "",
-             "| phase | points | measured/composed − 1: median | p90 | τ fit (held out): median | p90 |",
-             "|---|---|---|---|---|---|"]
+             "| phase | points | measured/composed − 1: median | p90 | median point's \\|residual\\| / measured "
+             "| τ fit (held out): median | p90 |",
+             "|---|---|---|---|---|---|---|"]
     for phase, s in summary.items():
         c, t = s.get("composed", {}), s.get("tau_fit", {})
         lines.append(f"| {phase} | {c.get('points')} | {_pct(c.get('median_abs_error'))} | "
-                     f"{_pct(c.get('p90_abs_error'))} | {_pct(t.get('median_abs_error'))} | {_pct(t.get('p90_abs_error'))} |")
+                     f"{_pct(c.get('p90_abs_error'))} | {_pct(c.get('median_point_abs_residual_share'))} | "
+                     f"{_pct(t.get('median_abs_error'))} | {_pct(t.get('p90_abs_error'))} |")
     reps = df[df["composed_time_s"].notna()]
     med = lambda col: float((reps[col] / reps["measured_time_s"]).median())
     lines += ["", f"Median share of measured time (all rows): roofline {med('roofline_s'):.0%}, kernel gap "
@@ -74,6 +77,10 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
                   f"with rotated copies (DRAM), {int((k['cache_state'] == 'llc').sum())} warm; "
                   f"{int(k['stable'].astype(bool).sum())} reached a 95% interval within ±5% of the median; "
                   f"{int((k['source'] == 'cache').sum())} reused from this box's kernel cache."]
+        if (k["source"] == "paired").any():          # bench.kernels.paired: sampled between the point's repeats
+            lines[-1] += (f" {int((k['source'] == 'paired').sum())} were sampled in rounds between their point's "
+                          f"repeats (one sample per repeat the point's statistics use), so kernels and model were "
+                          f"timed in the same seconds.")
         checks = sorted(k["cache_check"].dropna().astype(str).unique()) if "cache_check" in k else []
         if checks:                                 # the cache is reused only if its sentinels, timed again, agree
             lines[-1] += " Kernel cache check (sentinels timed again): " + "; ".join(checks) + "."

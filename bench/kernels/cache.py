@@ -22,6 +22,14 @@ def kernel_id(k: Kernel, cache_state: str) -> str:
     return f"{k.op}|{k.impl}|{k.dtype}|{k.shape_text()}|{cache_state}"
 
 
+def kernel_row(k: Kernel, cache_state: str, kt: KernelTime, source: str, cache_check: str) -> dict:
+    """One row of kernels.csv (KERNEL_COLUMNS)."""
+    return {"kernel_id": kernel_id(k, cache_state), "op": k.op, "impl": k.impl, "dtype": k.dtype,
+            "shape": k.shape_text(), "cache_state_wanted": cache_state, **asdict(kt),
+            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": source,
+            "cache_check": cache_check}
+
+
 def box_key(device_name: str, torch_version: str, threads: int, dtype: str) -> str:
     text = f"{device_name}-torch{torch_version}-t{threads}-{dtype}"
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
@@ -114,10 +122,7 @@ class KernelCache:
         t0 = time.perf_counter()
         kt = time_kernel(k, self.device, cache_state, self.llc_bytes, self.budget_s)
         self.measured_s += time.perf_counter() - t0
-        return {"kernel_id": kernel_id(k, cache_state), "op": k.op, "impl": k.impl, "dtype": k.dtype,
-                "shape": k.shape_text(), "cache_state_wanted": cache_state, **asdict(kt),
-                "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": "measured",
-                "cache_check": check_text(self.checks[k.dtype])}
+        return kernel_row(k, cache_state, kt, "measured", check_text(self.checks[k.dtype]))
 
     def _save(self, dtype: str) -> None:
         """The file: what the cache held and still holds (validated, or not yet checked), plus this run's rows."""

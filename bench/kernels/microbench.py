@@ -55,30 +55,54 @@ def copies_for(cold_bytes: int, cache_state: str, llc_bytes: int | None) -> int:
     return max(1, min(MAX_COPIES, math.ceil(span / cold_bytes)))
 
 
+class KernelSampler:
+    """One kernel ready to time: its operands (rotated copies for a "dram" state) and how many calls make a
+    sample. sample() times one sample; the rotation carries on across samples, so each copy waits its turn."""
+
+    def __init__(self, kernel, device, cache_state: str, llc_bytes: int | None):
+        cold, self.hot, self.fn = operands(kernel, device)
+        self.device = device
+        self.cold_bytes = sum(t.numel() * t.element_size() for t in cold)
+        self.copies = copies_for(self.cold_bytes, cache_state, llc_bytes)
+        self.sets = [cold] + [[t.clone() for t in cold] for _ in range(self.copies - 1)]
+        self.fn(*self.sets[0], *self.hot)            # warm-up: lazy init, first-use algorithm choice
+        device.sync()
+        t = device.start()
+        self.fn(*self.sets[0], *self.hot)
+        self.one_s = max(device.stop(t), 1e-7)
+        self.calls = max(1, math.ceil(SAMPLE_MIN_S / self.one_s))
+        self.state = "llc" if self.cold_bytes == 0 else cache_state   # activations only: just written
+        self.i = 0
+
+    def sample(self) -> float:
+        """Seconds per call, over `calls` consecutive calls. An "llc" kernel gets one untimed call first: spaced
+        between other work (bench.kernels.paired), its operands would otherwise start cold."""
+        if self.state == "llc":
+            self.fn(*self.sets[self.i % len(self.sets)], *self.hot)
+        t = self.device.start()
+        for _ in range(self.calls):
+            self.fn(*self.sets[self.i % len(self.sets)], *self.hot)
+            self.i += 1
+        return self.device.stop(t) / self.calls
+
+    def min_samples(self) -> int:
+        return MIN_SAMPLES_LONG if self.one_s > LONG_S else MIN_SAMPLES
+
+    def result(self, samples: list[float]) -> KernelTime:
+        med, lo, hi = median_interval(samples)
+        return KernelTime(med, lo, hi, len(samples), (hi - lo) / 2 <= STABLE_REL * med, self.state, self.copies,
+                          self.cold_bytes)
+
+
 def time_kernel(kernel, device, cache_state: str, llc_bytes: int | None, budget_s: float = 0.06) -> KernelTime:
-    cold, hot, fn = operands(kernel, device)
-    cold_bytes = sum(t.numel() * t.element_size() for t in cold)
-    n_copies = copies_for(cold_bytes, cache_state, llc_bytes)
-    sets = [cold] + [[t.clone() for t in cold] for _ in range(n_copies - 1)]
-    fn(*sets[0], *hot)                              # warm-up: lazy init, first-use algorithm choice
-    device.sync()
-    t = device.start()
-    fn(*sets[0], *hot)
-    one_s = max(device.stop(t), 1e-7)
-    calls = max(1, math.ceil(SAMPLE_MIN_S / one_s))
+    """Alone, back to back: samples until the interval of the median is within STABLE_REL or the budget is spent."""
+    k = KernelSampler(kernel, device, cache_state, llc_bytes)
     samples: list[float] = []
     t_end = time.perf_counter() + budget_s
-    i = 0                                           # rotation continues across samples: each copy waits its turn
     while len(samples) < MAX_SAMPLES:
-        t = device.start()
-        for _ in range(calls):
-            fn(*sets[i % len(sets)], *hot)
-            i += 1
-        samples.append(device.stop(t) / calls)
-        if len(samples) >= (MIN_SAMPLES_LONG if one_s > LONG_S else MIN_SAMPLES):
+        samples.append(k.sample())
+        if len(samples) >= k.min_samples():
             med, lo, hi = median_interval(samples)
             if (hi - lo) / 2 <= STABLE_REL * med or time.perf_counter() > t_end:
                 break
-    med, lo, hi = median_interval(samples)
-    state = "llc" if cold_bytes == 0 else cache_state     # activations only: the previous op just wrote them
-    return KernelTime(med, lo, hi, len(samples), (hi - lo) / 2 <= STABLE_REL * med, state, n_copies, cold_bytes)
+    return k.result(samples)

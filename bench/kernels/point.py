@@ -9,6 +9,7 @@ from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
 from bench.records import atomic_write, csv_text, read_csv
+from theory.dtypes import dtype_bytes
 from theory.memory import kv_cache_bytes, weight_bytes
 
 FILES = {"compose": COMPOSE_COLUMNS, "framework": FRAMEWORK_COLUMNS, "kernels": KERNEL_COLUMNS}
@@ -19,11 +20,17 @@ def llc_of(device) -> int | None:
     return info.get("l2_cache_bytes") if device.kind == "cuda" else info.get("llc_bytes")
 
 
+def streamed_bytes(spec, batch: int, tokens: int, dtype: str) -> int:
+    """What a pass reads from memory: every weight but an untied embedding table (a pass gathers one row per token
+    from it; a tied table is streamed by lm_head and counted once), plus the full KV cache."""
+    gathered = 0 if spec.tie_word_embeddings else spec.param_counts()["embedding"] * dtype_bytes(dtype)
+    return weight_bytes(spec, dtype) - gathered + kv_cache_bytes(spec, batch, tokens, dtype)
+
+
 def cache_state(spec, batch: int, tokens: int, dtype: str, llc_bytes: int | None) -> str:
-    """dram when the model's weights and full KV cache exceed the last-level cache (as a model streams them).
+    """dram when what the model streams per pass exceeds the last-level cache.
     llc_bytes: the effective size measured with the ceilings where there is one (bench.ceilings.llc_sweep)."""
-    ws = weight_bytes(spec, dtype) + kv_cache_bytes(spec, batch, tokens, dtype)
-    return "llc" if llc_bytes and ws <= llc_bytes else "dram"
+    return "llc" if llc_bytes and streamed_bytes(spec, batch, tokens, dtype) <= llc_bytes else "dram"
 
 
 def point_kernels(p, point_id: str, device, dtype: str, kcache: KernelCache) -> dict[str, list[dict]]:
@@ -58,6 +65,13 @@ def save_point_kernels(run_dir: Path, point_id: str, parts: dict[str, list[dict]
             ["kernels_wall_s"] if kind == "compose" else [])))
 
 
+def drop_point_kernels(run_dir: Path, point_id: str) -> None:
+    """A point's kernel files removed before its measurements are replaced: interrupted in between, the point has
+    no composed prediction rather than one from another measurement."""
+    for kind in FILES:
+        kernel_file(run_dir, point_id, kind).unlink(missing_ok=True)
+
+
 def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
     """Run-level compose.csv, framework.csv and kernels.csv (distinct kernels, first seen first)."""
     for kind, cols in FILES.items():
@@ -78,10 +92,33 @@ def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
 
 def run_kernel_cache(run_dir: Path, device) -> KernelCache:
     """The per-box cache lives beside the runs (results/kernel-cache/), shared by every run on this box. Whether a
-    point's weights stay cached is judged against the effective LLC its run measured (run.json ceilings)."""
+    point's weights stay cached is judged against the effective LLC its run measured (run.json ceilings).
+    kcache.paired: the run times its eager points' kernels in rounds beside the model (run.json kernel_timing)."""
     kcache = KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
     kcache.fits_bytes = effective_llc_of(run_dir) or kcache.llc_bytes
+    path = run_dir / "run.json"
+    kcache.paired = path.exists() and json.loads(path.read_text()).get("kernel_timing") == "paired"
     return kcache
+
+
+def paired_kernels(p, point_id: str, device, kcache: KernelCache | None):
+    """A PairedKernels for an eager point of a run that times kernels in rounds; None otherwise (compiled points
+    and runs with --cached-kernels compose from the per-box cache after the point)."""
+    if kcache is None or not getattr(kcache, "paired", False) or p.execution != "eager" or not plans_family(p.spec()):
+        return None
+    from bench.kernels.paired import PairedKernels
+    dtype = p.resolved_dtype(device.kind)
+    state = cache_state(p.spec(), p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
+    return PairedKernels(p, point_id, device, dtype, state, kcache.llc_bytes)
+
+
+def save_paired_kernels(run_dir: Path, point_id: str, rows: list[dict], paired) -> None:
+    """For a point that measured ok: the composed prediction from its rounds, saved before its measurements."""
+    try:
+        if rows and rows[0].get("status") == "ok" and getattr(paired, "used", None):
+            save_point_kernels(run_dir, point_id, paired.parts(paired.used))
+    finally:
+        paired.close()
 
 
 def effective_llc_of(run_dir: Path) -> int | None:

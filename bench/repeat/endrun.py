@@ -24,9 +24,12 @@ def missed_points(run_dir: Path, point_ids: list[str]) -> list[str]:
     return out
 
 
-def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=None) -> list[dict]:
+def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=None, on_kept=None,
+                    on_replace=None) -> list[dict]:
     """points: point_id → Point. measure(point, pid) → (rows, samples) of a fresh measurement (no profile).
-    Re-measures missed points in sweep order while the budget lasts; keeps the better-measured set."""
+    Re-measures missed points in sweep order while the budget lasts; keeps the better-measured set.
+    Paired kernels follow the measurement they were timed with: on_replace(pid) before a point's files are
+    replaced by the second set (its kernel files go), on_kept(pid, rows, second) once the kept set is in place."""
     meta = json.loads((run_dir / "run.json").read_text())
     if meta.get("remeasured") is not None:
         return meta["remeasured"]                  # done before this resume
@@ -47,8 +50,12 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
         atomic_write(other_s, csv_text(other[1], SAMPLE_COLUMNS))
         atomic_write(other_m, csv_text(other[0], MEASUREMENT_COLUMNS))
         if keep_second:
+            if on_replace is not None:
+                on_replace(pid)
             atomic_write(s_path, csv_text(kept[1], SAMPLE_COLUMNS))
             atomic_write(m_path, csv_text(kept[0], MEASUREMENT_COLUMNS))
+        if on_kept is not None:
+            on_kept(pid, rows, keep_second)
         record = json.loads(meta_path(run_dir, pid).read_text())
         record.update({"remeasured": True, "kept": "second" if keep_second else "first",
                        "target_met": all(str(r.get("time_ci_met")) == "1" for r in kept[0] if r.get("status") == "ok")})

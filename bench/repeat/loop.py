@@ -27,7 +27,12 @@ class RepeatLog:
     @property
     def used(self) -> list:
         """The trajectories the statistics are taken over."""
-        return [t for t, d in zip(self.repeats, self.disturbed) if not d] if not self.interference else self.repeats
+        return [self.repeats[i] for i in self.used_indices]
+
+    @property
+    def used_indices(self) -> list[int]:
+        """Indices (into repeats) of the trajectories the statistics are taken over."""
+        return [i for i, d in enumerate(self.disturbed) if self.interference or not d]
 
 
 def tracked_rows(trajectories: list) -> list[list[float]]:
@@ -44,8 +49,10 @@ def tracked_rows(trajectories: list) -> list[list[float]]:
 
 
 def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_retries: int | None = None,
-            clock=time.perf_counter) -> RepeatLog:
-    """run(): one whole trajectory. canary: a bench.repeat.canary.Canary (or None: nothing is marked)."""
+            clock=time.perf_counter, between=None) -> RepeatLog:
+    """run(): one whole trajectory. canary: a bench.repeat.canary.Canary (or None: nothing is marked).
+    between(): after each trajectory and its canary reading (bench.kernels.paired: the point's kernel round); its
+    time counts against the point's budget, not as repeat time."""
     max_retries = rule.min_repeats if max_retries is None else max_retries
     trajs, disturbed, readings = [], [], []
     spent0 = canary.spent_s if canary else 0.0
@@ -61,6 +68,9 @@ def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_r
         after = canary.read("repeat") if canary else None
         if after is not None:
             readings.append(after)
+        if between is not None:                    # after the canary: its buffers would undo a model's rewarm
+            between()
+            last_s = clock() - r0                  # the budget plans whole repeats: trajectory, canary, round
         rel = getattr(canary, "slow_rel", SLOW_REL)
         disturbed.append(bool(canary) and (slow(before, base_s, rel) or slow(after, base_s, rel)))
         before = after
