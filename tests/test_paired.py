@@ -135,7 +135,9 @@ def test_an_untied_embedding_table_is_gathered_not_streamed():
     spec = p.spec()
     table = 8192 * 128 * 4
     assert streamed_bytes(spec, 1, 80, "fp32") < 8 * 2**20 < streamed_bytes(spec, 1, 80, "fp32") + table
-    assert cache_state(spec, 1, 80, "fp32", 8 * 2**20) == "llc"
+    # resident only within half the effective LLC: 87% of 8 MiB ran at DRAM speed here
+    assert cache_state(spec, 1, 80, "fp32", 8 * 2**20) == "dram"
+    assert cache_state(spec, 1, 80, "fp32", 16 * 2**20) == "llc"
     import dataclasses
     tied = dataclasses.replace(spec, tie_word_embeddings=True)     # lm_head streams the one table
     assert streamed_bytes(tied, 1, 80, "fp32") == streamed_bytes(spec, 1, 80, "fp32")
