@@ -3,9 +3,9 @@ round takes one sample of each kernel the point runs and one trajectory of its t
 composed prediction uses are those after the repeats the point's statistics use, so the whole and its pieces are
 measured in the same minutes.
 
-Why: this box changes speed by 0.5-2x within minutes. The same kernels timed in two back-to-back runs
-(results/20261123T1333*, T1343*) differed by 0.70x at the 10th percentile and 1.43x at the 90th, and a kernel
-timed once and reused (the per-box cache, bench/kernels/cache.py) carries whatever speed the box had then.
+Why: this box changes speed by 0.5-2x within minutes. The same kernels timed in two back-to-back runs (results/
+20261123T1333*, T1343*, committed at 78776f1) differed by 0.70x at the 10th percentile and 1.43x at the 90th, and
+a kernel timed once and reused (the per-box cache, bench/kernels/cache.py) carries whatever speed the box had then.
 Timed in rounds, a kernel's median spans the same minutes as the model's repeats.
 
 Each kernel is timed as bench.kernels.microbench times it alone (same operands, cache state, copies rotated for a

@@ -28,10 +28,11 @@ def streamed_bytes(spec, batch: int, tokens: int, dtype: str) -> int:
 
 
 # A model stays resident only well inside the effective LLC. That size (bench/ceilings.py effective_llc_bytes) is
-# where one buffer read again and again has already fallen halfway to DRAM's rate, and a model's ~30 weight tensors
-# share the cache with its activations, the KV cache, the allocator and the interpreter. Observed here: d=128 L=4 (7.3 MB streamed per pass, 87% of an 8 MiB effective
-# LLC) ran at DRAM speed, +21% over kernels timed warm (results/20261123T151224Z) against -2% timed with rotated
-# copies (a run before the embedding table was left out). Half is a choice at that one point, not a fit over many.
+# where one buffer read again and again has already fallen halfway to DRAM's rate, and a model's ~30 weight
+# tensors share the cache with its activations, the KV cache, the allocator and the interpreter. Observed here:
+# d=128 L=4 (7.3 MB streamed per pass, 87% of an 8 MiB effective LLC) ran at DRAM speed: its decode step measured
+# +21% over kernels timed warm, -2% and -6% over kernels timed with rotated copies (three paired default runs of
+# 23 Nov; the last is results/20261123T152622Z). Half is a choice at that one point, not a fit over many.
 RESIDENT_FRACTION = 0.5
 
 
