@@ -137,7 +137,13 @@ def test_tiny_run_composes_and_decomposes_exactly(tiny_run):
     write_report(tiny_run)
     j = pd.read_csv(tiny_run / "joined.csv")
     k = pd.read_csv(tiny_run / "kernels.csv")
-    assert len(k) == k["kernel_id"].nunique() > 0 and set(k["cache_state"]) <= {"dram", "llc"}
+    assert len(k) == len(k.drop_duplicates(["point_id", "kernel_id"])) > k["kernel_id"].nunique() > 0
+    assert set(k["cache_state"]) <= {"dram", "llc"}
+    c = pd.read_csv(tiny_run / "compose.csv")                   # each point's row is the time its compose used
+    both = c.merge(k, on=["point_id", "kernel_id"], how="left")
+    assert len(both) == len(c) and both["median_s"].notna().all()
+    exact = both[both["interpolated"] == 0]
+    assert len(exact) > 0 and (exact["kernel_s"] == exact["median_s"]).all()
     assert (k["ci_low_s"] <= k["median_s"]).all() and (k["median_s"] <= k["ci_high_s"]).all()
     f = pd.read_csv(tiny_run / "framework.csv")
     close = lambda a, b: ((a - b).abs() <= 1e-9 * b.abs()).all()       # CSV floats keep 10 significant digits

@@ -73,7 +73,9 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
     if kpath.exists():
         import pandas as pd
         k = pd.read_csv(kpath)
-        lines += ["", f"`kernels.csv`: {len(k)} distinct kernels, {int((k['cache_state'] == 'dram').sum())} timed "
+        what = (f"{len(k)} kernel timings ({k['kernel_id'].nunique()} distinct kernels over "
+                f"{k['point_id'].nunique()} points)" if "point_id" in k else f"{len(k)} distinct kernels")
+        lines += ["", f"`kernels.csv`: {what}, {int((k['cache_state'] == 'dram').sum())} timed "
                   f"with rotated copies (DRAM), {int((k['cache_state'] == 'llc').sum())} warm; "
                   f"{int(k['stable'].astype(bool).sum())} reached a 95% interval within ±5% of the median; "
                   f"{int((k['source'] == 'cache').sum())} reused from this box's kernel cache."]

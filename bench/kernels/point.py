@@ -83,19 +83,16 @@ def drop_point_kernels(run_dir: Path, point_id: str) -> None:
 
 
 def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
-    """Run-level compose.csv, framework.csv and kernels.csv (distinct kernels, first seen first)."""
-    for kind, cols in FILES.items():
-        rows, seen = [], set()
+    """Run-level compose.csv, framework.csv and kernels.csv. kernels.csv has one row per point and kernel, led by
+    point_id: a paired run times the same kernel again at every point, and a compiled point takes its extern
+    kernels from the per-box cache, so one row per kernel would show only the first point's timing and source."""
+    for kind in FILES:
+        rows = []
         for pid in point_ids:
             f = kernel_file(run_dir, pid, kind)
             if not (f.exists() and done(run_dir, pid)):
                 continue
-            for r in read_csv(f):
-                if kind == "kernels":
-                    if r["kernel_id"] in seen:
-                        continue
-                    seen.add(r["kernel_id"])
-                rows.append(r)
+            rows += [{"point_id": pid, **r} if kind == "kernels" else r for r in read_csv(f)]
         if rows:
             atomic_write(run_dir / f"{kind}.csv", csv_text(rows, list(rows[0].keys())))
 
