@@ -116,3 +116,30 @@ def test_versus_bad_input_is_one_line_and_its_help_has_an_example(capsys):
                                   "--generated", "1"], errors=(ValueError,)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--generated at least 2" in err
+
+
+def test_versus_times_the_largest_decode_kernels_again_to_show_box_drift(calibration, monkeypatch):
+    import bench.kernels.versus as versus
+    from bench.device import CpuDevice
+    from bench.kernels.microbench import KernelTime
+    cfg, out = calibration
+    cal = json.loads(out.read_text())
+    ops = cal["passes"][1]["ops"]                          # the first workload's first decode step
+    top = sorted(ops, key=lambda op: -ops[op]["count"] * ops[op]["kernel_s"])[:versus.DRIFT_OPS]
+    w = cal["workloads"][0]
+    shapes = versus.passes(load_model(str(cfg)), w["batch"], w["prompt_len"], w["generated"], "fp32", "sdpa",
+                           "dynamic", None)
+    op_of = {k: op for op, _, k in versus.pass_kernels(shapes[1])}     # the norms share one kernel (and time)
+    timed = []
+
+    def twice(kernel, device, state, llc_bytes):        # the box now runs every kernel at half speed
+        timed.append(op_of[kernel])
+        t = 2 * ops[op_of[kernel]]["kernel_s"]
+        return KernelTime(t, t, t, 7, True, state, 1, 0)
+
+    monkeypatch.setattr(versus, "time_kernel", twice)
+    drift = versus.box_drift(cal, load_model(str(cfg)), CpuDevice(threads=1))
+    assert drift["ops"] == top and len(timed) == len(top) and drift["now_over_calibrated"] == pytest.approx(2.0)
+    monkeypatch.undo()
+    real = versus.box_drift(cal, load_model(str(cfg)), CpuDevice(threads=1))
+    assert real["ops"] == top and real["now_over_calibrated"] > 0

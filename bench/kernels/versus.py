@@ -4,7 +4,9 @@ Builds the model (random weights), runs one warm-up trajectory, then `--repeats`
 generated−1 decode steps on the model's own cache), and prints measured TTFT (median prefill) and TPOT (median
 over repeats of the mean decode step) with their ranges, theory's prediction from the calibration for the same
 workload, and measured / predicted − 1. Run it right after `python -m bench kernels` on a quiet box: kernels and
-model timed minutes apart on a box that changes speed do not compare.
+model timed minutes apart on a box that changes speed do not compare. So that a miss can be told from a box that
+moved, the calibration's DRIFT_OPS largest decode kernels (at its first workload's shapes) are timed again right
+after the model and set against their calibrated times (`box_now_over_calibrated`).
 """
 import json
 import statistics
@@ -16,6 +18,9 @@ import torch
 
 from bench.build import build_model
 from bench.device import get_device
+from bench.kernels.microbench import time_kernel
+from bench.kernels.plan import passes
+from bench.kernels.shapes import pass_kernels
 from bench.timing import run_trajectory
 from theory.calibration import load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
@@ -37,6 +42,26 @@ def build_parser() -> OneLineParser:
     return p
 
 
+DRIFT_OPS = 3
+
+
+def box_drift(cal: dict, spec, device) -> dict | None:
+    """The calibration's largest decode kernels (count × kernel time, its first workload's first decode step) timed
+    again now: Σ count × now / Σ count × calibrated. None when the calibration holds no decode pass."""
+    w = cal["workloads"][0]
+    first = next((x for x in cal["passes"] if x["phase"] == "decode" and x["batch"] == w["batch"]
+                  and x["prompt_len"] == w["prompt_len"]), None)
+    if first is None:
+        return None
+    shapes = passes(spec, w["batch"], w["prompt_len"], w["generated"], cal["dtype"], cal.get("attention", "sdpa"),
+                    cal.get("cache", "dynamic"), w.get("max_cache_len"))
+    kernels = {op: k for op, _, k in pass_kernels(shapes[1])}
+    top = sorted(first["ops"].items(), key=lambda kv: -kv[1]["count"] * kv[1]["kernel_s"])[:DRIFT_OPS]
+    now = {op: time_kernel(kernels[op], device, w["cache_state"], cal.get("llc_bytes")).median_s for op, _ in top}
+    ratio = sum(o["count"] * now[op] for op, o in top) / sum(o["count"] * o["kernel_s"] for op, o in top)
+    return {"ops": [op for op, _ in top], "now_s": now, "now_over_calibrated": ratio}
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, a.threads) < 1:
@@ -55,6 +80,7 @@ def main(argv=None) -> int:
     mcl = a.prompt_len + a.generated if cache == "static" else None
     run_trajectory(model, device, ids, a.generated, cache, mcl)                       # warm-up
     runs = [run_trajectory(model, device, ids, a.generated, cache, mcl).times_s for _ in range(a.repeats)]
+    drift = box_drift(cal, spec, device)
     ttfts = [r[0] for r in runs]
     tpots = [statistics.fmean(r[1:]) for r in runs]
     m_ttft, m_tpot = statistics.median(ttfts), statistics.median(tpots)
@@ -66,11 +92,17 @@ def main(argv=None) -> int:
            "measured_tpot_s": m_tpot, "measured_tpot_range_s": [min(tpots), max(tpots)],
            "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot, "prediction": how,
            "ttft_error": m_ttft / p_ttft - 1, "tpot_error": m_tpot / p_tpot - 1, "calibration": str(a.calibration),
-           "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "box_drift_ops": drift["ops"] if drift else None,
+           "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None}
     print(json.dumps(out, indent=2))
     print(f"TPOT measured {m_tpot * 1e3:.1f} ms (range {min(tpots) * 1e3:.1f}–{max(tpots) * 1e3:.1f}, {a.repeats} "
           f"repeats) vs predicted {p_tpot * 1e3:.1f} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
           f"{m_ttft * 1e3:.0f} ms vs predicted {p_ttft * 1e3:.0f} ms: {out['ttft_error']:+.1%}", file=sys.stderr)
+    if drift:
+        print(f"the calibration's {len(drift['ops'])} largest decode kernels ({', '.join(drift['ops'])}), timed again "
+              f"now: x{drift['now_over_calibrated']:.2f} their calibrated time (x1.00: the box has not moved)",
+              file=sys.stderr)
     return 0
 
 
