@@ -152,3 +152,13 @@ def count_graph_ops(events) -> int:
         elif parent is None and e.name.startswith("aten::"):
             n += 1
     return n
+
+
+def mode_fields(watch, m) -> dict:
+    """Compile time (apart from the timed steps), graphs compiled, and recompilations during the timed and
+    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok."""
+    steady_s = sum(st.median_s for st in m.step_stats())
+    recompiles = watch.recompiles_since_settled()
+    return {"compile_s": watch.compile_s(steady_s), "graphs_compiled": watch.graphs() + recompiles,
+            "recompiles_timed": recompiles, "status": "recompiled" if recompiles else "ok",
+            "message": f"{recompiles} graph(s) compiled during the timed trajectories" if recompiles else ""}

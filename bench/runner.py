@@ -16,6 +16,7 @@ from bench import modes
 from bench.profiling.record import record_profile_overhead, save_profile
 from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
+from bench.gpu.syncs import count_hidden_syncs
 from bench.kernels.point import (assemble_kernels, drop_point_kernels, measure_point_kernels, paired_kernels,
                                  run_kernel_cache, save_paired_kernels)
 from bench.repeat.canary import Canary, baseline
@@ -100,12 +101,12 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
                     between=paired.round if paired is not None else None)
         if paired is not None:
             paired.used = m.used_indices
-        mode = mode_fields(watch, m)
+        mode = modes.mode_fields(watch, m)
         step_stats = m.step_stats()
         intervals, marks = interval_fields(m, sweep.stop_rule(), canary_base_s), sample_marks(m)
         t_prof = time.perf_counter()
         n_dispatch = modes.count_ops(model, ids, p.cache, p.max_cache_len, p.execution)   # after the timed repeats
-        hidden_syncs = count_hidden_syncs(model, device, ids, p)
+        hidden_syncs = count_hidden_syncs(model, device, ids, p.generated, p.cache, p.max_cache_len)
         gpu_state = device.state() if hasattr(device, "state") else {}      # UUID; clocks, power during repeats
         if profile and run_dir is not None and p.execution == "eager":   # module hooks see no compiled graph
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
@@ -159,33 +160,6 @@ def tokens_per_s(p: Point, trajectory_index: int, time_s: float) -> float | None
     """Throughput of one timed pass: batch × prompt tokens / prefill time, or batch × 1 token / decode step time."""
     tokens = p.batch * (p.prompt_len if trajectory_index == 0 else 1)
     return tokens / time_s if time_s > 0 else None
-
-
-def mode_fields(watch, m) -> dict:
-    """Compile time (apart from the timed steps), graphs compiled, and recompilations during the timed and
-    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok."""
-    steady_s = sum(st.median_s for st in m.step_stats())
-    recompiles = watch.recompiles_since_settled()
-    return {"compile_s": watch.compile_s(steady_s), "graphs_compiled": watch.graphs() + recompiles,
-            "recompiles_timed": recompiles, "status": "recompiled" if recompiles else "ok",
-            "message": f"{recompiles} graph(s) compiled during the timed trajectories" if recompiles else ""}
-
-
-def count_hidden_syncs(model, device, ids, p: Point) -> int | None:
-    """CUDA only: synchronisations the model hides in a trajectory (torch.cuda.set_sync_debug_mode("warn"))."""
-    if device.kind != "cuda":
-        return None
-    import warnings
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        device.cuda.set_sync_debug_mode("warn")
-        try:
-            from bench.timing import run_trajectory
-            run_trajectory(model, device, ids, min(p.generated, 3), p.cache, p.max_cache_len)
-        finally:
-            device.cuda.set_sync_debug_mode(0)
-    # torch's own sync warning; not the mode's one-off "prototype ... synchronizing operations" notice
-    return sum("called a synchronizing" in str(w.message) for w in caught)
 
 
 def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:

@@ -370,7 +370,7 @@ def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_p
 def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
     import warnings
     import bench.timing as timing
-    from bench.runner import count_hidden_syncs
+    from bench.gpu.syncs import count_hidden_syncs
     from bench.sweep import Point
 
     def trajectory(*a, **k):
@@ -378,5 +378,5 @@ def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
             warnings.warn("called a synchronizing CUDA operation", UserWarning)
     monkeypatch.setattr(timing, "run_trajectory", trajectory)
     p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
-    assert count_hidden_syncs(None, standin, None, p) == 2          # was 3: the prototype notice counted too
+    assert count_hidden_syncs(None, standin, None, p.generated, p.cache, p.max_cache_len) == 2   # was 3: the prototype notice counted too
     assert standin.cuda.sync_debug_mode == 0

@@ -123,7 +123,7 @@ def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tm
 
 def test_recompilation_on_a_shape_change_is_detected():
     import torch
-    from bench.runner import mode_fields
+    from bench.modes import mode_fields
     f = torch.compile(lambda x: x * 2 + 1, dynamic=False)
     watch = CompileWatch("compile-static")
     f(torch.ones(3))
