@@ -1,7 +1,7 @@
 """A point's kernels and framework timed beside the model they predict: after every timed repeat of the point, one
 round takes one sample of each kernel the point runs and one trajectory of its tiny model. The rounds the
 composed prediction uses are those after the repeats the point's statistics use, so the whole and its pieces are
-measured in the same minutes.
+measured in the same seconds.
 
 Why: this box changes speed by 0.5-2x within minutes. The same kernels timed in two back-to-back runs (results/
 20261123T1333*, T1343*, committed at 78776f1) differed by 0.70x at the 10th percentile and 1.43x at the 90th, and
@@ -45,6 +45,7 @@ class PairedKernels:
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.tiny_times: list[list[float]] = []
         self.model = self.ids = self.rewarm = None
+        self.used: list[int] = []                    # set by the runner: the repeats its statistics use
         self.rounds_s = 0.0
 
     def prepare(self, rewarm=None) -> None:

@@ -122,7 +122,7 @@ def paired_kernels(p, point_id: str, device, kcache: KernelCache | None):
 def save_paired_kernels(run_dir: Path, point_id: str, rows: list[dict], paired) -> None:
     """For a point that measured ok: the composed prediction from its rounds, saved before its measurements."""
     try:
-        if rows and rows[0].get("status") == "ok" and getattr(paired, "used", None):
+        if rows and rows[0].get("status") == "ok" and paired.used:
             save_point_kernels(run_dir, point_id, paired.parts(paired.used))
     finally:
         paired.close()
