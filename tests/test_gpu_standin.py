@@ -47,6 +47,7 @@ def test_standin_run_takes_every_cuda_branch(cuda_run):
         "flash-cpu: aten::_scaled_dot_product_flash_attention_for_cpu"}
     kernels = read_csv(cuda_run / "kernels.csv")              # kernels timed through the device seam
     assert kernels and {k["dtype"] for k in kernels} == {"bf16"}
+    assert {k["source"] for k in kernels} == {"paired"}        # rounds between the repeats, on the device's timer
     report = (cuda_run / "report.md").read_text()
     assert "no datasheet: device name 'FAKE-CUDA stand-in 0'" in report
     assert "kernel (device) time vs roofline" in report
