@@ -65,7 +65,8 @@ def _ceilings_md(run) -> list[str]:
     lines += ["", "The roofline uses the matmul peak and the streaming-read bandwidth; the per-op overhead is one "
               "small op timed directly, to set beside the fitted τ below. The effective last-level cache is the "
               "working set at which a matrix-vector read falls halfway (in log terms) from its best rate to DRAM's "
-              "(bench/ceilings.py); the kernel microbenchmarks treat a model as cached only below it."]
+              "(bench/ceilings.py); the kernel microbenchmarks treat a model as cached only when what it streams per pass "
+              "fits half of it (bench/kernels/point.py)."]
     if run.meta.get("device") == "cuda":
         lines += ["", f"Datasheet roofline beside the measured one: {run.datasheet_line()}."]
     return lines

@@ -43,8 +43,8 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
     lines = ["", "## Where every microsecond goes", "",
              "Composed = Σ over op instances of the op's kernel timed alone at the point's shapes (`kernels.csv`: "
              "sampled between the point's own repeats where `source` is `paired`; "
-             "median and 95% interval, rotating copies of weights and KV cache when the model's working set exceeds "
-             "the last-level cache) + the framework's own cost, measured on the same model structure at tiny shapes "
+             "median and 95% interval, rotating copies of weights and KV cache unless what the model streams per pass "
+             "fits half the effective last-level cache) + the framework's own cost, measured on the same model structure at tiny shapes "
              "(`framework.csv`). Nothing is fitted; every point is scored. Per row, in `joined.csv`: roofline_s + "
              "kernel_gap_s + framework_gap_s + residual_s = measured_time_s.", "",
              "| phase | points | measured/composed − 1: median | p90 | median point's \\|residual\\| / measured "

@@ -8,6 +8,7 @@ model timed minutes apart on a box that changes speed do not compare. So that a 
 moved, the calibration's DRIFT_OPS largest decode kernels (at its first workload's shapes) are timed again right
 after the model and set against their calibrated times (`box_now_over_calibrated`).
 """
+import dataclasses
 import json
 import statistics
 import sys
@@ -22,7 +23,7 @@ from bench.kernels.microbench import time_kernel
 from bench.kernels.plan import passes
 from bench.kernels.shapes import pass_kernels
 from bench.timing import run_trajectory
-from theory.calibration import load_calibration, request
+from theory.calibration import SHAPE_FIELDS, load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.model import load_model
 
@@ -47,7 +48,11 @@ DRIFT_OPS = 3
 
 def box_drift(cal: dict, spec, device) -> dict | None:
     """The calibration's largest decode kernels (count × kernel time, its first workload's first decode step) timed
-    again now: Σ count × now / Σ count × calibrated. None when the calibration holds no decode pass."""
+    again now: Σ count × now / Σ count × calibrated, at the shapes of the model the calibration measured (which may
+    differ from the model being predicted). None when the calibration holds no such pass (or is format 1)."""
+    if "workloads" not in cal:
+        return None
+    spec = dataclasses.replace(spec, **{k: cal["model"][k] for k in SHAPE_FIELDS})
     w = cal["workloads"][0]
     first = next((x for x in cal["passes"] if x["phase"] == "decode" and x["batch"] == w["batch"]
                   and x["prompt_len"] == w["prompt_len"]), None)
