@@ -3,36 +3,46 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The torch pin. On the project's own CPU machines pip finds the CPU build on local disk. Elsewhere it comes from
-# PyPI, whose Linux x86-64 wheel is built with CUDA; if the driver is older than that build's CUDA (`make bench`
-# then stops with one line), pick a wheel index: make install TORCH_INDEX=https://download.pytorch.org/whl/cu<XYZ>
+# The torch pin. On the project's own CPU machines pip finds the CPU build on local disk. On a GPU box, unless
+# TORCH_INDEX is given or the venv already records one, scripts/torch_index.py reads the driver's CUDA version
+# (nvidia-smi) and picks a wheel index with a torch build that driver can run, saying which in one line.
 TORCH ?= torch==2.13.0
-TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 TORCH_SPEC := $(VENV)/.torch-spec
 comma := ,
 # An NVIDIA GPU on this machine (nvidia-smi or the driver's /proc entry): install the NVML extra too.
 HAVE_NVIDIA := $(shell (nvidia-smi -L >/dev/null 2>&1 || ls /proc/driver/nvidia/gpus/* >/dev/null 2>&1) && echo 1)
+# TORCH_INDEX: given (command line or environment) wins; else what the venv was built with, for the same TORCH (a
+# plain `make bench` never swaps torch); else the driver's pick on a GPU box; else none.
+RECORDED := $(shell cat $(TORCH_SPEC) 2>/dev/null)
+ifeq ($(filter command line environment,$(origin TORCH_INDEX)),)
+  ifeq ($(word 1,$(RECORDED)),$(TORCH))
+    TORCH_INDEX := $(word 2,$(RECORDED))
+  else
+    TORCH_INDEX := $(if $(HAVE_NVIDIA),$(shell $(PYTHON) scripts/torch_index.py '$(TORCH)'))
+  endif
+endif
+# The spec is rewritten (at parse time, so `make -n` is honest) only when TORCH or TORCH_INDEX really change; the
+# stamp then re-installs and torch is uninstalled first: pip would keep a same-version build from another index.
+$(shell mkdir -p $(VENV); echo '$(TORCH) $(TORCH_INDEX)' | cmp -s - $(TORCH_SPEC) || echo '$(TORCH) $(TORCH_INDEX)' > $(TORCH_SPEC))
 EXTRAS := test$(if $(HAVE_NVIDIA),$(comma)gpu)
+PROJECT ?= -e '.[$(EXTRAS)]'
 GPUS ?=
 ARGS ?= --model llama-2-7b --hardware a100-sxm-80gb --batch 1 --prompt-len 1024 --phase decode --dtype bf16
 SWEEP ?= default
 RUN ?=
 RUNS ?=
 
-.PHONY: help install test benchmark predict bench bench-comms report compare repeatability clean FORCE
+.PHONY: help install test benchmark predict bench bench-comms report compare repeatability clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# Rewritten only when TORCH or TORCH_INDEX change, so `make install TORCH=...` really reinstalls.
-$(TORCH_SPEC): FORCE
-	@mkdir -p $(VENV); echo '$(TORCH) $(TORCH_INDEX)' | cmp -s - $@ || echo '$(TORCH) $(TORCH_INDEX)' > $@
-
 $(STAMP): pyproject.toml $(TORCH_SPEC)
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(if $(filter $(TORCH_SPEC),$?),@if $(PY) -m pip show -q torch >/dev/null 2>&1; then echo "torch changed to '$(TORCH) $(TORCH_INDEX)': replacing the installed build"; $(PY) -m pip uninstall -y -q torch; fi)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
+	$(if $(strip $(PROJECT)),$(PY) -m pip install -q --disable-pip-version-check $(PROJECT))
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv: torch (TORCH=..., TORCH_INDEX=...), transformers, pandas, matplotlib, pytest (+ nvidia-ml-py on GPU boxes)
