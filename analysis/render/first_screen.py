@@ -93,5 +93,5 @@ def first_screen_md(fs: dict) -> list[str]:
     if flags:
         lines += ["**Flags** (details in *Why: flags*): " + ", ".join(f"{k} ×{n}" if n > 1 else k
                                                                     for k, n in flags.items()) + ".", ""]
-    lines += ["How to read this report: docs/report.md. Fits (τ, k_mem, k_comp) have their own section, *Fits*.", ""]
+    lines += ["How to read this report: docs/report.md. The fits (τ, k_mem, k_comp) have their own section, *How far from the arithmetic: the fits*.", ""]
     return lines

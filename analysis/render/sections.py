@@ -83,7 +83,7 @@ def explain_md_section(a) -> list[str]:
 def fits_section(a) -> list[str]:
     if not a.summary:
         return []
-    return ["", "## Fits: how far from the arithmetic (τ and calibrated)", ""] + fits_md(a.summary) + [
+    return ["", "## How far from the arithmetic: the fits (τ and calibrated)", ""] + fits_md(a.summary) + [
         "", "What the terms mean (the reading guide: docs/report.md):", ""] + GLOSSARY
 
 
@@ -114,7 +114,7 @@ def profile_section(a) -> list[str]:
 def points_section(a) -> list[str]:
     return ["", "## Points", "", "Time to first token (TTFT) is the prefill; time per output token (TPOT) the mean "
             "decode step. Predictions are theory's roofline \"as run\" (the cache, attention and logits choices "
-            "bench recorded) under this box's measured ceilings; *fitted* adds n_dispatch × τ (*Fits*). "
+            "bench recorded) under this box's measured ceilings; *fitted* adds n_dispatch × τ (*How far from the arithmetic*). "
             "Throughput: prefill tokens/s = batch × prompt tokens / prefill time; decode tokens/s = batch × 1 token "
             "/ mean decode step time (both measured medians).", ""] + (
         points_md(a.points) if len(a.points) else ["no finished point"])
