@@ -4,14 +4,17 @@ measured in the model (the residual: composition, cache and allocator effects).
 
 roofline_s + kernel_gap_s + framework_gap_s + residual_s = measured_time_s, exactly (each gap is a difference).
 """
+from pathlib import Path
+
 import pandas as pd
 
-from analysis.compose import op_kernel_times
+from analysis.compose import add_composed, composed_score, op_kernel_times
 from analysis.join import SHAPE, no_overhead, row_workloads
 from theory.model import from_hf_config
 from theory.roofline import predict
 
 LEVELS = ("roofline_s", "kernel_gap_s", "framework_gap_s", "residual_s")
+HEADLINE = ("median_abs_error", "p90_abs_error", "points")
 
 
 def decompose(df: pd.DataFrame) -> pd.DataFrame:
@@ -52,32 +55,59 @@ def _shape_words(kernel_id: str) -> str:
     return kernel_id.split("|")[3] if kernel_id.count("|") >= 4 else ""
 
 
-def largest_gaps(df: pd.DataFrame, ops: pd.DataFrame) -> list[dict]:
-    """For each point and phase (its representative row): the largest of the per-op kernel gaps, the framework
-    and the residual, in plain words."""
+def largest_gaps(df: pd.DataFrame, ops: pd.DataFrame, pts: pd.DataFrame) -> list[dict]:
+    """Per point and phase, in plain words: the largest of the kernel gap (its worst op), the framework and the
+    residual, named only when it leads the next by more than the point's noise (analysis/classes.py); the
+    residual only beyond the noise. Otherwise the point matches its composition within noise."""
     out = []
-    if ops.empty:
+    if ops.empty or pts.empty:
         return out
-    for (pid, phase), g in ops.groupby(["point_id", "phase"], sort=False):
-        step = int(g["step"].iloc[0])
-        r = df[(df["point_id"] == pid) & (df["phase"] == phase) & (df["step"] == step)].iloc[0]
-        worst = g.sort_values("gap_s", ascending=False).iloc[0]
-        cands = [("kernel", worst["gap_s"]), ("framework", r["framework_gap_s"]), ("residual", abs(r["residual_s"]))]
-        kind, _ = max(cands, key=lambda kv: kv[1])
-        measured_ms = r["measured_time_s"] * 1e3
-        if kind == "kernel":
-            text = (f"{worst['op']} ({_shape_words(worst['kernel_id'])}, ×{worst['count']}) reaches "
-                    f"{worst['roofline_fraction']:.0%} of its {worst['bound']}-bound roofline: "
-                    f"{worst['kernel_s'] * 1e3:.3f} ms against {worst['roofline_s'] * 1e3:.3f} ms, "
-                    f"of {measured_ms:.3f} ms measured")
-        elif kind == "framework":
-            text = (f"the framework (modules, cache object, masks, Python) adds {r['framework_s'] * 1e3:.3f} ms "
-                    f"({r['framework_per_dispatch_s'] * 1e6:.1f} µs per dispatched op over {int(r['tiny_n_dispatch'])} "
-                    f"ops) of {measured_ms:.3f} ms measured")
+    worst = ops.sort_values(["gap_s", "op"], ascending=[False, True]).groupby(["point_id", "phase"], sort=False).first()
+    for _, p in pts.iterrows():
+        key = (p["point_id"], p["phase"])
+        noise = f"noise ±{p['noise_rel']:.0%}"
+        measured_ms = p["measured_time_s"] * 1e3
+        if p["residual_named"]:
+            kind = "residual"
+            text = (f"the model takes {p['residual_share']:+.0%} against its kernels and framework composed "
+                    f"({p['residual_s'] * 1e3:+.3f} ms of {measured_ms:.3f} ms measured, {noise}; composition, cache "
+                    f"and allocator effects)")
+        elif not p["largest_named"]:
+            kind = "none"
+            text = (f"matches its composition within noise (measured/composed {p['ratio']:.2f}, {noise}); "
+                    f"{_piece(p['largest'])} {p[p['largest'] + '_share']:.0%} and {_piece(p['runner_up'])} "
+                    f"{p[p['runner_up'] + '_share']:.0%} of measured are not told apart")
+        elif p["largest"] == "kernel_gap" and key in worst.index:
+            kind, w = "kernel", worst.loc[key]
+            text = (f"kernel gap {p['kernel_gap_share']:.0%} of measured, led by {w['op']} "
+                    f"({_shape_words(w['kernel_id'])}, ×{w['count']}) at {w['roofline_fraction']:.0%} of its "
+                    f"{w['bound']}-bound roofline ({w['kernel_s'] * 1e3:.3f} ms against {w['roofline_s'] * 1e3:.3f} ms "
+                    f"on the middle row); matches its composition within noise ({noise})")
         else:
-            text = (f"the model takes {r['residual_s'] * 1e3:+.3f} ms against its kernels and framework composed "
-                    f"({r['composed_time_s'] * 1e3:.3f} ms; composition, cache and allocator effects) "
-                    f"of {measured_ms:.3f} ms measured")
-        out.append({"point_id": pid, "phase": phase, "step": step, "gap": kind,
-                    "op": worst["op"] if kind == "kernel" else kind, "text": text})
+            kind = "framework"
+            text = (f"the framework (modules, cache object, masks, Python) {p['framework_share']:.0%} of measured "
+                    f"({p['framework_gap_s'] * 1e3:.3f} ms of {measured_ms:.3f} ms over the point's rows), ahead of the "
+                    f"{_piece(p['runner_up'])} by more than the {noise}")
+        out.append({"point_id": p["point_id"], "phase": p["phase"], "name": p["name"], "gap": kind,
+                    "op": worst.loc[key]["op"] if kind == "kernel" else kind, "text": text})
     return out
+
+
+def _piece(key: str) -> str:
+    return {"kernel_gap": "kernel gap", "framework": "framework", "residual": "residual"}[key]
+
+
+def add_explain(run, df: pd.DataFrame, summary: dict) -> pd.DataFrame:
+    """Composed and decomposition columns; when a run has kernels, summary[phase]'s headline errors become the
+    composed prediction's (scored on every point: nothing fitted), the τ fit's move under `tau_fit`."""
+    df = add_composed(df, Path(run.path))
+    if df.empty or not df["composed_time_s"].notna().any():
+        return df
+    df = decompose(df)
+    for phase, s in summary.items():
+        s["tau_fit"] = {k: s.get(k) for k in HEADLINE}
+        comp = composed_score(df, phase)
+        s["composed"] = comp
+        s.update({k: comp[k] for k in HEADLINE})
+        s["headline"] = "composed: Σ op instances × kernel timed alone + framework measured at tiny shapes"
+    return df

@@ -5,6 +5,7 @@ import pandas as pd
 
 from analysis.intervals import excludes, ratio_interval, slope_interval
 from analysis.kvmem import kv_table, slope, slope_se
+from analysis.names import names_by_id, point_name
 from bench.repeat.stats import TARGET_REL
 
 SHAPE_KEYS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
@@ -19,6 +20,7 @@ def per_point(df: pd.DataFrame) -> pd.DataFrame:
         pre, dec = g[g["phase"] == "prefill"], g[g["phase"] == "decode"]
         rec = {k: g.iloc[0][k] for k in SHAPE_KEYS}
         rec["point_id"] = pid
+        rec["model"] = g.iloc[0]["model"] if "model" in g and isinstance(g.iloc[0]["model"], str) else ""
         for name, part in (("prefill", pre), ("decode", dec)):
             for col in ("measured_time_s", "predicted_time_s_ceilings", "predicted_time_s_fitted",
                         "predicted_time_s_calibrated",
@@ -95,7 +97,7 @@ def context_growth_flags(df: pd.DataFrame, min_steps: int = 32, samples: pd.Data
         ps = slope(g["context_len"], g["predicted_time_s_ceilings"])
         ideal = slope(g["context_len"], g["predicted_time_s_ceilings_ideal"])
         r0 = g.iloc[0]
-        head = (f"d={r0['hidden_size']} L={r0['num_hidden_layers']} {r0['cache']} cache over {len(g)} steps: decode step "
+        head = (f"{point_name(r0)} ({r0['cache']} cache) over {len(g)} steps: decode step "
                 f"grows {ms * 1e9:.0f} ± {2 * se * 1e9:.0f} ns per context token (as-run theory {ps * 1e9:.0f} ns, "
                 f"ideal append {ideal * 1e9:.0f} ns)")
         if abs(ps) < 2 * se:                                 # theory's growth is below what this run resolves
@@ -146,28 +148,40 @@ def noisy_flags(df: pd.DataFrame) -> list[dict]:
     if noisy.empty:
         return []
     per_point = noisy.groupby("point_id", sort=False).size()
+    names = names_by_id(df)
     return [{"kind": "noisy", "message": f"{len(noisy)} row(s) in {len(per_point)} point(s) have a p10-p90 spread over "
              f"{NOISY_SPREAD:.0%} of their median (worst {spread.max():.0%}): too noisy to judge one by one; "
-             f"rows: {', '.join(f'{p} ({n})' for p, n in per_point.items())}",
+             f"rows: {', '.join(f'{names.get(p, p)} ({n})' for p, n in per_point.items())}",
              "rows": int(len(noisy)), "points": per_point.index.tolist(), "worst_spread": float(spread.max())}]
+
+
+NEARLY_EVERY = 0.9            # a flag on at least this share of rows says so with a count, not a list
 
 
 def interval_flags(df: pd.DataFrame) -> list[dict]:
     flags = []
+    names = names_by_id(df)
     missed = df[df["time_ci_met"].fillna(0).astype(int) == 0]
     if len(missed):
         per = missed.groupby("point_id", sort=False)["repeats"].agg(["size", "max"])
-        flags.append({"kind": "noisy", "message": (
-            f"{len(missed)} of {len(df)} row(s) in {len(per)} point(s) have a 95% interval of the median wider than "
-            f"±{TARGET_REL:.0%} after their repeats: too noisy to judge one by one; rows (repeats): "
-            + ", ".join(f"{p} ({n}, {int(r)} repeats)" for p, (n, r) in per.iterrows())),
-            "rows": int(len(missed)), "points": per.index.tolist(), "rows_total": int(len(df))})
+        head = (f"{len(missed)} of {len(df)} row(s) in {len(per)} of {df['point_id'].nunique()} point(s) have a 95% "
+                f"interval of the median wider than ±{TARGET_REL:.0%} after their repeats")
+        if len(missed) >= NEARLY_EVERY * len(df):
+            msg = (f"{head}: nearly every row, so the box's noise, not a few bad points; repeats per point "
+                   f"{int(per['max'].min())}-{int(per['max'].max())}. Causes are judged against this noise "
+                   f"(*Causes per point*); each row's interval is in joined.csv")
+        else:
+            msg = (f"{head}: too noisy to judge one by one; rows (repeats): "
+                   + ", ".join(f"{names.get(p, p)} ({n}, {int(r)} repeats)" for p, (n, r) in per.iterrows()))
+        flags.append({"kind": "noisy", "message": msg, "rows": int(len(missed)), "points": per.index.tolist(),
+                      "rows_total": int(len(df))})
     if "interference" in df.columns:
         hit = df[df["interference"].fillna(0).astype(int) == 1]["point_id"].unique().tolist()
         if hit:
             flags.append({"kind": "interference", "points": hit, "message": (
                 f"{len(hit)} point(s) never got a quiet window: the canary ran slower than at the start of the "
-                f"run (beyond the run's threshold, run.json canary_slow_rel) around too many of their repeats; their rows use every repeat: {', '.join(hit)}")})
+                f"run (beyond the run's threshold, run.json canary_slow_rel) around too many of their repeats; "
+                f"their rows use every repeat: {', '.join(names.get(p, p) for p in hit)}")})
     return flags
 
 

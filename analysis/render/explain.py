@@ -1,45 +1,20 @@
-"""The report's composed prediction and decomposition: columns for joined.csv, the headline accuracy for
-summary.json (the earlier fits keep their own keys), and the report section naming each point's largest gap."""
+"""The report's *Where every microsecond goes*: how the composed prediction is built and scored, the median
+shares, kernel efficiency by op and what kernels.csv holds (the columns themselves: analysis/decompose.py)."""
 import math
 from pathlib import Path
 
-from analysis.compose import add_composed, composed_score, load_compose
-from analysis.decompose import decompose, largest_gaps, op_table
-from analysis.render.decompose_plots import decomposition_figures
-from analysis.render.fmt import point_name
-
-HEADLINE = ("median_abs_error", "p90_abs_error", "points")
-
-
-def add_explain(run, df, summary: dict):
-    """Composed and decomposition columns; when a run has kernels, summary[phase]'s headline errors become the
-    composed prediction's (scored on every point: nothing fitted), the τ fit's move under `tau_fit`."""
-    df = add_composed(df, Path(run.path))
-    if df.empty or not df["composed_time_s"].notna().any():
-        return df
-    df = decompose(df)
-    for phase, s in summary.items():
-        s["tau_fit"] = {k: s.get(k) for k in HEADLINE}
-        comp = composed_score(df, phase)
-        s["composed"] = comp
-        s.update({k: comp[k] for k in HEADLINE})
-        s["headline"] = "composed: Σ op instances × kernel timed alone + framework measured at tiny shapes"
-    return df
-
+from analysis.compose import load_compose
 
 def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
 
-def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], dict[str, str]]:
+def explain_section(a) -> list[str]:
+    run, df, summary, ops = a.run, a.df, a.summary, a.ops
     loaded = load_compose(Path(run.path))
-    if loaded is None or "composed_time_s" not in df or not df["composed_time_s"].notna().any():
+    if loaded is None or not a.composed:
         return ["", "## Where every microsecond goes", "",
-                "No kernel table in this run (`--no-kernels`), so no composed prediction."], {}
-    fig_dir.mkdir(exist_ok=True)
-    ops = op_table(run, df, loaded[0])
-    gaps = largest_gaps(df, ops)
-    figs = decomposition_figures(df, fig_dir)
+                "No kernel table in this run (`--no-kernels`), so no composed prediction."]
     lines = ["", "## Where every microsecond goes", "",
              "Composed = Σ over op instances of the op's kernel timed alone at the point's shapes (`kernels.csv`: "
              "sampled between the point's own repeats where `source` is `paired`; "
@@ -59,10 +34,7 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
     med = lambda col: float((reps[col] / reps["measured_time_s"]).median())
     lines += ["", f"Median share of measured time (all rows): roofline {med('roofline_s'):.0%}, kernel gap "
               f"{med('kernel_gap_s'):.0%}, framework {med('framework_gap_s'):.0%}, residual {med('residual_s'):+.0%}.",
-              "", "Largest gap per point (middle decode step; the prefill):", ""]
-    names = {pid: point_name(r) for pid, r in df.groupby("point_id").first().reset_index().set_index("point_id",
-                                                                                                  drop=False).iterrows()}
-    lines += [f"- {names.get(g['point_id'], g['point_id'])} {g['phase']}: {g['text']}" for g in gaps]
+              "", "Per point, with the noise rule, under *Causes per point*."]
     if not ops.empty:
         lines += ["", "Kernel efficiency by op (fraction of its roofline each op's kernel reaches; median over the "
                   "rows above):", "", "| phase | op | median fraction | min | max | rows |", "|---|---|---|---|---|---|"]
@@ -90,4 +62,4 @@ def explain_section(run, df, summary: dict, fig_dir: Path) -> tuple[list[str], d
         if "kernels_wall_s" in comp:
             wall = comp.groupby("point_id")["kernels_wall_s"].first().sum()
             lines[-1] += f" Kernels and the framework's tiny-shape runs took {wall:.1f} s of this run's wall time."
-    return lines, figs
+    return lines

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from analysis.names import point_name  # noqa: F401  (re-exported: the report's modules import it from here)
+
 SIGNIFICANT = 10                    # digits kept in CSV and JSON: hides last-bit float noise, far below any
                                     # measured spread, and keeps column sums (the decomposition) exact to 1e-9
 CSV_FLOAT = f"%.{SIGNIFICANT}g"
@@ -47,28 +49,6 @@ def csv_text(df: pd.DataFrame) -> str:
 def no_negative_zero(text: str) -> str:
     """'-0', '-0.0', '-0.00%' as a fixed format rounds them → '0', '0.0', '0.00%'."""
     return _NEG_ZERO.sub("", text)
-
-
-def point_name(r) -> str:
-    """A point by its shape: `d=512 L=4 b=1 T=64 G=16`, plus attention and cache when not sdpa/dynamic."""
-    model = r.get("model") if hasattr(r, "get") else None
-    if isinstance(model, str) and model:
-        shape = model
-    else:
-        shape = f"d={_int(r['hidden_size'])} L={_int(r['num_hidden_layers'])}"
-    name = f"{shape} b={_int(r['batch'])} T={_int(r['prompt_len'])} G={_int(r['generated'])}"
-    for key, default in (("attention", "sdpa"), ("cache", "dynamic")):
-        v = r.get(key) if hasattr(r, "get") else None
-        if isinstance(v, str) and v and v != default:
-            name += f" {v}"
-    return name
-
-
-def _int(v) -> str:
-    try:
-        return str(int(v))
-    except (TypeError, ValueError):
-        return str(v)
 
 
 def is_missing(v) -> bool:

@@ -3,6 +3,8 @@ drift does to the predictions, the ceilings' intervals and drift, and where the 
 import numpy as np
 import pandas as pd
 
+from analysis.headline import wall_parts_s
+from analysis.names import names_by_id
 from bench.repeat.stats import SLOW_REL, TARGET_REL
 
 
@@ -21,6 +23,7 @@ def drift_errors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
 
 def noise_md(run, df: pd.DataFrame) -> list[str]:
     m = run.meta
+    names = names_by_id(run.rows)
     if "canary_baseline_s" not in m:
         return []                                   # a run from before adaptive repeats
     ok = run.ok
@@ -43,25 +46,22 @@ def noise_md(run, df: pd.DataFrame) -> list[str]:
                       f"{(ratios > 1 + slow_rel).mean():.0%} of them >{slow_rel:.0%} slow (the threshold: "
                       f"{SLOW_REL:.0%} or the canary's own scatter at the start, whichever is larger). Repeats next to a slow "
                       f"reading were measured again; points that never got a quiet window: "
-                      f"{', '.join(rs.get('points_interference', [])) or 'none'}. The series is in run.json."]
+                      f"{', '.join(names.get(p, p) for p in rs.get('points_interference', [])) or 'none'}. The series is in run.json."]
     errs = drift_errors(df)
     if errs:
         lines += ["", "Predictions with the ceilings scaled by each point's canary drift (median |measured/predicted − 1|): "
                   + "; ".join(f"{ph} {a:.1%} unscaled, {b:.1%} scaled" for ph, (a, b) in errs.items())
                   + ". The tables above use the start-of-run ceilings unscaled."]
     lines += _ceilings_spread_md(m)
-    wall = dict(rs.get("wall_s", {}))
+    wall = wall_parts_s(m)
     if wall:
-        wall = {"ceilings (start)": m.get("ceilings_wall_s", 0.0), **wall,
-                "re-measure noisy points": m.get("remeasure_wall_s", 0.0),
-                "ceilings (end)": m.get("ceilings_end_wall_s", 0.0)}
         total = sum(v or 0.0 for v in wall.values())
         lines += ["", f"Wall time ({total:.0f} s measured, the report excluded): "
                   + ", ".join(f"{k.replace('_s', '')} {v:.1f} s" for k, v in wall.items()) + "."]
     rem = m.get("remeasured") or []
     if rem:
         lines += ["", "Re-measured at the end (mean interval width / median, first → second, kept): "
-                  + "; ".join(f"{r['point_id']} {r['first_mean_rel_width']:.1%} → {r['second_mean_rel_width']:.1%}, "
+                  + "; ".join(f"{names.get(r['point_id'], r['point_id'])} {r['first_mean_rel_width']:.1%} → {r['second_mean_rel_width']:.1%}, "
                               f"{r['kept']}" for r in rem) + ". Both sets are in points/ (`*.other.csv`)."]
     return lines
 

@@ -166,13 +166,13 @@ def all_figures(df, points, run, out_dir, breakdown_table=None, ops=None) -> dic
     out_dir.mkdir(exist_ok=True)
     dtype = df["dtype"].iloc[0] if len(df) else "fp32"
     figs = {
-        "time vs width": _sweep_plot(points, "hidden_size", "hidden_size (width)", out_dir / "time_vs_width.png"),
-        "time vs depth": _sweep_plot(points, "num_hidden_layers", "num_hidden_layers (depth)", out_dir / "time_vs_depth.png"),
-        "time vs batch": _sweep_plot(points, "batch", "batch (sequences)", out_dir / "time_vs_batch.png"),
-        "decode step vs context": time_vs_tokens(df, out_dir / "time_vs_tokens.png"),
-        "memory vs tokens": memory_vs_tokens(df, out_dir / "memory_vs_tokens.png"),
-        "roofline": roofline(df, run.ceilings(dtype), out_dir / "roofline.png", ops),
-        "error distribution": error_distribution(df, out_dir / "error_distribution.png"),
-        "attention / MLP / other breakdown": breakdown(breakdown_table, out_dir / "breakdown.png"),
+        "time vs width (ms, log)": _sweep_plot(points, "hidden_size", "hidden_size (width)", out_dir / "time_vs_width.png"),
+        "time vs depth (ms, log)": _sweep_plot(points, "num_hidden_layers", "num_hidden_layers (depth)", out_dir / "time_vs_depth.png"),
+        "time vs batch (ms, log)": _sweep_plot(points, "batch", "batch (sequences)", out_dir / "time_vs_batch.png"),
+        "decode step vs context, with the fits (ms)": time_vs_tokens(df, out_dir / "time_vs_tokens.png"),
+        "memory vs tokens (bytes)": memory_vs_tokens(df, out_dir / "memory_vs_tokens.png"),
+        "roofline (FLOP/s against FLOP/byte)": roofline(df, run.ceilings(dtype), out_dir / "roofline.png", ops),
+        "error distribution (measured / predicted)": error_distribution(df, out_dir / "error_distribution.png"),
+        "attention / MLP / other breakdown (share of profiled time)": breakdown(breakdown_table, out_dir / "breakdown.png"),
     }
     return {k: str(v) for k, v in figs.items() if v is not None}

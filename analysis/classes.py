@@ -1,0 +1,165 @@
+"""Where the time goes by point class, and which causes survive the run's noise.
+
+A point class is phase × width band × bound: the width band compares the point's hidden size with the sweep's
+base width (sweep.json `defaults`, else the median width), the bound is theory's (memory vs compute, as run). Both
+come from the shape and theory alone, so a point is in the same class in every run of a sweep.
+
+Per point and phase (all its rows summed): the measured decomposition's shares of measured time (roofline, kernel
+gap, framework, residual; analysis/decompose.py) and measured/composed with its interval. Noise: the larger of the
+point's own interval of measured/composed (its rows' 95% intervals of the median against the kernels' intervals)
+and the run's repeat-to-repeat spread of measured/composed (per repeat: Σ steps' times / Σ composed; a robust
+standard deviation, IQR / 1.349, over a point's repeats, median over points). A point's residual is named as a
+cause only beyond that noise; its largest piece only when it leads the next by more than the noise.
+"""
+import numpy as np
+import pandas as pd
+
+from analysis.names import point_name
+from bench.repeat.stats import median_ci
+
+PIECES = ("kernel_gap", "framework", "residual")          # the gaps beyond the roofline a cause can name
+LEVEL_COLS = {"roofline": "roofline_s", "kernel_gap": "kernel_gap_s", "framework": "framework_gap_s",
+              "residual": "residual_s"}
+SHAPE = ["model", "hidden_size", "num_hidden_layers", "batch", "prompt_len", "generated", "attention", "cache"]
+IQR_TO_SD = 1.349                                          # IQR of a normal distribution in standard deviations
+
+
+def base_width(run, df: pd.DataFrame) -> int:
+    defaults = (run.meta.get("sweep_defaults") or {}) if hasattr(run, "meta") else {}
+    sweep = run.path / "sweep.json" if hasattr(run, "path") else None
+    if not defaults and sweep is not None and sweep.exists():
+        import json
+        try:
+            defaults = json.loads(sweep.read_text()).get("defaults", {}) or {}
+        except (ValueError, AttributeError):
+            defaults = {}
+    if isinstance(defaults.get("hidden_size"), int):
+        return defaults["hidden_size"]
+    return int(np.median(df["hidden_size"].astype(int).unique())) if len(df) else 0
+
+
+def noise_floor(run, df: pd.DataFrame) -> dict:
+    """The run's repeat-to-repeat spread of measured/composed (relative, one repeat), per phase and overall."""
+    s = run.samples
+    if s is None or s.empty or "composed_time_s" not in df:
+        return {"repeat_rel": 0.0, "by_phase": {}, "points": 0}
+    s = s[s["repeat"] >= 0]
+    m = s.merge(df[["point_id", "phase", "step", "composed_time_s"]], on=["point_id", "phase", "step"])
+    g = m.groupby(["point_id", "phase", "repeat"]).agg(t=("time_s", "sum"), c=("composed_time_s", "sum"))
+    ratio = (g["t"] / g["c"]).rename("ratio").reset_index()
+    spread = ratio.groupby(["point_id", "phase"])["ratio"].agg(
+        lambda x: (x.quantile(0.75) - x.quantile(0.25)) / IQR_TO_SD / x.median() if len(x) >= 3 else np.nan).dropna()
+    if spread.empty:
+        return {"repeat_rel": 0.0, "by_phase": {}, "points": 0}
+    by_phase = {ph: float(v.median()) for ph, v in spread.groupby(level="phase")}
+    return {"repeat_rel": float(spread.median()), "by_phase": by_phase, "points": int(spread.size),
+            "definition": "robust sd (IQR/1.349) of one repeat's measured/composed over a point's repeats, "
+                          "median over points"}
+
+
+def point_class(r, base: int) -> str:
+    d = int(r["hidden_size"])
+    band = f"d<{base}" if d < base else f"d>{base}" if d > base else f"d={base}"
+    return f"{r['phase']}, {band}, {r['bound']}-bound"
+
+
+def point_table(df: pd.DataFrame, ops: pd.DataFrame, noise: dict, base: int) -> pd.DataFrame:
+    d = df[df["composed_time_s"].notna()]
+    if d.empty:
+        return pd.DataFrame()
+    agg = {c: (c, "sum") for c in ("measured_time_s", "composed_time_s", "composed_ci_low_s", "composed_ci_high_s",
+                                   "predicted_memory_s", "predicted_compute_s", *LEVEL_COLS.values())}
+    for c in ("time_ci_low_s", "time_ci_high_s"):
+        if c in d:
+            agg[c] = (c, "sum")
+    shape = [c for c in SHAPE if c in d]
+    p = d.groupby(["point_id", "phase"], sort=True).agg(**agg, **{c: (c, "first") for c in shape},
+                                                       rows=("step", "size")).reset_index()
+    p["name"] = [point_name(r) for _, r in p.iterrows()]
+    p["bound"] = np.where(p["predicted_memory_s"] >= p["predicted_compute_s"], "memory", "compute")
+    p["point_class"] = [point_class(r, base) for _, r in p.iterrows()]
+    for piece, col in LEVEL_COLS.items():
+        p[f"{piece}_share"] = p[col] / p["measured_time_s"]
+    p["ratio"] = p["measured_time_s"] / p["composed_time_s"]
+    lo = p.get("time_ci_low_s", p["measured_time_s"]) / p["composed_ci_high_s"]
+    hi = p.get("time_ci_high_s", p["measured_time_s"]) / p["composed_ci_low_s"]
+    p["ratio_ci_low"], p["ratio_ci_high"] = lo, hi
+    own = np.maximum(p["ratio"] - lo, hi - p["ratio"]) / p["ratio"]
+    run_rel = p["phase"].map(noise.get("by_phase", {})).fillna(noise.get("repeat_rel", 0.0))
+    p["noise_rel"] = np.maximum(own.fillna(0.0), run_rel)
+    p["residual_named"] = p["residual_share"].abs() > p["noise_rel"]
+    sizes = p[["kernel_gap_share", "framework_share"]].assign(residual_share=p["residual_share"].abs())
+    order = np.argsort(-sizes.to_numpy(), axis=1, kind="stable")
+    top = sizes.to_numpy()[np.arange(len(p)), order[:, 0]]
+    second = sizes.to_numpy()[np.arange(len(p)), order[:, 1]]
+    p["largest"] = [PIECES[i] for i in order[:, 0]]
+    p["runner_up"] = [PIECES[i] for i in order[:, 1]]
+    p["largest_named"] = (top - second > p["noise_rel"]) & ((p["largest"] != "residual") | p["residual_named"])
+    p = p.merge(top_op(d, ops), on=["point_id", "phase"], how="left")
+    return p
+
+
+def top_op(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
+    """Per point and phase: the op with the largest kernel gap on the representative row, as a share of it."""
+    if ops.empty:
+        return pd.DataFrame(columns=["point_id", "phase", "top_op", "top_op_gap_share"])
+    o = ops.merge(df[["point_id", "phase", "step", "measured_time_s"]], on=["point_id", "phase", "step"])
+    o = o.assign(gap_share=o["gap_s"] / o["measured_time_s"]).sort_values(["gap_share", "op"], ascending=[False, True])
+    t = o.groupby(["point_id", "phase"], sort=False).first().reset_index()
+    return t[["point_id", "phase", "op", "gap_share"]].rename(columns={"op": "top_op", "gap_share": "top_op_gap_share"})
+
+
+def _interval(values) -> tuple[float, float, float]:
+    ci = median_ci(sorted(float(v) for v in values))
+    return ci.median_s, ci.low_s, ci.high_s
+
+
+def class_ops(ops: pd.DataFrame, df: pd.DataFrame, members: pd.DataFrame, n: int = 3) -> list[dict]:
+    """The ops with the largest kernel gap in a class: per op, its gap / measured on each point's representative
+    row, median over the class's points (an op a point lacks counts as 0)."""
+    if ops.empty:
+        return []
+    keys = members[["point_id", "phase"]]
+    o = ops.merge(keys, on=["point_id", "phase"]).merge(
+        df[["point_id", "phase", "step", "measured_time_s"]], on=["point_id", "phase", "step"])
+    if o.empty:
+        return []
+    share = (o.assign(s=o["gap_s"] / o["measured_time_s"]).groupby(["op", "point_id"])["s"].sum()
+             .unstack(fill_value=0.0).reindex(columns=keys["point_id"].unique(), fill_value=0.0))
+    med = share.median(axis=1).sort_values(ascending=False, kind="stable")
+    return [{"op": op, "gap_share": float(v)} for op, v in med.head(n).items() if v > 0]
+
+
+def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """Per class: the median share of each level over its points with the 95% interval of that median (order
+    statistics; the range below six points), the cause (the largest median gap beyond the roofline), whether its
+    interval is clear of the runner-up's, and how many of the class's points have that piece as their own largest."""
+    if pts.empty:
+        return pd.DataFrame()
+    rows = []
+    for cls, g in pts.groupby("point_class", sort=True):
+        rec = {"point_class": cls, "phase": g["phase"].iloc[0], "points": int(len(g)),
+               "names": "; ".join(sorted(g["name"]))}
+        for piece in LEVEL_COLS:
+            rec[f"{piece}_share"], rec[f"{piece}_share_low"], rec[f"{piece}_share_high"] = _interval(g[f"{piece}_share"])
+        ranked = sorted(PIECES, key=lambda k: (-abs(rec[f"{k}_share"]), PIECES.index(k)))
+        rec["cause"], rec["runner_up"] = ranked[0], ranked[1]
+        rec["cause_agree"] = int((g["largest"] == ranked[0]).sum())
+        rec["cause_clear"] = not _overlap(rec, ranked[0], ranked[1])    # its interval clear of the runner-up's
+        rec["top_ops"] = class_ops(ops, df, g)
+        rec["within_noise"] = int((~g["residual_named"]).sum())
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def _abs_interval(low: float, high: float) -> tuple[float, float]:
+    if low <= 0 <= high:
+        return 0.0, max(-low, high)
+    return min(abs(low), abs(high)), max(abs(low), abs(high))
+
+
+def _overlap(rec: dict, a: str, b: str) -> bool:
+    """Do the intervals of two pieces' sizes overlap (a residual counts by its size, either sign)?"""
+    (_, a_hi), (b_lo, b_hi) = (_abs_interval(rec[f"{k}_share_low"], rec[f"{k}_share_high"]) for k in (a, b))
+    a_lo = _abs_interval(rec[f"{a}_share_low"], rec[f"{a}_share_high"])[0]
+    return a_lo <= b_hi and b_lo <= a_hi

@@ -1,0 +1,97 @@
+"""The report's first screen (at most FIRST_SCREEN_LINES lines of markdown), written from summary.json's
+`first_screen` so the two say the same: what ran, how fast, how well predicted, where the time goes, why."""
+from analysis.render.fmt import is_missing
+
+FIRST_SCREEN_LINES = 40
+PIECE_WORDS = {"kernel_gap": "kernel gap", "framework": "framework", "residual": "residual"}
+
+
+def _pct(x, sign: bool = False) -> str:
+    return "n/a" if is_missing(x) else (f"{x:+.0%}" if sign else f"{x:.0%}")
+
+
+def _ms(x) -> str:
+    return "" if is_missing(x) else f"{x * 1e3:.1f}"
+
+
+def _rate(x) -> str:
+    return "" if is_missing(x) else f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def _share(c: dict, piece: str) -> str:
+    sign = piece == "residual"
+    return (f"{_pct(c[f'{piece}_share'], sign)} [{_pct(c[f'{piece}_share_low'], sign)}, "
+            f"{_pct(c[f'{piece}_share_high'], sign)}]")
+
+
+def cause_words(cause: str) -> str:
+    return " ≈ ".join(PIECE_WORDS.get(p, p) for p in cause.split(" ≈ "))
+
+
+def _cause_cell(c: dict) -> str:
+    tail = "" if c["cause_clear"] else f"; {PIECE_WORDS[c['runner_up']]} within its interval"
+    return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points{tail})"
+
+
+def _loo_text(loo) -> str:
+    """summary.json `loo` (added by the leave-one-out analysis): {phase: {median_abs_error, p90_abs_error,
+    points}} or one such dict."""
+    if not loo:
+        return "leave-one-out: not in this run"
+    if isinstance(loo, dict) and "median_abs_error" in loo:
+        loo = {"all": loo}
+    parts = [f"{ph} {_pct(v.get('median_abs_error'))} / {_pct(v.get('p90_abs_error'))}"
+             + (f" ({v['points']} points)" if v.get("points") is not None else "")
+             for ph, v in sorted(loo.items()) if isinstance(v, dict)]
+    return "leave-one-out: " + ("; ".join(parts) if parts else str(loo))
+
+
+def first_screen_md(fs: dict) -> list[str]:
+    w = fs["what_ran"]
+    failed = f", {w['points_failed']} failed" if w["points_failed"] else ", none failed"
+    wall = f"; {w['wall_s']:.0f} s of measuring" if w.get("wall_s") else ""
+    lines = [f"# Run {w['run_id']}", "",
+             f"**What ran**: sweep `{w['sweep']}`, {w['points_ok']} of {w['points_planned']} points ok{failed}"
+             f"{' (partial run)' if w['partial'] else ''}, on {w['device_name']} ({w['device']}, {w['threads']} "
+             f"thread(s)); torch {w['torch']}, transformers {w['transformers']}{wall}; commit {w['git_commit']}"
+             f"{' (dirty)' if w['git_dirty'] else ''}.", ""]
+    if not fs["speed"]:
+        return lines + ["**Nothing was measured**: no point finished with status ok; the reasons are under "
+                        "*Not measured* below.", ""]
+    lines += ["**How fast** (measured medians; TTFT = prefill, TPOT = mean decode step):", "",
+              "| point | TTFT (ms) | prefill tokens/s | TPOT (ms) | decode tokens/s |", "|---|---|---|---|---|"]
+    lines += [f"| {s['name']} | {_ms(s['ttft_s'])} | {_rate(s['prefill_tokens_per_s'])} | {_ms(s['tpot_s'])} | "
+              f"{_rate(s['decode_tokens_per_s'])} |" for s in fs["speed"]]
+    acc = fs["accuracy"]
+    comp = [f"{ph} {_pct(v['composed_median_abs_error'])} / {_pct(v['composed_p90_abs_error'])} ({v['points']} points)"
+            for ph, v in acc["phases"].items() if not is_missing(v["composed_median_abs_error"])]
+    roof = [f"{ph} {_pct(v['roofline_median_abs_error'])}" for ph, v in acc["phases"].items()]
+    lines += ["", "**How well predicted** (|measured / predicted − 1|, median / p90 over points): composed from "
+              "kernels timed alone + the framework at tiny shapes, nothing fitted: "
+              + ("; ".join(comp) if comp else "no kernel table in this run") + f"; {_loo_text(acc.get('loo'))}; "
+              "the bare roofline misses by " + ", ".join(roof) + " (median).", ""]
+    if fs["classes"]:
+        lines += ["**Where the time goes** (share of measured time per point class: median over its points "
+                  "[95% interval of that median]; cause = the largest gap beyond the roofline, with the points that "
+                  "agree):", "",
+                  "| class | points | roofline | kernel gap (top ops) | framework | residual | cause |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in fs["classes"]:
+            ops = ", ".join(f"{o['op']} {_pct(o['gap_share'])}" for o in c["top_ops"])
+            lines.append(f"| {c['point_class']} | {c['points']} | {_share(c, 'roofline')} | {_share(c, 'kernel_gap')}"
+                         f"{f' ({ops})' if ops else ''} | {_share(c, 'framework')} | {_share(c, 'residual')} | "
+                         f"{_cause_cell(c)} |")
+        pp = fs["per_point"]
+        lines += ["", f"**Per point**: {pp['within_noise']} of {pp['point_phases']} point × phase pairs match their "
+                  f"composition within noise (the larger of their own interval and the run's repeat-to-repeat spread "
+                  f"of measured/composed, {_pct(pp['repeat_rel'])}); {pp['residual_named']} differ beyond it "
+                  f"(*Causes per point* below).", ""]
+    else:
+        lines += ["**Where the time goes**: no kernel table in this run (`--no-kernels`), so no measured "
+                  "decomposition; the fits below describe it.", ""]
+    flags = fs.get("flags") or {}
+    if flags:
+        lines += ["**Flags** (details in *Why: flags*): " + ", ".join(f"{k} ×{n}" if n > 1 else k
+                                                                    for k, n in flags.items()) + ".", ""]
+    lines += ["How to read this report: docs/report.md. The fits (τ, k_mem, k_comp) have their own section, *How far from the arithmetic: the fits*.", ""]
+    return lines

@@ -1,0 +1,109 @@
+"""The report's first screen (issue 23): short, complete, named by shape, and causes named only beyond noise."""
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.classes import class_table, point_table
+from analysis.render.first_screen import FIRST_SCREEN_LINES
+from analysis.report import write_report
+
+HASH = re.compile(r"\b[0-9a-f]{12}\b")
+
+
+@pytest.fixture(scope="module")
+def built(tiny_run):
+    out = write_report(tiny_run)
+    return out.read_text(), json.loads((tiny_run / "summary.json").read_text())
+
+
+def first_screen(text: str) -> list[str]:
+    lines = text.splitlines()
+    end = next(i for i, l in enumerate(lines) if l.startswith("How to read this report"))
+    return lines[:end + 1]
+
+
+def test_first_screen_is_short_and_answers_the_questions(built):
+    text, summary = built
+    head = first_screen(text)
+    assert len(head) <= FIRST_SCREEN_LINES
+    body = "\n".join(head)
+    for needle in ("**What ran**", "torch", "points ok", "**How fast**", "TTFT (ms)", "TPOT (ms)", "tokens/s",
+                   "**How well predicted**", "composed", "leave-one-out", "**Where the time goes**", "kernel gap",
+                   "framework", "residual", "[", "of"):
+        assert needle in body, needle
+    assert summary["first_screen"]["markdown"].strip() == "\n".join(head).strip()      # the same in summary.json
+    classes = summary["first_screen"]["classes"]
+    assert classes and all(c["cause"] in ("kernel_gap", "framework", "residual") for c in classes)
+    for c in classes:
+        for p in ("roofline", "kernel_gap", "framework", "residual"):
+            assert c[f"{p}_share_low"] <= c[f"{p}_share"] <= c[f"{p}_share_high"]
+        assert 0 <= c["cause_agree"] <= c["points"]
+        assert f"| {c['point_class']} | {c['points']} |" in body
+
+
+def test_leave_one_out_is_shown_when_present(built, tiny_run, monkeypatch):
+    from analysis import result
+    monkeypatch.setattr(result, "SUMMARY_HOOKS", [lambda a: {"loo": {"decode": {
+        "median_abs_error": 0.123, "p90_abs_error": 0.456, "points": 7}}}])
+    text = write_report(tiny_run).read_text()
+    assert "leave-one-out: decode 12% / 46% (7 points)" in "\n".join(first_screen(text))
+    assert json.loads((tiny_run / "summary.json").read_text())["loo"]["decode"]["points"] == 7
+    monkeypatch.setattr(result, "SUMMARY_HOOKS", [])
+    write_report(tiny_run)
+
+
+def test_no_hash_in_what_a_person_reads(built, tiny_run):
+    text, _ = built
+    ids = set(pd.read_csv(tiny_run / "joined.csv", dtype={"point_id": str})["point_id"])
+    assert ids and not any(i in text for i in ids)
+    for line in text.splitlines():
+        if line.startswith("|"):
+            assert not HASH.search(line), line
+    assert "peak RSS (B/token)" not in text and "Left out on CPU" in text        # zero by construction on CPU
+
+
+def _rows(residual_rel: float, pid: str, ci_rel: float = 0.01) -> dict:
+    composed = 1e-3
+    measured = composed * (1 + residual_rel)
+    return {"point_id": pid, "phase": "decode", "step": 0, "hidden_size": 512, "num_hidden_layers": 4, "batch": 1,
+            "prompt_len": 64, "generated": 16, "attention": "sdpa", "cache": "dynamic", "model": "",
+            "measured_time_s": measured, "time_ci_low_s": measured * (1 - ci_rel),
+            "time_ci_high_s": measured * (1 + ci_rel), "composed_time_s": composed,
+            "composed_ci_low_s": composed * 0.99, "composed_ci_high_s": composed * 1.01,
+            "predicted_memory_s": 4e-4, "predicted_compute_s": 1e-5, "roofline_s": 4e-4,
+            "kernel_gap_s": 4e-4, "framework_gap_s": 2e-4, "residual_s": measured - composed}
+
+
+def test_a_cause_under_the_noise_is_not_named():
+    df = pd.DataFrame([_rows(0.05, "a"), _rows(0.40, "b"), _rows(0.05, "c", ci_rel=0.001)])
+    pts = point_table(df, pd.DataFrame(), {"repeat_rel": 0.09, "by_phase": {"decode": 0.09}}, 512).set_index("point_id")
+    assert not pts.loc["a", "residual_named"]            # 5% against a 9% repeat-to-repeat spread: noise
+    assert pts.loc["b", "residual_named"]                # 40%: named
+    assert not pts.loc["c", "residual_named"]            # a tight own interval does not undercut the run's spread
+    assert pts.loc["a", "noise_rel"] == pytest.approx(0.09)
+    classes = class_table(pts.reset_index(), pd.DataFrame(), df)
+    assert len(classes) == 1 and classes.iloc[0]["within_noise"] == 2
+
+
+def test_largest_piece_needs_to_lead_by_more_than_the_noise():
+    r = _rows(0.0, "a")
+    r["kernel_gap_s"], r["framework_gap_s"] = 3.2e-4, 2.8e-4          # 32% vs 28% of measured: 4 points apart
+    r["roofline_s"] = 4e-4
+    pts = point_table(pd.DataFrame([r]), pd.DataFrame(), {"repeat_rel": 0.09}, 512)
+    assert not pts.iloc[0]["largest_named"]
+    r["framework_gap_s"], r["roofline_s"] = 0.5e-4, 6.3e-4             # 32% vs 5%: named
+    pts = point_table(pd.DataFrame([r]), pd.DataFrame(), {"repeat_rel": 0.09}, 512)
+    assert pts.iloc[0]["largest_named"] and pts.iloc[0]["largest"] == "kernel_gap"
+
+
+def test_report_rebuilds_byte_identical(tiny_run, built):
+    names = ["report.md", "summary.json", "joined.csv"]
+    first = {n: (tiny_run / n).read_bytes() for n in names}
+    figs = {p.name: p.read_bytes() for p in (tiny_run / "figures").glob("*.png")}
+    write_report(tiny_run)
+    assert {n: (tiny_run / n).read_bytes() for n in names} == first
+    assert {p.name: p.read_bytes() for p in (tiny_run / "figures").glob("*.png")} == figs
+    assert "classes.png" in figs
