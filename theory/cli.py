@@ -87,7 +87,8 @@ def fmt_bytes(n: float) -> str:
 
 
 def render_table(out: dict, request: dict | None) -> str:
-    lines = [] if out.get("fits", True) else [f"INFEASIBLE: {out['model']} {out['fits_reason']}"]
+    lines = [f"STAND-IN: {a}" for a in out.get("assumptions", []) if "stands in" in a]
+    lines += [] if out.get("fits", True) else [f"INFEASIBLE: {out['model']} {out['fits_reason']}"]
     lines += [f"{out['model']} on {out['hardware']}: {out['phase']}, batch {out['batch']}, "
              + (f"prompt {out['prompt_len']} tokens" if out["phase"] == "prefill"
                 else f"context {out['context_len']} tokens (decode step reads {out['context_len'] + 1})")
@@ -111,7 +112,7 @@ def render_table(out: dict, request: dict | None) -> str:
               f"capacity   (reserve {out['reserve_fraction']:.0%} of device memory) max batch at this context: "
               f"{out['max_batch_at_context']}, max context at this batch: "
               f"{'unbounded (sliding window)' if out['max_context_at_batch'] is None else out['max_context_at_batch']} tokens",
-              f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"]
+              critical_line(out)]
     lines += model_notes(out)
     if request:
         lines += [f"request    time to first token (prefill) {request['time_to_first_token_s'] * 1e3:.3f} ms, "
@@ -120,6 +121,17 @@ def render_table(out: dict, request: dict | None) -> str:
                   f"           decode {request['decode_tokens_per_s'] or 0:,.1f} tokens/s (batch / time per output token), "
                   f"whole request {request['request_tokens_per_s'] or 0:,.1f} tokens/s (batch × generated / request time)"]
     return "\n".join(lines)
+
+
+def critical_line(out: dict) -> str:
+    """The batch where weight matmuls turn compute-bound; for MoE per group, with each group's share of the pass."""
+    text = f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"
+    by = out.get("critical_batch_by_group")
+    if by:
+        d, e = by["dense"], by["experts"]
+        text += (f" for the dense ops ({d['share_of_time']:.0%} of this pass); {e['critical_batch']:,.1f} for the "
+                 f"expert matmuls ({e['share_of_time']:.0%}; {e['what'].removeprefix('expert matmuls: ')})")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
