@@ -66,6 +66,10 @@ def workload_kwargs(a) -> dict:
 
 
 def check_options(a) -> None:
+    for name, low in (("prompt_len", 1), ("context_len", 0), ("batch", 1), ("max_cache_len", 1)):
+        value = getattr(a, name)
+        if value is not None and value < low:
+            raise TheoryError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
     if not 0 <= a.reserve_fraction < 1:          # also false for NaN
         raise TheoryError(f"--reserve-fraction must be in [0, 1), got {a.reserve_fraction}")
     if a.generated is not None and a.generated < 1:
@@ -140,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print("models:   " + ", ".join(model_presets()))
         print("hardware: " + ", ".join(hardware_presets()))
         return 0
+    if a.model is not None:
+        load_model(a.model)                       # an unknown model is said before what else is missing
     missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware") if getattr(a, n) is None]
     if a.prompt_len is None and (a.phase == "prefill" or a.context_len is None or a.generated is not None):
         missing.append("--prompt-len" if a.phase == "prefill" or a.generated is not None else "--context-len")
