@@ -100,3 +100,12 @@ def test_table_shows_capacity_and_keeps_wide_numbers_apart(files, capsys):
     assert code == 0 and "capacity" in out and "max batch at this context" in out
     rows = [line for line in out.splitlines() if line.startswith(("q_proj ", "lm_head "))]
     assert rows and all(len(re.split(r"\s{2,}", line.strip())) == 6 for line in rows), rows
+
+
+def test_versus_refuses_another_thread_count_and_keeps_ttft_digits(files, capsys):
+    from bench.kernels.versus import main as versus_main, ms
+    code = run_main(versus_main, ["--calibration", str(files / "cal.json"), "--model", str(files / "m.json"),
+                                  "--prompt-len", "8", "--threads", "2"], errors=(ValueError,))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "1 thread(s), not --threads 2" in err
+    assert ms(0.000612) == "0.612" and ms(0.0123) == "12.30" and ms(5.4702) == "5,470.2"
