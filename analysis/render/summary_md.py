@@ -46,6 +46,19 @@ def largest_gaps(points: pd.DataFrame, n: int = 3) -> list[dict]:
     return gaps[:n]
 
 
+def points_label(s: dict) -> str:
+    """The run's points in this phase, and how many each score covers when that differs (a one-point run has no
+    held-out fit; a point without kernels is not composed; a point in the cache is left out of the fits)."""
+    run_n = s.get("points_in_run", s.get("points"))
+    counts = {"composed": (s.get("composed") or {}).get("points"), "roofline": s["before_fit"].get("points"),
+              "held-out fits": s.get("tau_fit", s).get("points")}
+    scored = {k: v for k, v in counts.items() if v is not None}
+    noun = "point" if run_n == 1 else "points"
+    if all(v == run_n for v in scored.values()):
+        return f"{run_n} {noun}"
+    return f"{run_n} {noun} in the run; scored: " + ", ".join(f"{k} {v}" for k, v in scored.items())
+
+
 def summary_md(run, points: pd.DataFrame, summary: dict, flags: list[dict]) -> list[str]:
     m = run.meta
     statuses = run.rows.groupby("point_id")["status"].first().value_counts().sort_index()
@@ -61,7 +74,7 @@ def summary_md(run, points: pd.DataFrame, summary: dict, flags: list[dict]) -> l
         c, t, k = s.get("calibrated", {}), s.get("tau_fit", s), s.get("composed")
         composed = (f"composed from kernels (nothing fitted) {_pct(k.get('median_abs_error'))} / "
                     f"{_pct(k.get('p90_abs_error'))}; ") if k else ""
-        lines.append(f"- **{phase}** ({s.get('points')} points), median / p90 error: {composed}roofline only "
+        lines.append(f"- **{phase}** ({points_label(s)}), median / p90 error: {composed}roofline only "
                      f"{_pct(s['before_fit']['median_abs_error'])} / {_pct(s['before_fit']['p90_abs_error'])}; "
                      f"+ τ {_pct(t.get('median_abs_error'))} / {_pct(t.get('p90_abs_error'))}; "
                      f"calibrated {_pct(c.get('median_abs_error'))} / {_pct(c.get('p90_abs_error'))}.")
