@@ -25,7 +25,7 @@ def build_parser() -> OneLineParser:
     c.add_argument("--out", type=Path, help="output directory (default: results/compare-<run ids>)")
     rp = sub.add_parser("repeatability", help="two runs of the same sweep: share of points that agree within ±3%%",
                         formatter_class=HelpFormatter, epilog=EXAMPLES)
-    rp.add_argument("run_dirs", nargs="*", type=Path, help="two run directories (default: the two latest under results/)")
+    rp.add_argument("run_dirs", nargs="*", type=Path, help="two run directories (default: the latest two runs of one sweep under results/)")
     rp.add_argument("--out", type=Path, help="output directory (default: results/repeatability-<run ids>)")
     return p
 
@@ -37,9 +37,8 @@ def main(argv=None) -> int:
         run_dir = a.run_dir or latest_run()
         print(write_report(run_dir))
     elif a.command == "repeatability":
-        from analysis.repeatability import write_repeatability
-        from analysis.load import latest_runs
-        dirs = a.run_dirs or latest_runs(2)
+        from analysis.repeatability import latest_same_sweep_pair, write_repeatability
+        dirs = a.run_dirs or latest_same_sweep_pair()
         if len(dirs) != 2:
             raise ValueError("repeatability needs exactly two run directories")
         print(write_repeatability(dirs[0], dirs[1], a.out))

@@ -52,7 +52,7 @@ def compare_frame(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
             p0, pk = predicted[0].get((pid, phase)), predicted[k].get((pid, phase))
             m0, mk = float(np.median(reps[0][(pid, phase)])), float(np.median(reps[k][(pid, phase)]))
             ca, cb = median_ci(list(reps[0][(pid, phase)])), median_ci(list(reps[k][(pid, phase)]))
-            rows.append({"point_id": pid, "phase": phase, "run_a": base.meta["run_id"], "run_b": run.meta["run_id"],
+            rows.append({"point_id": pid, "phase": phase, "b_index": k, "run_a": base.meta["run_id"], "run_b": run.meta["run_id"],
                          "measured_a_s": m0, "measured_b_s": mk, "measured_ratio_b_over_a": ratio,
                          "ratio_ci_low": lo, "ratio_ci_high": hi,
                          "predicted_ratio_b_over_a": (pk / p0) if p0 and pk else None,
@@ -60,7 +60,8 @@ def compare_frame(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
                          "roofline_fraction_b": (pk / mk) if pk else None,
                          "tokens_per_s_a": tokens[(pid, phase)] / m0, "tokens_per_s_b": tokens[(pid, phase)] / mk,
                          "ci_a_low_s": ca.low_s, "ci_a_high_s": ca.high_s, "ci_b_low_s": cb.low_s, "ci_b_high_s": cb.high_s,
-                         "intervals_overlap": bool(ca.low_s <= cb.high_s and cb.low_s <= ca.high_s)})
+                         "intervals_overlap": bool(ca.low_s <= cb.high_s and cb.low_s <= ca.high_s),
+                         "ratio_excludes_1": bool(lo > 1 or hi < 1)})
     differ = {}
     for key in META_KEYS:
         values = [r.meta.get(key) for r in runs]
@@ -85,20 +86,27 @@ def write_compare(run_dirs: list[Path], out: Path | None = None) -> Path:
         lines += ["", "These runs are not alike: ratios below compare them point by point, never merged into one table."]
     lines += ["", f"## Shared points ({frame['point_id'].nunique() if len(frame) else 0})", "",
               "Ratio = run b time / run a time (median of repeats; prefill, or the mean decode step per trajectory), "
-              "with a 95% bootstrap interval over repeats; predicted = the same ratio from each box's measured ceilings; "
-              "a and b carry each run's 95% interval of the median (order statistics over repeats), and `overlap` "
-              "says whether the two intervals overlap (if they do, the runs are not resolved apart at this point). "
-              "Throughput (tokens/s) = batch × prompt tokens / prefill time, or batch × 1 token / decode step time.",
-              "", "| point | phase | a (ms) | b (ms) | overlap | measured b/a | 95% CI | predicted b/a | a: fraction of roofline "
-              "| b: fraction of roofline | a tokens/s | b tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for _, r in frame.iterrows():
-        pr = "" if r["predicted_ratio_b_over_a"] is None or pd.isna(r["predicted_ratio_b_over_a"]) else f"{r['predicted_ratio_b_over_a']:.2f}"
-        lines.append(f"| {r['point_id']} | {r['phase']} | {r['measured_a_s'] * 1e3:.3f} "
-                     f"({r['ci_a_low_s'] * 1e3:.3f}-{r['ci_a_high_s'] * 1e3:.3f}) | {r['measured_b_s'] * 1e3:.3f} "
-                     f"({r['ci_b_low_s'] * 1e3:.3f}-{r['ci_b_high_s'] * 1e3:.3f}) | {'yes' if r['intervals_overlap'] else 'no'} | "
-                     f"{r['measured_ratio_b_over_a']:.2f} | {r['ratio_ci_low']:.2f}-{r['ratio_ci_high']:.2f} | {pr} | "
-                     f"{r['roofline_fraction_a']:.1%} | {r['roofline_fraction_b']:.1%} | "
-                     f"{r['tokens_per_s_a']:,.1f} | {r['tokens_per_s_b']:,.1f} |")
+              "with a 95% bootstrap interval over repeats; predicted = the same ratio from each box's measured ceilings. "
+              "Two tests, which can disagree: a and b carry each run's own 95% interval of the median (order "
+              "statistics over repeats), and `overlap` says whether those two intervals overlap; the ratio's "
+              "bootstrap interval tests the difference itself. Two intervals can overlap while the ratio's interval "
+              "excludes 1 (each is wider than the interval of their difference), so `differ` = the ratio's interval "
+              "excludes 1 is the verdict, and `overlap` only the cruder check. "
+              "Throughput (tokens/s) = batch × prompt tokens / prefill time, or batch × 1 token / decode step time."]
+    for _, part in (frame.groupby("b_index", sort=True) if len(frame) else []):
+        lines += ["", f"### a = `{part['run_a'].iloc[0]}`, b = `{part['run_b'].iloc[0]}`", "",
+                  "| point | phase | a (ms) | b (ms) | overlap | measured b/a | 95% CI | differ | predicted b/a "
+                  "| a: fraction of roofline | b: fraction of roofline | a tokens/s | b tokens/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for _, r in part.iterrows():
+            pr = "" if r["predicted_ratio_b_over_a"] is None or pd.isna(r["predicted_ratio_b_over_a"]) else f"{r['predicted_ratio_b_over_a']:.2f}"
+            differ = "yes" if r["ratio_ci_low"] > 1 or r["ratio_ci_high"] < 1 else "no"
+            lines.append(f"| {r['point_id']} | {r['phase']} | {r['measured_a_s'] * 1e3:.3f} "
+                         f"({r['ci_a_low_s'] * 1e3:.3f}-{r['ci_a_high_s'] * 1e3:.3f}) | {r['measured_b_s'] * 1e3:.3f} "
+                         f"({r['ci_b_low_s'] * 1e3:.3f}-{r['ci_b_high_s'] * 1e3:.3f}) | {'yes' if r['intervals_overlap'] else 'no'} | "
+                         f"{r['measured_ratio_b_over_a']:.2f} | {r['ratio_ci_low']:.2f}-{r['ratio_ci_high']:.2f} | {differ} | {pr} | "
+                         f"{r['roofline_fraction_a']:.1%} | {r['roofline_fraction_b']:.1%} | "
+                         f"{r['tokens_per_s_a']:,.1f} | {r['tokens_per_s_b']:,.1f} |")
     if frame.empty:
         lines.append("No point appears in every run (the point key keeps the dtype: a CPU fp32 run and a GPU bf16 run share none).")
     path = out / "report.md"

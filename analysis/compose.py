@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.validate import read_side_csv
+
 KEYS = ["point_id", "phase", "step"]
 
 
@@ -12,7 +14,7 @@ def load_compose(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     c, f = run_dir / "compose.csv", run_dir / "framework.csv"
     if not (c.exists() and f.exists()):
         return None
-    return (pd.read_csv(c, dtype={"point_id": str}), pd.read_csv(f, dtype={"point_id": str}))
+    return (read_side_csv(c, dtype={"point_id": str}), read_side_csv(f, dtype={"point_id": str}))
 
 
 def op_kernel_times(compose: pd.DataFrame) -> pd.DataFrame:

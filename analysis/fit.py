@@ -72,6 +72,7 @@ def point_errors(df: pd.DataFrame, pred_col: str) -> pd.Series:
 
 
 def score(errors: pd.Series) -> dict:
+    errors = errors.dropna()                  # points with no prediction of this kind are not scored
     if errors.empty:
         return {"median_abs_error": None, "p90_abs_error": None, "points": 0}
     return {"median_abs_error": float(errors.median()), "p90_abs_error": float(errors.quantile(0.9)),
@@ -91,7 +92,9 @@ def fit_and_score(joined: pd.DataFrame, llc_bytes: int | None) -> tuple[pd.DataF
         df.loc[sel, "tau_s"] = tau
         df.loc[sel, "predicted_time_s_fitted"] = df.loc[sel, ROOF] + df.loc[sel, "n_dispatch"] * tau
         held = pd.Series(np.nan, index=df.index)
-        for pid in part["point_id"].unique():
+        # Held out needs another point to fit on: with one point there is no held-out score (NaN, "n/a"), not
+        # the roofline scored under the name of a fit.
+        for pid in (part["point_id"].unique() if part["point_id"].nunique() > 1 else []):
             rest = part[part["point_id"] != pid]
             t = fit_tau(rest)
             idx = part.index[part["point_id"] == pid]
@@ -100,12 +103,12 @@ def fit_and_score(joined: pd.DataFrame, llc_bytes: int | None) -> tuple[pd.DataF
         cal = fit_calibrated(part)
         df.loc[sel, "predicted_time_s_calibrated"] = calibrated_time(df[sel], cal)
         held_cal = pd.Series(np.nan, index=df.index)
-        for pid in part["point_id"].unique():
+        for pid in (part["point_id"].unique() if part["point_id"].nunique() > 1 else []):
             idx = part.index[part["point_id"] == pid]
             held_cal[idx] = calibrated_time(part.loc[idx], fit_calibrated(part[part["point_id"] != pid]))
         df.loc[sel, "predicted_time_s_calibrated_heldout"] = held_cal[sel]
         df.loc[sel, "regime"] = regime(df[sel], tau)
-        scored = df[sel & ~df["in_cache"] & df["predicted_time_s_heldout"].notna()]
+        scored = df[sel & ~df["in_cache"]]
         by_regime = {}
         for reg, grp in scored.groupby("regime"):
             by_regime[reg] = {"before_fit": score(point_errors(grp, ROOF)),
@@ -118,5 +121,6 @@ def fit_and_score(joined: pd.DataFrame, llc_bytes: int | None) -> tuple[pd.DataF
             "calibrated": {**cal, **score(point_errors(scored, "predicted_time_s_calibrated_heldout"))},
             "by_regime": by_regime,
             "in_cache_points": int(df[sel & df["in_cache"]]["point_id"].nunique()),
+            "points_in_run": int(df[sel]["point_id"].nunique()),
         }
     return df, summary

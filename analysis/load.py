@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.validate import check_fields, check_times, read_side_csv
 from theory.devices import match_device
 from theory.errors import TheoryError
 from theory.hardware import HardwareSpec, hardware_from_json, hardware_presets
@@ -84,7 +85,7 @@ def read_table(path: Path, required: list[str], dtype: dict) -> pd.DataFrame:
         raise TheoryError(f"{path} is not a readable CSV ({str(e).splitlines()[0][:120]})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise TheoryError(f"{path} lacks column(s) {', '.join(missing)}; not a measurements file of this harness")
+        raise TheoryError(f"{path} lacks column(s) {', '.join(missing)}; not a {path.stem} file of this harness")
     return df
 
 
@@ -105,11 +106,18 @@ def load_run(path: str | Path) -> Run:
     mpath = path / "measurements.csv"
     if not mpath.exists():
         raise TheoryError(f"{path} has no measurements.csv yet (no point finished)")
+    check_fields(mpath)
     rows = read_table(mpath, REQUIRED_COLUMNS, {"model": str, "message": str, "point_id": str})
+    check_times(mpath, rows, where=rows["status"] == "ok")
     rows["model"] = rows["model"].fillna("")
     rows["execution"] = rows["execution"].fillna("eager") if "execution" in rows else "eager"   # runs before the axis
     spath = path / "samples.csv"
-    samples = pd.read_csv(spath, dtype={"point_id": str}) if spath.exists() else pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])
+    if spath.exists():
+        check_fields(spath)
+        samples = read_table(spath, ["point_id", "phase", "step", "repeat", "time_s"], {"point_id": str})
+        check_times(spath, samples)
+    else:
+        samples = pd.DataFrame(columns=["point_id", "phase", "step", "repeat", "time_s"])
     ppath = path / "profile.csv"
-    profile = pd.read_csv(ppath) if ppath.exists() else None
+    profile = read_side_csv(ppath) if ppath.exists() else None
     return Run(path, meta, rows, samples, profile)

@@ -83,6 +83,30 @@ def box_lines(ma: dict, mb: dict) -> list[str]:
     return ["", "The box in each run (start of run): " + "; ".join(figs) + "."] if figs else []
 
 
+def latest_same_sweep_pair(results: Path = Path("results")) -> list[Path]:
+    """The two most recent runs of one sweep (same sweep_sha1), oldest first: the newest run that has an earlier
+    twin, and the latest such twin. Runs are ordered by their start time (run.json utc_time, then run_id), not by
+    file times, which a checkout resets."""
+    runs = []
+    for p in results.glob("*/run.json"):
+        if not (p.parent / "measurements.csv").exists():
+            continue
+        try:
+            meta = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue                              # a damaged run is not a candidate; naming it is its report's job
+        if isinstance(meta, dict) and meta.get("sweep_sha1"):
+            runs.append((str(meta.get("utc_time", "")), str(meta.get("run_id", p.parent.name)), meta["sweep_sha1"],
+                         p.parent))
+    runs.sort()
+    for i in range(len(runs) - 1, 0, -1):
+        twins = [r for r in runs[:i] if r[2] == runs[i][2]]
+        if twins:
+            return [twins[-1][3], runs[i][3]]
+    raise TheoryError(f"no two runs of the same sweep under {results}/ (found {len(runs)} run(s)); run "
+                      "`make bench` twice, or name two runs: make repeatability RUNS=\"results/a results/b\"")
+
+
 def write_repeatability(dir_a: Path, dir_b: Path, out: Path | None = None) -> Path:
     run_a, run_b = load_run(dir_a), load_run(dir_b)
     if run_a.meta.get("sweep_sha1") != run_b.meta.get("sweep_sha1"):

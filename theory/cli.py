@@ -66,6 +66,10 @@ def workload_kwargs(a) -> dict:
 
 
 def check_options(a) -> None:
+    for name, low in (("prompt_len", 1), ("context_len", 0), ("batch", 1), ("max_cache_len", 1)):
+        value = getattr(a, name)
+        if value is not None and value < low:
+            raise TheoryError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
     if not 0 <= a.reserve_fraction < 1:          # also false for NaN
         raise TheoryError(f"--reserve-fraction must be in [0, 1), got {a.reserve_fraction}")
     if a.generated is not None and a.generated < 1:
@@ -87,7 +91,8 @@ def fmt_bytes(n: float) -> str:
 
 
 def render_table(out: dict, request: dict | None) -> str:
-    lines = [] if out.get("fits", True) else [f"INFEASIBLE: {out['model']} {out['fits_reason']}"]
+    lines = [f"STAND-IN: {a}" for a in out.get("assumptions", []) if "stands in" in a]
+    lines += [] if out.get("fits", True) else [f"INFEASIBLE: {out['model']} {out['fits_reason']}"]
     lines += [f"{out['model']} on {out['hardware']}: {out['phase']}, batch {out['batch']}, "
              + (f"prompt {out['prompt_len']} tokens" if out["phase"] == "prefill"
                 else f"context {out['context_len']} tokens (decode step reads {out['context_len'] + 1})")
@@ -111,7 +116,7 @@ def render_table(out: dict, request: dict | None) -> str:
               f"capacity   (reserve {out['reserve_fraction']:.0%} of device memory) max batch at this context: "
               f"{out['max_batch_at_context']}, max context at this batch: "
               f"{'unbounded (sliding window)' if out['max_context_at_batch'] is None else out['max_context_at_batch']} tokens",
-              f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"]
+              critical_line(out)]
     lines += model_notes(out)
     if request:
         lines += [f"request    time to first token (prefill) {request['time_to_first_token_s'] * 1e3:.3f} ms, "
@@ -122,12 +127,25 @@ def render_table(out: dict, request: dict | None) -> str:
     return "\n".join(lines)
 
 
+def critical_line(out: dict) -> str:
+    """The batch where weight matmuls turn compute-bound; for MoE per group, with each group's share of the pass."""
+    text = f"critical batch (weight matmuls turn compute-bound): {out['critical_batch']:.1f}"
+    by = out.get("critical_batch_by_group")
+    if by:
+        d, e = by["dense"], by["experts"]
+        text += (f" for the dense ops ({d['share_of_time']:.0%} of this pass); {e['critical_batch']:,.1f} for the "
+                 f"expert matmuls ({e['share_of_time']:.0%}; {e['what'].removeprefix('expert matmuls: ')})")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if a.list:
         print("models:   " + ", ".join(model_presets()))
         print("hardware: " + ", ".join(hardware_presets()))
         return 0
+    if a.model is not None:
+        load_model(a.model)                       # an unknown model is said before what else is missing
     missing = [f"--{n.replace('_', '-')}" for n in ("model", "hardware") if getattr(a, n) is None]
     if a.prompt_len is None and (a.phase == "prefill" or a.context_len is None or a.generated is not None):
         missing.append("--prompt-len" if a.phase == "prefill" or a.generated is not None else "--context-len")

@@ -40,12 +40,22 @@ class HardwareSpec:
         return self.usable_memory_bytes or self.memory_capacity_bytes
 
     def peak(self, dtype: str) -> float:
-        """Matmul peak for dtype. tf32 falls back to fp32 and fp16/bf16 to each other when only one is listed."""
+        """Matmul peak for dtype. Only tf32 has a stand-in: it is a matmul mode of fp32 storage, so a device without
+        it (T4, a CPU) runs fp32 (said in the output: peak_stand_in). bf16/fp16 and fp8/int8 are different units
+        (a T4 has no bf16, an A100 no fp8): a device that lists one but not the other is refused, never guessed."""
         p = self.peak_flops_per_s
-        for candidate in (dtype, {"bf16": "fp16", "fp16": "bf16", "tf32": "fp32", "int8": "fp8", "fp8": "int8"}.get(dtype)):
-            if candidate in p:
-                return p[candidate]
-        raise TheoryError(f"hardware {self.id} lists no peak for dtype {dtype} (it has {', '.join(p)})")
+        if dtype in p:
+            return p[dtype]
+        if dtype == "tf32" and "fp32" in p:
+            return p["fp32"]
+        raise TheoryError(f"hardware {self.id} lists no {dtype} peak (it has {', '.join(p)}), and another dtype's "
+                          f"peak is not a stand-in for it; predict one of those, or give a hardware JSON a {dtype} peak")
+
+    def peak_stand_in(self, dtype: str) -> str | None:
+        """One line when another dtype's peak stands in for dtype's (None when dtype's own is listed)."""
+        if dtype in self.peak_flops_per_s or dtype != "tf32" or "fp32" not in self.peak_flops_per_s:
+            return None
+        return f"hardware {self.id} lists no tf32 peak: the fp32 peak stands in (tf32 is a matmul mode of fp32)"
 
     def vector_peak(self, dtype: str) -> float:
         """Peak for element-wise work (norms, softmax, adds): the fp32 rate where listed."""
@@ -59,6 +69,7 @@ class HardwareSpec:
         return asdict(self)
 
 
+GIB_OVER_GB = 2**30 / 1e9
 FIELDS = set(HardwareSpec.__dataclass_fields__)
 REQUIRED = {"id", "name", "peak_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes"}
 
@@ -80,6 +91,12 @@ def hardware_from_json(obj: Any, where: str) -> HardwareSpec:
     kw["memory_capacity_bytes"] = positive_int(obj["memory_capacity_bytes"], "memory_capacity_bytes", where)
     if obj.get("usable_memory_bytes") is not None:
         kw["usable_memory_bytes"] = positive_int(obj["usable_memory_bytes"], "usable_memory_bytes", where)
+        # A marketing "80GB" is often 80 GiB (an A100's driver reports 81,920 MiB), so the driver's total may pass
+        # the decimal figure by up to 1024³/10⁹; more than that is memory the device does not have.
+        if kw["usable_memory_bytes"] > kw["memory_capacity_bytes"] * GIB_OVER_GB:
+            raise TheoryError(f"{where}: usable_memory_bytes {kw['usable_memory_bytes']:,} exceeds memory_capacity_bytes "
+                              f"{kw['memory_capacity_bytes']:,} (even read as GiB); usable memory cannot pass the "
+                              "device's capacity")
     for key in ("interconnect_bandwidth_bytes_per_s", "interconnect_latency_s", "launch_overhead_s"):
         kw[key] = non_negative_number(obj.get(key, 0.0), key, where)
     if kw.get("kind", "gpu") not in ("gpu", "cpu"):

@@ -192,10 +192,12 @@ def parse(cfg: Any, name: str):
     )
 
 
-# Classes whose num_key_value_heads default is a constant, not the head count (transformers 5.x *Config defaults;
-# Llama, Qwen2/3, Phi-3 and OLMo fall back to num_attention_heads, as theory does).
-OWN_KV_DEFAULT = {"mistral": 8, "mixtral": 8, "qwen2_moe": 16, "qwen3_moe": 4, "gemma": 16, "gemma2": 4,
-                  "gemma3_text": 4}
+# Classes whose num_key_value_heads default is a constant, not the head count (transformers 5.24 *Config dataclass
+# defaults: qwen2/configuration_qwen2.py `num_key_value_heads: int | None = 32`, and its __post_init__ falls back to
+# num_attention_heads only for an explicit null). Llama, Phi-3 and OLMo default to None, i.e. the head count, as
+# theory does; for the others a config without the key is refused rather than guessed.
+OWN_KV_DEFAULT = {"mistral": 8, "mixtral": 8, "qwen2": 32, "qwen3": 32, "qwen2_moe": 16, "qwen3_moe": 4, "gemma": 16,
+                  "gemma2": 4, "gemma3_text": 4}
 
 
 def _first(cfg: dict, key: str, default):

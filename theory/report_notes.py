@@ -2,8 +2,13 @@
 
 
 def model_notes(out: dict) -> list[str]:
-    lines = [f"memory     usable {out['usable_memory_bytes'] / 1e9:.3f} GB per device (driver total, less reserve);"
-             f" marketing {out['memory_capacity_bytes'] / 1e9:.0f} GB; parameters {out['params']:,}"]
+    if out.get("memory_kind") == "cpu":
+        lines = [f"memory     usable {out['usable_memory_bytes'] / 1e9:.3f} GB ({out['usable_memory_source']}, less "
+                 f"reserve); parameters {out['params']:,}"]
+    else:
+        lines = [f"memory     usable {out['usable_memory_bytes'] / 1e9:.3f} GB per device "
+                 f"({out.get('usable_memory_source', 'driver total')}, less reserve); marketing "
+                 f"{out['memory_capacity_bytes'] / 1e9:.0f} GB; parameters {out['params']:,}"]
     moe = out.get("moe")
     if moe:
         lines.append(f"experts    {moe['experts_touched_per_layer']:.2f} of {moe['num_experts']} experts read per MoE layer"

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from theory.errors import TheoryError
 from theory.request import sum_decode_s
 from theory.hardware import HardwareSpec
-from theory.memory import (feasibility, kv_cache_bytes, max_batch_at_context, max_context_at_batch, usable_bytes,
-                           weight_bytes)
-from theory.moe import moe_summary
+from theory.capacity import capacity_json, check_positions
+from theory.memory import kv_cache_bytes, weight_bytes
 from theory.model import ModelSpec
 from theory.dtypes import dtype_bytes
 from theory.ops import OP_GROUPS, OpCount, Workload, count_ops
@@ -78,40 +77,20 @@ class Prediction:
                               w.max_cache_len, self.tp, as_run=True)
 
     def capacity_json(self, reserve_fraction: float) -> dict:
-        """Fits or not (with the reason), usable memory, MoE facts and the assumptions made for this model."""
-        w = self.workload
-        cache = "static" if w.kv_update == "static" else "dynamic"
-        fits, reason = feasibility(self.model, self.hardware, w.batch, w.context_len + w.query_tokens, w.dtype,
-                                   w.kv_dtype, reserve_fraction, self.tp, cache, w.max_cache_len)
-        out = {"fits": fits, "fits_reason": reason, "usable_memory_bytes": usable_bytes(self.hardware, reserve_fraction),
-               "memory_capacity_bytes": self.hardware.memory_capacity_bytes,
-               "kv_cache_bytes_as_run": self.kv_cache_bytes_as_run(),
-               "params": self.model.num_params, "assumptions": list(self.model.assumptions), "warnings": []}
-        tokens = w.context_len + w.query_tokens
-        if tokens > self.model.max_position_embeddings:
-            out["warnings"].append(f"context {tokens} passes max_position_embeddings {self.model.max_position_embeddings}:"
-                                   " the model was not trained this long")
-        moe = moe_summary(self.model, w.batch * w.query_tokens)
-        if moe:
-            out["moe"] = moe
-        return out
+        """Fits or not (with the reason), usable memory, limits, MoE facts, assumptions and warnings."""
+        stand_in = self.hardware.peak_stand_in(self.workload.dtype)
+        return capacity_json(self.model, self.hardware, self.workload, reserve_fraction, self.tp,
+                             [] if stand_in is None else [stand_in])
 
     def to_json(self, reserve_fraction: float = 0.0) -> dict:
         w = self.workload
-        context = w.context_len + w.query_tokens
         return {**self.capacity_json(reserve_fraction),
             "model": self.model.name, "hardware": self.hardware.id, "phase": w.phase, "batch": w.batch,
             "prompt_len": w.prompt_len, "context_len": w.context_len, "dtype": w.dtype,
             "kv_dtype": w.kv_dtype or w.dtype, "attention": w.attention, "kv_update": w.kv_update,
             "logits": w.logits, "mode": self.mode, "tp": self.tp,
             "time_s": self.time_s, "flops": self.flops, "bytes": self.bytes,
-            "weight_bytes": self.weight_bytes, "kv_cache_bytes": self.kv_cache_bytes,
-            "reserve_fraction": reserve_fraction,
-            "max_batch_at_context": max_batch_at_context(self.model, self.hardware, context, w.dtype, w.kv_dtype,
-                                                         reserve_fraction, self.tp),
-            "max_context_at_batch": max_context_at_batch(self.model, self.hardware, w.batch, w.dtype, w.kv_dtype,
-                                                         reserve_fraction, self.tp),
-            "critical_batch": critical_batch(self.hardware, w.dtype),
+            **critical_batches(self),
             "groups": {g: {"time_s": t} for g, t in self.group_time_s().items()},
             "ops": [{"name": o.op.name, "group": o.op.group, "count": o.op.count, "flops": o.op.flops,
                      "bytes": o.op.bytes, "weight_bytes": o.op.weight_bytes, "act_bytes": o.op.act_bytes,
@@ -145,6 +124,7 @@ def predict(model: ModelSpec, hw: HardwareSpec, w: Workload, mode: str = "max", 
         raise TheoryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise TheoryError(f"tp must be a positive integer, got {tp!r}")
+    check_positions(model, w.context_len + w.query_tokens)
     ops = shard_ops(count_ops(model, w), model, w, tp)
     return Prediction(model, hw, w, mode, tp, [time_op(op, hw, w.dtype, mode, tp) for op in ops])
 
@@ -153,6 +133,29 @@ def critical_batch(hw: HardwareSpec, dtype: str) -> float:
     """Batch at which decoding's weight matmuls turn compute-bound: 2·B FLOPs per weight read of
     `bytes` bytes equals the ridge point, so B = (peak / bandwidth) · bytes / 2 (seed 002's '208')."""
     return hw.peak(dtype) / hw.memory_bandwidth_bytes_per_s * dtype_bytes(dtype) / 2
+
+
+EXPERT_OPS = ("expert_gate_proj", "expert_up_proj", "expert_down_proj")
+
+
+def critical_batches(pred: "Prediction") -> dict:
+    """The dense critical batch, and for a MoE model the expert matmuls' own: each of E experts sees batch·k/E of
+    the batch's tokens (uniform routing), so its matmuls turn compute-bound only at E/k times the dense figure.
+    Each with the share of this pass's time its matmuls take, so the one that dominates is visible."""
+    dense = critical_batch(pred.hardware, pred.workload.dtype)
+    out = {"critical_batch": dense}
+    m = pred.model
+    if not m.num_moe_layers:
+        return out
+    total = pred.time_s or 1.0
+    expert_s = sum(o.time_s for o in pred.ops if o.op.name in EXPERT_OPS)
+    out["critical_batch_by_group"] = {
+        "dense": {"critical_batch": dense, "share_of_time": 1 - expert_s / total,
+                  "what": "every op but the expert matmuls: attention, dense or shared-expert MLPs, lm_head (every token reads their weights)"},
+        "experts": {"critical_batch": dense * m.num_experts / m.experts_per_token, "share_of_time": expert_s / total,
+                    "what": f"expert matmuls: each of {m.num_experts} experts sees batch·{m.experts_per_token}/"
+                            f"{m.num_experts} tokens (uniform routing)"}}
+    return out
 
 
 def request_times(model: ModelSpec, hw: HardwareSpec, batch: int, prompt_len: int, generated: int,

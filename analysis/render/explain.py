@@ -44,7 +44,8 @@ def explain_section(a) -> list[str]:
     kpath = Path(run.path) / "kernels.csv"
     if kpath.exists():
         import pandas as pd
-        k = pd.read_csv(kpath)
+        from analysis.validate import read_side_csv
+        k = read_side_csv(kpath)
         what = (f"{len(k)} kernel timings ({k['kernel_id'].nunique()} distinct kernels over "
                 f"{k['point_id'].nunique()} points)" if "point_id" in k else f"{len(k)} distinct kernels")
         lines += ["", f"`kernels.csv`: {what}, {int((k['cache_state'] == 'dram').sum())} timed "

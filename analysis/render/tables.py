@@ -42,6 +42,19 @@ def ceilings_md(run) -> list[str]:
     return lines
 
 
+def points_label(s: dict) -> str:
+    """The run's points in this phase, and how many each score covers when that differs (a one-point run has no
+    held-out fit; a point without kernels is not composed; a point in the cache is left out of the fits)."""
+    run_n = s.get("points_in_run", s.get("points"))
+    counts = {"composed": (s.get("composed") or {}).get("points"), "roofline": s["before_fit"].get("points"),
+              "held-out fits": s.get("tau_fit", s).get("points")}
+    scored = {k: v for k, v in counts.items() if v is not None}
+    noun = "point" if run_n == 1 else "points"
+    if all(v == run_n for v in scored.values()):
+        return f"{run_n} {noun}"
+    return f"{run_n} {noun} in the run; scored: " + ", ".join(f"{k} {v}" for k, v in scored.items())
+
+
 def fits_md(summary) -> list[str]:
     """The fits, explained as fits: τ and the calibrated factors are least-squares fits to this run's points,
     each point scored by a fit that did not see it; they summarise, the measured decomposition explains."""
@@ -59,6 +72,7 @@ def fits_md(summary) -> list[str]:
                      f"{pct(s['before_fit']['p90_abs_error'])} | {s['tau_s'] * 1e6:.2f} µs, {pct(tf['median_abs_error'])} / "
                      f"{pct(tf['p90_abs_error'])} | {c['k_mem']:.2f}, {c['k_comp']:.2f}, {c['tau_s'] * 1e6:.2f} µs, "
                      f"{pct(c['median_abs_error'])} / {pct(c['p90_abs_error'])} |")
+    lines += [""] + [f"- {phase}: ({points_label(s)})" for phase, s in summary.items()]
     lines += ["", "Calibrated: time = k_mem·memory + k_comp·compute + n_dispatch·τ; 1/k is the fraction of the measured "
               "ceiling that the model's real layers reach (e.g. k_mem 1.6 = 62% of the streaming bandwidth).", "",
               "By regime (held out):", "",

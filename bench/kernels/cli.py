@@ -21,6 +21,7 @@ from bench.kernels.point import cache_state, llc_of, plans_family
 from bench.records import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
+from theory.calibration.family import unplanned_reason
 from theory.calibration.interp import op_work
 from theory.ops import count_ops
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
@@ -104,8 +105,8 @@ def main(argv=None) -> int:
     p = points[0]
     spec = p.spec()
     if not plans_family(spec):
-        raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated MLP, no experts or "
-                         f"biases); {spec.name} is a {spec.model_type} model")
+        raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated SiLU MLP, RMSNorm, no "
+                         f"experts or biases); {spec.name} has {unplanned_reason(spec)}")
     dtype = p.resolved_dtype(device.kind)
     t0 = time.perf_counter()
     kcache = KernelCache(a.kernel_cache, device, llc_of(device))
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     cal = calibration(points, device, dtype, kcache)
     meta = run_metadata(device)
     cal = {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
-           "threads": device.threads, "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
+           "threads": device.threads, "memory_capacity_bytes": int(device.total_bytes()), "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
            "wall_s": time.perf_counter() - t0,
            "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
                        "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),

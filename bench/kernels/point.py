@@ -9,6 +9,7 @@ from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
 from bench.records import atomic_write, csv_text, read_csv
+from theory.calibration.family import unplanned_reason
 from theory.dtypes import dtype_bytes
 from theory.memory import kv_cache_bytes, weight_bytes
 
@@ -139,10 +140,9 @@ def effective_llc_of(run_dir: Path) -> int | None:
 
 def plans_family(spec) -> bool:
     """The kernel plan (bench/kernels/shapes.py) models Llama-structured layers: rotary, a gated MLP, no experts,
-    biases, extra norms or learned positions. Other families get no composed prediction rather than a wrong one."""
-    return (spec.model_type in ("llama", "mistral") and spec.mlp == "gated" and not spec.num_experts
-            and spec.positions == "rotary" and not (spec.qkv_bias or spec.o_bias or spec.mlp_bias or spec.qk_norm)
-            and spec.norms_per_layer == 2 and not spec.parallel_residual)
+    biases, extra norms or learned positions. Other families get no composed prediction rather than a wrong one.
+    theory/calibration/family.py holds the rule, so theory refuses the same models on a calibration."""
+    return unplanned_reason(spec) is None
 
 
 def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:

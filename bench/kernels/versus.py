@@ -39,7 +39,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--prompt-len", type=int, required=True, help="prompt tokens")
     p.add_argument("--generated", type=int, default=8, help="tokens generated (prefill + generated−1 decode steps)")
     p.add_argument("--repeats", type=int, default=3, help="timed trajectories after one warm-up")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the calibration's, normally 1)")
+    p.add_argument("--threads", type=int, help="torch threads (default: the calibration's; another count is refused)")
     return p
 
 
@@ -67,11 +67,22 @@ def box_drift(cal: dict, spec, device) -> dict | None:
     return {"ops": [op for op, _ in top], "now_s": now, "now_over_calibrated": ratio}
 
 
+def ms(seconds: float) -> str:
+    """Milliseconds to four significant figures or more (a 0.6 ms TTFT is not "1 ms"; 5,470.2 ms keeps its tenths)."""
+    v = seconds * 1e3
+    return f"{v:,.{1 if v >= 100 else 2 if v >= 10 else 3}f}"
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, a.threads) < 1:
+    if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, 1 if a.threads is None else a.threads) < 1:
         raise ValueError("--batch, --prompt-len, --repeats, --threads must be at least 1 and --generated at least 2")
     cal = load_calibration(str(a.calibration))
+    cal_threads = cal.get("threads")
+    if a.threads is not None and cal_threads is not None and a.threads != cal_threads:
+        raise ValueError(f"{a.calibration} was measured with {cal_threads} thread(s), not --threads {a.threads}: "
+                         "kernels and model on different thread counts do not compare (calibrate again with it)")
+    a.threads = a.threads or cal_threads or 1
     spec = load_model(a.model)
     pred = request(cal, spec, a.batch, a.prompt_len, a.generated)
     device = get_device("cpu" if cal.get("device") == "cpu" else "auto", a.threads)
@@ -101,9 +112,10 @@ def main(argv=None) -> int:
            "box_drift_ops": drift["ops"] if drift else None,
            "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None}
     print(json.dumps(out, indent=2))
-    print(f"TPOT measured {m_tpot * 1e3:.1f} ms (range {min(tpots) * 1e3:.1f}–{max(tpots) * 1e3:.1f}, {a.repeats} "
-          f"repeats) vs predicted {p_tpot * 1e3:.1f} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
-          f"{m_ttft * 1e3:.0f} ms vs predicted {p_ttft * 1e3:.0f} ms: {out['ttft_error']:+.1%}", file=sys.stderr)
+    print(f"TPOT measured {ms(m_tpot)} ms (range {ms(min(tpots))}–{ms(max(tpots))}, {a.repeats} "
+          f"repeats) vs predicted {ms(p_tpot)} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
+          f"{ms(m_ttft)} ms (range {ms(min(ttfts))}–{ms(max(ttfts))}) vs predicted {ms(p_ttft)} ms: "
+          f"{out['ttft_error']:+.1%}", file=sys.stderr)
     if drift:
         print(f"the calibration's {len(drift['ops'])} largest decode kernels ({', '.join(drift['ops'])}), timed again "
               f"now: x{drift['now_over_calibrated']:.2f} their calibrated time (x1.00: the box has not moved)",

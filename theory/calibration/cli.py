@@ -1,58 +1,66 @@
-"""`python -m theory --hardware <calibration.json>`: TTFT, TPOT and the per-op table from measured kernels."""
+"""`python -m theory --hardware <calibration.json>`: TTFT, TPOT and the per-op table from measured kernels.
+
+Every option is honoured or refused in one line: a calibration is one box's kernels for one dtype, attention and
+cache, timed as they run, so `--tp`, another `--kv-dtype`, `--mode additive` (a roofline choice), `--repeat-kv` on an
+sdpa calibration and models whose kernels bench does not plan (theory/calibration/family.py) are refused."""
 import json
 import sys
 
 from theory.calibration import check_matches, load_calibration, predict_pass, request, status_line, upgrade
+from theory.calibration.family import refusal
+from theory.calibration.output import calibrated_json, calibrated_table
 from theory.errors import TheoryError
 from theory.model import load_model
 
 
-def calibrated_main(a) -> int:
-    cal = load_calibration(a.hardware)
-    model = load_model(a.model)
+def check_honoured(a, cal: dict, model) -> None:
+    """Refuse what a calibration cannot honour, naming the option."""
+    why = refusal(model)
+    if why is not None:
+        raise TheoryError(why)
     check_matches(cal, a.dtype)
     if a.tp != 1:
         raise TheoryError("a kernel calibration is one device's kernels; --tp is not modelled from it")
     if a.kv_dtype is not None and a.kv_dtype != cal["dtype"]:
         raise TheoryError(f"the calibration's KV cache is {cal['dtype']}, not {a.kv_dtype}")
-    cal = upgrade(cal, model)
-    as_run = {"attention": "materialized" if cal["attention"] == "eager" else "fused",
-              "kv_update": "static" if cal["cache"] == "static" else "copy", "logits": "last"}
+    if a.mode != "max":
+        raise TheoryError(f"--mode {a.mode} chooses how the roofline adds compute and memory; a calibration times "
+                          "kernels as they run, so it has no such choice (drop --mode)")
+    eager = cal["attention"] == "eager"
+    as_run = {"attention": "materialized" if eager else "fused",
+              "kv_update": "static" if cal["cache"] == "static" else "copy", "logits": "last",
+              "repeat_kv": eager and model.num_key_value_heads < model.num_attention_heads}
     for name, ran in as_run.items():          # the calibration timed one implementation; another is not in it
         given = getattr(a, name, None)
+        flag = f"--{name.replace('_', '-')}"
         if given is not None and given != ran:
+            what = flag if name == "repeat_kv" else f"{flag} {given}"
+            timed = (f"{name.replace('_', '-')} {ran}" if name != "repeat_kv"
+                     else "no K/V repeat: " + ("sdpa reads grouped K/V heads" if not eager else "the model has no GQA"))
             raise TheoryError(f"the calibration timed {cal['attention']} attention with a {cal['cache']} cache "
-                              f"({name.replace('_', '-')} {ran}), not --{name.replace('_', '-')} {given}; "
-                              f"run `python -m bench kernels --attention/--cache ...` for that")
+                              f"({timed}), not {what}; run `python -m bench kernels --attention/--cache ...` for that")
+
+
+def calibrated_main(a) -> int:
+    cal = load_calibration(a.hardware)
+    model = load_model(a.model)
+    check_honoured(a, cal, model)
+    cal = upgrade(cal, model, a.model)
     decode = a.phase == "decode"
     tokens = a.context_len if decode and a.context_len is not None else a.prompt_len
     prompt = a.prompt_len if a.prompt_len is not None else tokens
     mcl = a.max_cache_len or (prompt + a.generated if a.generated is not None else None)
-    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl)
-    out = {"model": model.name, "hardware": cal.get("device_name"), "source": "kernel calibration",
-           "calibration": a.hardware, "phase": a.phase, "batch": a.batch,
-           "context_len" if decode else "prompt_len": tokens, "dtype": cal["dtype"],
-           "cache_state": cal.get("cache_state"), "time_s": p.time_s, "framework_s": p.framework_s,
-           "status": p.status, "extrapolated": p.extrapolated, "interpolated": p.interpolated,
-           "ops": [{"name": op, **o} for op, o in p.ops.items()]}
+    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl, a.model)
+    out = calibrated_json(cal, model, a, p, tokens, prompt, mcl)
     if a.generated is not None:
-        out["request"] = request(cal, model, a.batch, prompt, a.generated, a.max_cache_len)
+        out["request"] = request(cal, model, a.batch, prompt, a.generated, a.max_cache_len, a.model)
     note = status_line(p)
     if note is not None:                   # one line on stderr, so the JSON on stdout stays parseable
         print(f"note: {note}", file=sys.stderr)
     if a.format == "json":
         print(json.dumps(out, indent=2))
         return 0
-    where = f"prompt {tokens} tokens" if not decode else f"context {tokens} tokens"
-    lines = [f"{model.name} on {out['hardware']} (kernels measured by bench, {cal.get('threads')} thread(s), "
-             f"{cal.get('cache_state')}): {a.phase}, batch {a.batch}, {where}, {cal['dtype']}  [{p.status}]", "",
-             f"{'op':<20}{'count':>6}{'kernel µs':>12}{'time ms':>10}{'share':>8}  {'how':<13}"]
-    for op, o in p.ops.items():
-        lines.append(f"{op:<20}{o['count']:>6}{o['kernel_s'] * 1e6:>12.1f}{o['time_s'] * 1e3:>10.4f}"
-                     f"{o['time_s'] / p.time_s:>8.1%}  {o['status']:<13}")
-    lines += [f"{'framework':<20}{'':>6}{'':>12}{p.framework_s * 1e3:>10.4f}{p.framework_s / p.time_s:>8.1%}  "
-              "per op instance as calibrated (modules, cache object, masks, Python; tiny-shape model path)", "",
-              f"total      {p.time_s * 1e3:10.4f} ms"]
+    lines = calibrated_table(out, p, cal)
     if a.generated is not None:
         r = out["request"]
         tpot = r["time_per_output_token_s"]

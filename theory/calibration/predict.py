@@ -14,7 +14,9 @@ recomputed from that model.
 """
 from dataclasses import dataclass
 
+from theory.calibration.family import refusal
 from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, interpolate, op_work
+from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import read_json
 from theory.model import ModelSpec
@@ -67,7 +69,7 @@ def load_calibration(path: str) -> dict:
     return obj
 
 
-def upgrade(cal: dict, model: ModelSpec) -> dict:
+def upgrade(cal: dict, model: ModelSpec, model_ref: str | None = None) -> dict:
     """A format-1 calibration as format 2: its passes' op work recomputed from the model it was measured for."""
     if cal["format"] == FORMAT:
         return cal
@@ -76,13 +78,13 @@ def upgrade(cal: dict, model: ModelSpec) -> dict:
     if diff:
         raise TheoryError(f"the calibration (format 1) was measured for {m.get('name')} "
                           f"({', '.join(f'{k}={m.get(k)}' for k in diff)}), not {model.name}, and holds no op work to "
-                          f"interpolate by; run `python -m bench kernels --model {model.name} ...` for a format-2 one")
+                          f"interpolate by; run `python -m bench kernels --model {model_ref or model.name} ...` for a format-2 one")
     passes = []
     for p in cal["passes"]:
         pb = {"phase": p["phase"], "batch": w["batch"], "prompt_len": w["prompt_len"], "context_len": p["context_len"],
               "framework_s": p["framework_s"], "ops": dict(p["ops"])}
         mcl = w["prompt_len"] + w["generated"] if w.get("cache") == "static" else None
-        rows = {r.name: r for r in count_ops(model, _workload(cal, model, pb["phase"], pb["batch"],
+        rows = {r.name: r for r in count_ops(model, pass_workload(cal, model, pb["phase"], pb["batch"],
                                                                pb["prompt_len"], p["context_len"], mcl))}
         pb["ops"] = {op: {**o, "work": op_work(rows[op])[0], "work_unit": op_work(rows[op])[1]}
                      for op, o in p["ops"].items() if op in rows}
@@ -98,7 +100,7 @@ def check_matches(cal: dict, dtype: str | None) -> None:
                           f"run `python -m bench kernels --dtype {dtype} ...`")
 
 
-def _workload(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: int, context_len: int,
+def pass_workload(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: int, context_len: int,
               max_cache_len: int | None):
     query = prompt_len if phase == "prefill" else 1
     past = 0 if phase == "prefill" else context_len
@@ -139,25 +141,31 @@ def framework_per_op_s(cal: dict, phase: str, batch: int, prompt_len: int, conte
 
 
 def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: int, context_len: int = 0,
-                 max_cache_len: int | None = None) -> PassPrediction:
+                 max_cache_len: int | None = None, model_ref: str | None = None) -> PassPrediction:
     """prompt_len: the prefill's tokens (and, for decode, the prompt the cache started from); context_len: decode's
-    tokens in the cache before the step."""
-    cal = upgrade(cal, model)
+    tokens in the cache before the step. model_ref: how the user named the model (for the advice in a refusal)."""
+    why = refusal(model)
+    if why is not None:
+        raise TheoryError(why)
+    check_positions(model, (prompt_len if phase == "prefill" else context_len + 1))
+    cal = upgrade(cal, model, model_ref)
     if not any(p["phase"] == phase for p in cal["passes"]):
         raise TheoryError(f"the calibration has no {phase} pass (a decode step needs --generated 2 or more)")
-    rows = count_ops(model, _workload(cal, model, phase, batch, prompt_len, context_len, max_cache_len))
+    rows = count_ops(model, pass_workload(cal, model, phase, batch, prompt_len, context_len, max_cache_len))
     ops, statuses = {}, set()
     for r in rows:
         work, unit = op_work(r)
         inst = [(o["work"], o) for p in cal["passes"] for name, o in p["ops"].items() if name == r.name]
         if not inst:
             raise TheoryError(f"the calibration holds no kernel for op {r.name!r} ({model.name} runs it); "
-                              f"run `python -m bench kernels --model {model.name} ...`")
+                              f"run `python -m bench kernels --model {model_ref or model.name} ...`")
         k, status = interpolate([(w, o["kernel_s"]) for w, o in inst], work)
         lo, _ = interpolate([(w, o["ci_low_s"]) for w, o in inst], work)
         hi, _ = interpolate([(w, o["ci_high_s"]) for w, o in inst], work)
         ops[r.name] = {"count": r.count, "kernel_s": k, "ci_low_s": lo, "ci_high_s": hi, "time_s": r.count * k,
-                       "work": work, "work_unit": unit, "status": status}
+                       "work": work, "work_unit": unit, "status": status, "group": r.group, "flops": r.flops,
+                       "bytes": r.bytes, "weight_bytes": r.weight_bytes, "act_bytes": r.act_bytes,
+                       "kv_read_bytes": r.kv_read_bytes, "kv_write_bytes": r.kv_write_bytes}
         statuses.add(status)
     per_op, outside = framework_per_op_s(cal, phase, batch, prompt_len, context_len)
     framework_s = per_op * sum(r.count for r in rows)
@@ -168,11 +176,12 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
 
 
 def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated: int,
-            max_cache_len: int | None = None) -> dict:
+            max_cache_len: int | None = None, model_ref: str | None = None) -> dict:
     """TTFT = the prefill; TPOT = the mean decode step (contexts prompt_len … prompt_len+generated−2)."""
     mcl = max_cache_len or prompt_len + generated
-    ttft = predict_pass(cal, model, "prefill", batch, prompt_len, 0, mcl)
-    steps = [predict_pass(cal, model, "decode", batch, prompt_len, prompt_len + s, mcl) for s in range(generated - 1)]
+    ttft = predict_pass(cal, model, "prefill", batch, prompt_len, 0, mcl, model_ref)
+    steps = [predict_pass(cal, model, "decode", batch, prompt_len, prompt_len + s, mcl, model_ref)
+             for s in range(generated - 1)]
     tpot = sum(s.time_s for s in steps) / len(steps) if steps else None
     return {"time_to_first_token_s": ttft.time_s, "time_per_output_token_s": tpot, "decode_steps": len(steps),
             "request_time_s": ttft.time_s + sum(s.time_s for s in steps),
