@@ -79,7 +79,17 @@ def _mcl(r) -> int | None:
     return int(r["max_cache_len"]) if r["cache"] == "static" and not pd.isna(r["max_cache_len"]) else None
 
 
-def leave_one_out(run) -> dict | None:
+def _scaled(passes: list[dict], factor: float) -> list[dict]:
+    """A point's passes with every time scaled by `factor` (kernels, intervals and framework)."""
+    return [{**x, "framework_s": x["framework_s"] * factor,
+             "ops": {op: {**o, **{k: o[k] * factor for k in ("kernel_s", "ci_low_s", "ci_high_s")}}
+                     for op, o in x["ops"].items()}} for x in passes]
+
+
+def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
+    """drift_scaled: each other point's times scaled by the box's speed at the held-out point over its own (the
+    canary's median reading during each point, `canary_ratio`), so that a box that moved between points is
+    taken out; False: the kernels as measured."""
     loaded = load_compose(run.path)
     rows = run.ok[run.ok["execution"] == "eager"] if len(run.ok) else run.ok
     if loaded is None or rows.empty:
@@ -89,14 +99,18 @@ def leave_one_out(run) -> dict | None:
     points = rows.drop_duplicates("point_id")
     classes = point_classes(points)
     impl = {p["point_id"]: (p["attention"], p["cache"]) for _, p in points.iterrows()}
+    canary = {p["point_id"]: None if pd.isna(p.get("canary_ratio")) else float(p["canary_ratio"])
+              for _, p in points.iterrows()}
     dtype = points["dtype"].iloc[0]
     per_point, kernel_errs, skipped, statuses, ratios = [], {}, [], [], []
     for _, p in points.iterrows():
         pid = p["point_id"]
         others = [q for q in cal_passes if q != pid and impl[q] == impl[pid]]
         spec = row_spec(p)
+        scale = lambda q: canary[pid] / canary[q] if drift_scaled and canary[pid] and canary[q] else 1.0
         cal = {"format": FORMAT, "dtype": dtype, "attention": p["attention"], "cache": p["cache"],
-               "model": {"name": "run"}, "workloads": [], "passes": [x for q in others for x in cal_passes[q]]}
+               "model": {"name": "run"}, "workloads": [],
+               "passes": [x for q in others for x in _scaled(cal_passes[q], scale(q))]}
         if not others or not cal["passes"]:
             skipped.append(pid)
             continue
@@ -125,7 +139,8 @@ def leave_one_out(run) -> dict | None:
         for phase, es in errs.items():
             per_point.append({"point_id": pid, "phase": phase, "error": statistics.median(es),
                               "classes": classes[pid]})
-    return _summarise(per_point, kernel_errs, skipped, statuses, ratios)
+    return {**_summarise(per_point, kernel_errs, skipped, statuses, ratios),
+            "kernels_as": "scaled by the canary's drift between points" if drift_scaled else "measured"}
 
 
 def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
@@ -149,11 +164,22 @@ def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
     return out
 
 
-def loo_md(loo: dict | None) -> list[str]:
-    if not loo:
+def run_loo(run) -> dict | None:
+    """summary.json's `loo`: the kernels as measured, and scaled by the canary's drift between points."""
+    measured = leave_one_out(run)
+    return None if measured is None else {"measured": measured, "drift_scaled": leave_one_out(run, True)}
+
+
+def loo_md(both: dict | None) -> list[str]:
+    if not both:
         return []
+    return _one_md(both["measured"], "as measured") + _one_md(both["drift_scaled"], "scaled by the canary's drift "
+                                                                                   "between points")
+
+
+def _one_md(loo: dict, how: str) -> list[str]:
     pct = lambda x: f"{x:.1%}"
-    lines = ["", "## Leave-one-out: each point predicted from the other points' kernels", "",
+    lines = ["", f"## Leave-one-out: each point predicted from the other points' kernels ({how})", "",
              "Each eager point is predicted from the paired kernels and framework cost of the *other* points of this "
              "run with the same attention and cache (their prefill and first and last decode step, as `bench kernels` "
              "records), through theory's regime-aware interpolation (theory/calibration/regime.py) and its framework "

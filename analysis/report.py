@@ -12,6 +12,7 @@ from analysis.flags import all_flags, per_point, share_flags
 from analysis.render.noise import noise_md
 from analysis.join import join
 from analysis.load import load_run
+from analysis.loo import loo_md, run_loo
 from analysis.modes import modes_accuracy, modes_figure, modes_md, modes_table
 from analysis.render.plots import all_figures
 from analysis.render.summary_md import summary_md
@@ -164,6 +165,7 @@ def write_report(run_dir) -> Path:
         (run_dir / "modes.csv").write_text(csv_text(run.modes))
         summary_obj["modes"] = run.modes.to_dict("records")
         summary_obj["modes_accuracy"] = modes_accuracy(run.modes)     # composed per mode vs its eager twins
+    summary_obj["loo"] = run_loo(run) if len(df) else None           # analysis/loo.py: the "never built" figure
     (run_dir / "summary.json").write_text(json_text(summary_obj))
     ops = op_points(run, df) if len(df) else None
     figs = all_figures(df, points, run, run_dir / "figures", shares, ops) if len(df) else {}
@@ -201,6 +203,7 @@ def write_report(run_dir) -> Path:
     explain_lines, explain_figs = explain_section(run, df, summary, run_dir / "figures")
     lines += explain_lines
     figs = {**figs, **explain_figs}
+    lines += loo_md(summary_obj["loo"])
     lines += modes_md(run.modes, summary.get("decode", {}).get("tau_s") or 0.0, ceil_overhead_s(run))
     lines += _profile_md(shares, flops)
     lines += ["", "## Points", "", "Throughput: prefill tokens/s = batch × prompt tokens / prefill time; decode "

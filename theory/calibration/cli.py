@@ -46,19 +46,34 @@ def calibrated_main(a) -> int:
     where = f"prompt {tokens} tokens" if not decode else f"context {tokens} tokens"
     lines = [f"{model.name} on {out['hardware']} (kernels measured by bench, {cal.get('threads')} thread(s), "
              f"{cal.get('cache_state')}): {a.phase}, batch {a.batch}, {where}, {cal['dtype']}  [{p.status}]", "",
-             f"{'op':<20}{'count':>6}{'kernel µs':>12}{'time ms':>10}{'share':>8}  {'how':<13}"]
+             f"{'op':<20}{'count':>6}{'kernel µs':>12}{'time ms':>10}{'share':>8}  {'how':<13}{'beyond':>8}  own shape"]
     for op, o in p.ops.items():
         lines.append(f"{op:<20}{o['count']:>6}{o['kernel_s'] * 1e6:>12.1f}{o['time_s'] * 1e3:>10.4f}"
-                     f"{o['time_s'] / p.time_s:>8.1%}  {o['status']:<13}")
+                     f"{o['time_s'] / p.time_s:>8.1%}  {o['status']:<13}x{o['extrapolation_ratio']:>7.2f}  "
+                     f"{'yes' if o['own_shape_calibrated'] else 'no'}{' (other phase)' if o['regime_crossed'] else ''}")
     lines += [f"{'framework':<20}{'':>6}{'':>12}{p.framework_s * 1e3:>10.4f}{p.framework_s / p.time_s:>8.1%}  "
-              "per op instance as calibrated (modules, cache object, masks, Python; tiny-shape model path)", "",
+              + (f"fixed {p.framework['fixed_s'] * 1e3:.3f} ms + {p.framework['per_instance_s'] * 1e6:.2f} µs per op "
+                 f"instance, fitted over {p.framework['depths']} depths" if not p.framework["one_depth"] else
+                 f"{p.framework['per_instance_s'] * 1e6:.2f} µs per op instance, ONE depth calibrated: fixed part "
+                 "unknown") + " (modules, cache object, masks, Python; tiny-shape model path)", "",
               f"total      {p.time_s * 1e3:10.4f} ms"]
     if a.generated is not None:
         r = out["request"]
         tpot = r["time_per_output_token_s"]
         tpot_text = "n/a" if tpot is None else f"{tpot * 1e3:.3f} ms"
         how = "extrapolated" if r["extrapolated"] else "interpolated" if r["interpolated"] else "calibrated"
-        lines.append(f"request    time to first token (prefill) {r['time_to_first_token_s'] * 1e3:.3f} ms, "
-                     f"time per output token (mean decode step) {tpot_text} ({how})")
+        lo, hi = r["time_to_first_token_interval_s"]
+        tiv = r["time_per_output_token_interval_s"]
+        tiv_text = "" if tiv is None else f" [{tiv[0] * 1e3:.3f}, {tiv[1] * 1e3:.3f}]"
+        lines.append(f"request    time to first token (prefill) {r['time_to_first_token_s'] * 1e3:.3f} ms "
+                     f"[{lo * 1e3:.3f}, {hi * 1e3:.3f}], time per output token (mean decode step) {tpot_text}{tiv_text} "
+                     f"({how}, up to x{r['extrapolation_ratio']:.2f} beyond the calibrated sizes)")
+        lines.append(f"interval   the kernels' 95% intervals" + (" widened by each kernel class's leave-one-out p90 "
+                     "error in the calibration" if r["interval_includes_loo"] else " only (the calibration holds one "
+                     "workload per class: no leave-one-out error to add)"))
+        lines.append(f"shapes     calibrated on {', '.join(r['calibration_models'])}; {model.name}'s own shapes in it for "
+                     f"{sum(r['own_shapes'].values())} of {len(r['own_shapes'])} ops"
+                     + (f" (not: {', '.join(op for op, v in r['own_shapes'].items() if not v)})"
+                        if not all(r['own_shapes'].values()) else ""))
     print("\n".join(lines))
     return 0

@@ -116,11 +116,11 @@ def _workload(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: i
 
 
 def pass_model(cal: dict, p: dict, model: ModelSpec) -> ModelSpec | None:
-    """The model a calibrated pass was measured on (its shape fields over the target's family), or None when the
-    calibration does not say (then its instances are sized by their work alone)."""
+    """The model a calibrated pass was measured on (its shape fields over the target's family); a hand-made file
+    that records no shape is taken as measured on the target itself."""
     fields = p.get("model") or cal.get("model") or {}
     if not all(k in fields for k in SHAPE_FIELDS):
-        return None
+        return model
     return dataclasses.replace(model, name=fields.get("name", model.name), **{k: fields[k] for k in SHAPE_FIELDS})
 
 
@@ -146,9 +146,10 @@ def build_index(cal: dict) -> dict:
         tag = p.get("tag", f"{(p.get('model') or {}).get('name', '')}|b{p['batch']}|t{p['prompt_len']}")
         for op, o in p["ops"].items():
             x0, x1 = o["size"]
-            d = index.setdefault(kernel_class(op), {"kernel_s": [], "ci_low_s": [], "ci_high_s": []})
-            for key in d:
-                d[key].append(Sized(p["phase"], x0, x1, o.get(key, o["kernel_s"]), tag))
+            for name in {kernel_class(op), f"op:{op}"}:       # the class pooled, and the op's own instances
+                d = index.setdefault(name, {"kernel_s": [], "ci_low_s": [], "ci_high_s": []})
+                for key in d:
+                    d[key].append(Sized(p["phase"], x0, x1, o.get(key, o["kernel_s"]), tag))
     return index
 
 
@@ -170,6 +171,10 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
                               f"run `python -m bench kernels --model {model.name} ...`")
         x0, x1 = op_size(r, model.head_dim, cal["dtype"])
         est = {key: estimate(v, phase, x0, x1) for key, v in inst.items()}
+        own = {key: estimate(v, phase, x0, x1) for key, v in index[f"op:{r.name}"].items()} \
+            if f"op:{r.name}" in index else None
+        if own and own["kernel_s"].status == CALIBRATED:      # the op's own shape was timed: its own time
+            est = own
         k = est["kernel_s"]
         ops[r.name] = {"count": r.count, "kernel_s": k.time_s, "ci_low_s": est["ci_low_s"].time_s,
                        "ci_high_s": est["ci_high_s"].time_s, "time_s": r.count * k.time_s, "work": work,
@@ -179,8 +184,12 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
         statuses.add(k.status)
     instances = sum(r.count for r in rows)
     fw = framework_estimate(cal["passes"], phase, instances)
-    fw_status = EXTRAPOLATED if not fw.inside else \
-        CALIBRATED if any(p["phase"] == phase and p["op_instances"] == instances for p in cal["passes"]) else INTERPOLATED
+    same = [p for p in cal["passes"] if p["phase"] == phase and p["op_instances"] == instances and p["batch"] == batch
+            and p["prompt_len"] == prompt_len and (phase == "prefill" or p["context_len"] == context_len)
+            and p.get("framework_s") is not None]
+    if same:                                  # this very pass was calibrated: its own framework cost
+        fw = dataclasses.replace(fw, time_s=same[0]["framework_s"])
+    fw_status = CALIBRATED if same else EXTRAPOLATED if not fw.inside else INTERPOLATED
     statuses.add(fw_status)
     status = next(s for s in (EXTRAPOLATED, INTERPOLATED, CALIBRATED) if s in statuses)
     framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s,
