@@ -193,9 +193,10 @@ def _one_md(loo: dict, how: str) -> list[str]:
                 b = by[phase]
                 lines.append(f"| {phase} | {cls} | {b['points']} | {pct(b['median_abs_error'])} | "
                              f"{pct(b['p90_abs_error'])} |")
+    ratio = lambda x: "n/a" if x is None else f"x{x:.2f}"
     lines += ["", f"{loo['passes_extrapolated']} of {loo['passes']} predicted passes extrapolated (median "
-              f"extrapolation ratio x{loo['median_extrapolation_ratio']:.2f}, largest "
-              f"x{loo['max_extrapolation_ratio']:.2f}); not predictable (no other point of their attention and "
+              f"extrapolation ratio {ratio(loo['median_extrapolation_ratio'])}, largest "
+              f"{ratio(loo['max_extrapolation_ratio'])}); not predictable (no other point of their attention and "
               f"cache): {', '.join(loo['points_not_predictable']) or 'none'}.", "",
               "Kernel level (the held-out point's own paired kernels against their interpolated times):", "",
               "| kernel class | phase | instances | median | p90 |", "|---|---|---|---|---|"]

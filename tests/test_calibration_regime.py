@@ -84,3 +84,10 @@ def test_the_run_archive_keeps_every_round_and_the_set_not_kept(tmp_path):
     assert text[1:] == ["p1,kernel,k,0,0,0.001", "p1,kernel,k,1,1,0.002", "p1,tiny,prefill,0,0,0.005",
                         "p1,tiny,decode:0,0,0,0.001"]
     assert (tmp_path / "remeasured.csv").read_text() == "point_id,time_s\np1,1\n"
+
+
+def test_a_run_with_no_predictable_point_still_renders_its_loo_section():
+    from analysis.loo import _summarise, loo_md
+    empty = _summarise([], {}, ["p1", "p2"], [], [])
+    lines = loo_md({"measured": empty, "drift_scaled": empty})
+    assert any("not predictable" in line and "p1, p2" in line for line in lines)
