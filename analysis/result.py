@@ -14,6 +14,7 @@ from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import Run, load_run
 from analysis.modes import modes_table
+from analysis.loo import run_loo
 
 EMPTY = pd.DataFrame()
 
@@ -48,7 +49,12 @@ class Analysis:
 
 # Summary hooks: (Analysis) → dict merged into summary.json's top level and readable by sections as a.extra,
 # e.g. a leave-one-out score under "loo". A new one is one function and one entry here.
-SUMMARY_HOOKS: list = []
+def loo_hook(a) -> dict:
+    """The never-built figure: each eager point predicted from the other points' kernels (analysis/loo.py)."""
+    return {"loo": run_loo(a.run) if len(a.df) else None}
+
+
+SUMMARY_HOOKS: list = [loo_hook]
 
 
 def analyse(run_dir: Path) -> Analysis:

@@ -99,7 +99,7 @@ def test_table_shows_capacity_and_keeps_wide_numbers_apart(files, capsys):
     code, out, _ = theory(files, "--prompt-len", "8", capsys=capsys)
     assert code == 0 and "capacity" in out and "max batch at this context" in out
     rows = [line for line in out.splitlines() if line.startswith(("q_proj ", "lm_head "))]
-    assert rows and all(len(re.split(r"\s{2,}", line.strip())) == 6 for line in rows), rows
+    assert rows and all(len(re.split(r"\s{2,}", line.strip())) == 8 for line in rows), rows
 
 
 def test_versus_refuses_another_thread_count_and_keeps_ttft_digits(files, capsys):

@@ -33,17 +33,25 @@ def _cause_cell(c: dict) -> str:
     return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points{tail})"
 
 
+def _loo_phases(phases: dict) -> str:
+    return "; ".join(f"{ph} {_pct(v.get('median_abs_error'))} / {_pct(v.get('p90_abs_error'))}"
+                     + (f" ({v['points']} points)" if v.get("points") is not None else "")
+                     for ph, v in sorted(phases.items()) if isinstance(v, dict))
+
+
 def _loo_text(loo) -> str:
-    """summary.json `loo` (added by the leave-one-out analysis): {phase: {median_abs_error, p90_abs_error,
-    points}} or one such dict."""
+    """summary.json `loo` (analysis/loo.py): {"measured": {"phases": {phase: score}}, "drift_scaled": ...}; an older
+    or simpler form {phase: score} or one score is read too."""
     if not loo:
         return "leave-one-out: not in this run"
-    if isinstance(loo, dict) and "median_abs_error" in loo:
+    if "measured" in loo:
+        text = "leave-one-out (each point from the other points' kernels): " + _loo_phases(loo["measured"]["phases"])
+        scaled = (loo.get("drift_scaled") or {}).get("phases")
+        return text + (f"; with the box's measured drift between points taken out: {_loo_phases(scaled)}"
+                       if scaled else "")
+    if "median_abs_error" in loo:
         loo = {"all": loo}
-    parts = [f"{ph} {_pct(v.get('median_abs_error'))} / {_pct(v.get('p90_abs_error'))}"
-             + (f" ({v['points']} points)" if v.get("points") is not None else "")
-             for ph, v in sorted(loo.items()) if isinstance(v, dict)]
-    return "leave-one-out: " + ("; ".join(parts) if parts else str(loo))
+    return "leave-one-out: " + (_loo_phases(loo) or str(loo))
 
 
 def first_screen_md(fs: dict) -> list[str]:

@@ -23,6 +23,8 @@ from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
 from theory.calibration.family import unplanned_reason
 from theory.calibration.interp import op_work
+from theory.calibration.merge import merge
+from theory.calibration.regime import op_size
 from theory.ops import count_ops
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
@@ -31,7 +33,9 @@ def build_parser() -> OneLineParser:
     from bench.cli import KERNELS_EXAMPLE
     p = OneLineParser(prog="python -m bench kernels", description=__doc__.strip().splitlines()[0],
                       formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
-    p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="preset name or path to a Hugging Face config.json (several: one calibration of all of them, "
+                        "so theory can predict a model none of them is)")
     p.add_argument("--batch", type=int, nargs="+", default=[1],
                    help="sequences per pass (several: each is calibrated, so theory interpolates between them)")
     p.add_argument("--prompt-len", type=int, nargs="+", required=True,
@@ -64,11 +68,14 @@ def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache) -> tup
     for phase, step in [("prefill", 0)] + ([("decode", 0), ("decode", last)] if last > 0 else
                                            [("decode", 0)] if last == 0 else []):
         rows = [r for r in compose if r["phase"] == phase and r["step"] == step]
-        work = {o.name: op_work(o) for o in count_ops(spec, shapes[0 if phase == "prefill" else 1 + step].workload())}
+        rows_t = count_ops(spec, shapes[0 if phase == "prefill" else 1 + step].workload())
+        work = {o.name: op_work(o) for o in rows_t}
+        size = {o.name: list(op_size(o, spec.head_dim, dtype)) for o in rows_t}
         ops = {r["op"]: {"count": r["count"], "kernel_s": r["kernel_s"], "ci_low_s": r["kernel_ci_low_s"],
                          "ci_high_s": r["kernel_ci_high_s"], "shape": shape_text.get(r["kernel_id"], ""),
-                         "work": work[r["op"]][0], "work_unit": work[r["op"]][1]} for r in rows}
-        out.append({"phase": phase, "batch": p.batch, "prompt_len": p.prompt_len,
+                         "work": work[r["op"]][0], "work_unit": work[r["op"]][1], "size": size[r["op"]]} for r in rows}
+        out.append({"phase": phase, "batch": p.batch, "prompt_len": p.prompt_len, "max_cache_len": p.max_cache_len,
+                    "model": {"name": spec.name, **{k: getattr(spec, k) for k in SHAPE_FIELDS}},
                     "context_len": rows[0]["context_len"], "framework_s": framework[(phase, step)],
                     "op_instances": sum(o["count"] for o in ops.values()), "ops": ops})
     return state, out
@@ -83,7 +90,7 @@ def calibration(points: list[Point], device, dtype: str, kcache: KernelCache) ->
     workloads, all_passes = [], []
     for p in points:
         state, ps = calibration_passes(p, device, dtype, kcache)
-        workloads.append({"batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
+        workloads.append({"model": spec.name, "batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
                           "max_cache_len": p.max_cache_len, "cache_state": state})
         all_passes += ps
     states = sorted({w["cache_state"] for w in workloads})
@@ -100,19 +107,22 @@ def main(argv=None) -> int:
         if min(value if isinstance(value, list) else [value]) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     device = get_device(a.device, a.threads)
-    points = [Point(model=a.model, batch=b, prompt_len=t, generated=a.generated, dtype=a.dtype, attention=a.attention,
-                    cache=a.cache) for b in sorted(set(a.batch)) for t in sorted(set(a.prompt_len))]
-    p = points[0]
-    spec = p.spec()
-    if not plans_family(spec):
-        raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated SiLU MLP, RMSNorm, no "
-                         f"experts or biases); {spec.name} has {unplanned_reason(spec)}")
-    dtype = p.resolved_dtype(device.kind)
+    per_model = [[Point(model=m, batch=b, prompt_len=t, generated=a.generated, dtype=a.dtype, attention=a.attention,
+                        cache=a.cache) for b in sorted(set(a.batch)) for t in sorted(set(a.prompt_len))]
+                 for m in dict.fromkeys(a.model)]
+    for points in per_model:
+        spec = points[0].spec()
+        if not plans_family(spec):
+            raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated SiLU MLP, RMSNorm, no "
+                             f"experts or biases); {spec.name} has {unplanned_reason(spec)}")
+    spec = per_model[0][0].spec()
+    dtype = per_model[0][0].resolved_dtype(device.kind)
     t0 = time.perf_counter()
     kcache = KernelCache(a.kernel_cache, device, llc_of(device))
     sweep = llc_sweep(device, dtype, kcache.llc_bytes)          # CPU: the effective LLC (~2 s); CUDA: None
     kcache.fits_bytes = (sweep or {}).get("effective_bytes") or kcache.llc_bytes
-    cal = calibration(points, device, dtype, kcache)
+    cals = [calibration(points, device, dtype, kcache) for points in per_model]
+    cal = merge(cals) if len(cals) > 1 else cals[0]
     meta = run_metadata(device)
     cal = {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
            "threads": device.threads, "memory_capacity_bytes": int(device.total_bytes()), "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
@@ -121,7 +131,8 @@ def main(argv=None) -> int:
                        "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),
                        "cache_check": kcache.report()}}
     tag = lambda xs: "_".join(str(x) for x in sorted(set(xs)))
-    out = a.out or Path("results") / f"calibration-{Path(spec.name).stem}-b{tag(a.batch)}-t{tag(a.prompt_len)}.json"
+    names = "+".join(Path(c["model"]["name"]).stem for c in cals)
+    out = a.out or Path("results") / f"calibration-{names}-b{tag(a.batch)}-t{tag(a.prompt_len)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, cal)
     print(f"{len(cal['passes'])} passes, {cal['kernels']['distinct']} kernels in {cal['wall_s']:.1f} s", file=sys.stderr)

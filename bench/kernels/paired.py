@@ -21,6 +21,7 @@ from bench.kernels.cache import kernel_id, kernel_row
 from bench.kernels.framework import framework_table, tiny_spec
 from bench.kernels.microbench import KernelSampler
 from bench.kernels.plan import compose_rows, kernel_sums, needed, passes
+from bench.kernels.rounds import round_rows
 from bench.profiling.dispatch import count_dispatches
 from bench.timing import run_trajectory
 
@@ -91,7 +92,8 @@ class PairedKernels:
         kernels = [r for kid, r in table.rows.items() if kid in used_ids]
         for r in compose:
             r["kernels_wall_s"] = self.rounds_s
-        return {"compose": compose, "framework": framework, "kernels": kernels}
+        rounds = round_rows(self.point_id, {kid: xs for kid, xs in self.samples.items()}, self.tiny_times, used)
+        return {"compose": compose, "framework": framework, "kernels": kernels, "rounds": rounds}
 
     def close(self) -> None:
         """Operand copies and the tiny model handed back before the next point checks free memory."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
+from bench.kernels.rounds import ROUND_COLUMNS, assemble_archive
 from bench.records import atomic_write, csv_text, read_csv
 from theory.calibration.family import unplanned_reason
 from theory.dtypes import dtype_bytes
@@ -74,12 +75,14 @@ def save_point_kernels(run_dir: Path, point_id: str, parts: dict[str, list[dict]
     for kind, cols in FILES.items():
         atomic_write(kernel_file(run_dir, point_id, kind), csv_text(parts[kind], cols + (
             ["kernels_wall_s"] if kind == "compose" else [])))
+    if parts.get("rounds"):                     # paired points: every round's samples (bench/kernels/rounds.py)
+        atomic_write(kernel_file(run_dir, point_id, "rounds"), csv_text(parts["rounds"], ROUND_COLUMNS))
 
 
 def drop_point_kernels(run_dir: Path, point_id: str) -> None:
     """A point's kernel files removed before its measurements are replaced: interrupted in between, the point has
     no composed prediction rather than one from another measurement."""
-    for kind in FILES:
+    for kind in [*FILES, "rounds"]:
         kernel_file(run_dir, point_id, kind).unlink(missing_ok=True)
 
 
@@ -96,6 +99,7 @@ def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
             rows += [{"point_id": pid, **r} if kind == "kernels" else r for r in read_csv(f)]
         if rows:
             atomic_write(run_dir / f"{kind}.csv", csv_text(rows, list(rows[0].keys())))
+    assemble_archive(run_dir, point_ids, done)
 
 
 def run_kernel_cache(run_dir: Path, device) -> KernelCache:

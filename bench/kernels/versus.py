@@ -5,8 +5,10 @@ generated−1 decode steps on the model's own cache), and prints measured TTFT (
 over repeats of the mean decode step) with their ranges, theory's prediction from the calibration for the same
 workload, and measured / predicted − 1. Run it right after `python -m bench kernels` on a quiet box: kernels and
 model timed minutes apart on a box that changes speed do not compare. So that a miss can be told from a box that
-moved, the calibration's DRIFT_OPS largest decode kernels (at its first workload's shapes) are timed again right
-after the model and set against their calibrated times (`box_now_over_calibrated`).
+moved, the check is interleaved A-B-A: the calibration's DRIFT_OPS largest decode kernels (at its first workload's
+shapes) are timed right before the model and again right after it, against their calibrated times
+(`box_before_over_calibrated`, `box_after_over_calibrated`, `box_moved_during_model`), and the error is reported
+both as measured (`*_error`) and with the prediction scaled by the measured drift (`*_error_drift_scaled`).
 """
 import dataclasses
 import json
@@ -73,6 +75,20 @@ def ms(seconds: float) -> str:
     return f"{v:,.{1 if v >= 100 else 2 if v >= 10 else 3}f}"
 
 
+def aba(before: dict | None, after: dict | None, m_ttft: float, m_tpot: float, p_ttft: float, p_tpot: float) -> dict:
+    """The interleaved check: the calibration's kernels timed before (A) and after (A) the model (B). The drift
+    scale is the geometric mean of the two now/calibrated ratios (the box's speed while the model ran, against
+    the calibration's); the error is given as measured and with the prediction scaled by it."""
+    if not (before and after):
+        return {"box_before_over_calibrated": None, "box_after_over_calibrated": None, "box_moved_during_model": None,
+                "drift_scale": None, "ttft_error_drift_scaled": None, "tpot_error_drift_scaled": None}
+    b, a = before["now_over_calibrated"], after["now_over_calibrated"]
+    scale = (a * b) ** 0.5
+    return {"box_before_over_calibrated": b, "box_after_over_calibrated": a, "box_moved_during_model": a / b - 1,
+            "drift_scale": scale, "ttft_error_drift_scaled": m_ttft / (p_ttft * scale) - 1,
+            "tpot_error_drift_scaled": m_tpot / (p_tpot * scale) - 1}
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, 1 if a.threads is None else a.threads) < 1:
@@ -95,8 +111,9 @@ def main(argv=None) -> int:
     cache = cal.get("cache", "dynamic")
     mcl = a.prompt_len + a.generated if cache == "static" else None
     run_trajectory(model, device, ids, a.generated, cache, mcl)                       # warm-up
-    runs = [run_trajectory(model, device, ids, a.generated, cache, mcl).times_s for _ in range(a.repeats)]
-    drift = box_drift(cal, spec, device)
+    before = box_drift(cal, spec, device)                                             # A: the calibration's kernels
+    runs = [run_trajectory(model, device, ids, a.generated, cache, mcl).times_s for _ in range(a.repeats)]   # B
+    drift = box_drift(cal, spec, device)                                              # A again
     ttfts = [r[0] for r in runs]
     tpots = [statistics.fmean(r[1:]) for r in runs]
     m_ttft, m_tpot = statistics.median(ttfts), statistics.median(tpots)
@@ -110,12 +127,20 @@ def main(argv=None) -> int:
            "ttft_error": m_ttft / p_ttft - 1, "tpot_error": m_tpot / p_tpot - 1, "calibration": str(a.calibration),
            "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "box_drift_ops": drift["ops"] if drift else None,
-           "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None}
+           "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None,
+           **aba(before, drift, m_ttft, m_tpot, p_ttft, p_tpot)}
     print(json.dumps(out, indent=2))
     print(f"TPOT measured {ms(m_tpot)} ms (range {ms(min(tpots))}–{ms(max(tpots))}, {a.repeats} "
           f"repeats) vs predicted {ms(p_tpot)} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
           f"{ms(m_ttft)} ms (range {ms(min(ttfts))}–{ms(max(ttfts))}) vs predicted {ms(p_ttft)} ms: "
           f"{out['ttft_error']:+.1%}", file=sys.stderr)
+    if drift and before:
+        print(f"A-B-A: the calibration's kernels ran x{out['box_before_over_calibrated']:.2f} their calibrated time "
+              f"before the model and x{out['box_after_over_calibrated']:.2f} after (the box moved "
+              f"{out['box_moved_during_model']:+.1%} while the model ran); error AS MEASURED: TPOT "
+              f"{out['tpot_error']:+.1%}, TTFT {out['ttft_error']:+.1%}; with the calibration SCALED by the measured "
+              f"drift (x{out['drift_scale']:.2f}): TPOT {out['tpot_error_drift_scaled']:+.1%}, TTFT "
+              f"{out['ttft_error_drift_scaled']:+.1%}", file=sys.stderr)
     if drift:
         print(f"the calibration's {len(drift['ops'])} largest decode kernels ({', '.join(drift['ops'])}), timed again "
               f"now: x{drift['now_over_calibrated']:.2f} their calibrated time (x1.00: the box has not moved)",

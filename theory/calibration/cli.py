@@ -50,7 +50,7 @@ def calibrated_main(a) -> int:
     tokens = a.context_len if decode and a.context_len is not None else a.prompt_len
     prompt = a.prompt_len if a.prompt_len is not None else tokens
     mcl = a.max_cache_len or (prompt + a.generated if a.generated is not None else None)
-    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl, a.model)
+    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl, model_ref=a.model)
     out = calibrated_json(cal, model, a, p, tokens, prompt, mcl)
     if a.generated is not None:
         out["request"] = request(cal, model, a.batch, prompt, a.generated, a.max_cache_len, a.model)
@@ -66,7 +66,18 @@ def calibrated_main(a) -> int:
         tpot = r["time_per_output_token_s"]
         tpot_text = "n/a" if tpot is None else f"{tpot * 1e3:.3f} ms"
         how = "extrapolated" if r["extrapolated"] else "interpolated" if r["interpolated"] else "calibrated"
-        lines.append(f"request    time to first token (prefill) {r['time_to_first_token_s'] * 1e3:.3f} ms, "
-                     f"time per output token (mean decode step) {tpot_text} ({how})")
+        lo, hi = r["time_to_first_token_interval_s"]
+        tiv = r["time_per_output_token_interval_s"]
+        tiv_text = "" if tiv is None else f" [{tiv[0] * 1e3:.3f}, {tiv[1] * 1e3:.3f}]"
+        lines.append(f"request    time to first token (prefill) {r['time_to_first_token_s'] * 1e3:.3f} ms "
+                     f"[{lo * 1e3:.3f}, {hi * 1e3:.3f}], time per output token (mean decode step) {tpot_text}{tiv_text} "
+                     f"({how}, up to x{r['extrapolation_ratio']:.2f} beyond the calibrated sizes)")
+        lines.append(f"interval   the kernels' 95% intervals" + (" widened by each kernel class's leave-one-out p90 "
+                     "error in the calibration" if r["interval_includes_loo"] else " only (the calibration holds one "
+                     "workload per class: no leave-one-out error to add)"))
+        lines.append(f"shapes     calibrated on {', '.join(r['calibration_models'])}; {model.name}'s own shapes in it for "
+                     f"{sum(r['own_shapes'].values())} of {len(r['own_shapes'])} ops"
+                     + (f" (not: {', '.join(op for op, v in r['own_shapes'].items() if not v)})"
+                        if not all(r['own_shapes'].values()) else ""))
     print("\n".join(lines))
     return 0

@@ -83,11 +83,18 @@ def calibrated_table(out: dict, p: PassPrediction, cal: dict) -> list[str]:
     lines += [f"{out['model']} on {out['hardware']} (kernels measured by bench, {cal.get('threads')} thread(s), "
               f"{cal.get('cache_state')}): {out['phase']}, batch {out['batch']}, {where}, {out['dtype']}  [{p.status}]", ""]
     rows = [[op, str(o["count"]), f"{o['kernel_s'] * 1e6:,.1f}", f"{o['time_s'] * 1e3:,.4f}",
-             f"{o['time_s'] / p.time_s:.1%}", o["status"]] for op, o in p.ops.items()]
+             f"{o['time_s'] / p.time_s:.1%}", o["status"], f"x{o['extrapolation_ratio']:.2f}",
+             ("yes" if o["own_shape_calibrated"] else "no") + (" (other phase)" if o["regime_crossed"] else "")]
+            for op, o in p.ops.items()]
+    fw = p.framework
+    fw_how = (f"fixed {fw['fixed_s'] * 1e3:.3f} ms + {fw['per_instance_s'] * 1e6:.2f} µs per op instance, fitted over "
+              f"{fw['depths']} depths" if not fw["one_depth"] else
+              f"{fw['per_instance_s'] * 1e6:.2f} µs per op instance, ONE depth calibrated: fixed part unknown")
     rows.append(["framework", "", "", f"{p.framework_s * 1e3:,.4f}", f"{p.framework_s / p.time_s:.1%}",
-                 "per op instance as calibrated"])
-    table = _table(["op", "count", "kernel µs", "time ms", "share", "how"], rows, left=(0, 5))
-    lines += table[:-1] + [table[-1] + " (modules, cache object, masks, Python; tiny-shape model path)"]
+                 fw.get("status", ""), "", ""])
+    lines += _table(["op", "count", "kernel µs", "time ms", "share", "how", "beyond", "own shape"], rows,
+                    left=(0, 5, 7))
+    lines += [f"framework  {fw_how} (modules, cache object, masks, Python; tiny-shape model path)"]
     gb = _bytes
     lines += ["", f"total      {p.time_s * 1e3:,.4f} ms   {out['flops'] / 1e9:.3f} GFLOP   {gb(out['bytes'])} moved",
               f"weights    {gb(out['weight_bytes'])}", f"KV cache   {gb(out['kv_cache_bytes'])} after this pass"]

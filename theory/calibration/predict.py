@@ -12,10 +12,14 @@ extrapolated. Refused in one line: a dtype the calibration lacks, or an op it ho
 Format 1 (one workload, no op work) is still read: it predicts only the model it was measured for, its work
 recomputed from that model.
 """
+import dataclasses
 from dataclasses import dataclass
 
 from theory.calibration.family import refusal
-from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, interpolate, op_work
+from theory.calibration.framework import framework_estimate
+from theory.calibration.interval import class_errors, pass_interval
+from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, op_work
+from theory.calibration.regime import Sized, estimate, kernel_class, op_size
 from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import read_json
@@ -37,6 +41,7 @@ class PassPrediction:
     framework_s: float
     ops: dict                # op -> {"count", "time_s" (all instances), "kernel_s" (one instance), "work", "status"}
     status: str              # calibrated | interpolated | extrapolated (the worst of its ops and framework)
+    framework: dict | None = None   # framework.FrameworkEstimate's fields and its status
 
     @property
     def extrapolated(self) -> bool:
@@ -112,81 +117,137 @@ def pass_workload(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_le
                            model.num_key_value_heads < model.num_attention_heads)
 
 
-def _nearest(values, x):
-    return min(values, key=lambda v: (abs(v - x), v))
+def pass_model(cal: dict, p: dict, model: ModelSpec) -> ModelSpec | None:
+    """The model a calibrated pass was measured on (its shape fields over the target's family); a hand-made file
+    that records no shape is taken as measured on the target itself."""
+    fields = p.get("model") or cal.get("model") or {}
+    if not all(k in fields for k in SHAPE_FIELDS):
+        return model
+    return dataclasses.replace(model, name=fields.get("name", model.name), **{k: fields[k] for k in SHAPE_FIELDS})
 
 
-def framework_per_op_s(cal: dict, phase: str, batch: int, prompt_len: int, context_len: int) -> tuple[float, bool]:
-    """The framework's cost per op instance for this pass: the calibrated passes of the same phase, at the nearest
-    calibrated batch (and prompt, for decode), piecewise linear in tokens (prompt or context) between them and held
-    at the ends. True when the pass lies outside what was calibrated (another batch or prompt, or beyond the ends)."""
-    same = [p for p in cal["passes"] if p["phase"] == phase]
-    b = _nearest({p["batch"] for p in same}, batch)
-    same = [p for p in same if p["batch"] == b]
-    if phase == "decode":
-        t = _nearest({p["prompt_len"] for p in same}, prompt_len)
-        same = [p for p in same if p["prompt_len"] == t]
-    x = prompt_len if phase == "prefill" else context_len
-    key = (lambda p: p["prompt_len"]) if phase == "prefill" else (lambda p: p["context_len"])
-    pts = sorted({key(p): p["framework_s"] / p["op_instances"] for p in same}.items())
-    outside = b != batch or (phase == "decode" and t != prompt_len) or not pts[0][0] <= x <= pts[-1][0]
-    if x <= pts[0][0]:
-        return pts[0][1], outside
-    if x >= pts[-1][0]:
-        return pts[-1][1], outside
-    for (x0, f0), (x1, f1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return f0 + (f1 - f0) * (x - x0) / (x1 - x0), outside
-    raise AssertionError("unreachable")
+def sized(cal: dict, model: ModelSpec) -> dict:
+    """The calibration with every op instance's regime size (regime.op_size) filled in where it lacks one."""
+    if all("size" in o for p in cal["passes"] for o in p["ops"].values()):
+        return cal
+    passes = []
+    for p in cal["passes"]:
+        m = pass_model(cal, p, model)
+        rows = {} if m is None else {r.name: r for r in count_ops(m, pass_workload(
+            cal, m, p["phase"], p["batch"], p["prompt_len"], p["context_len"], p.get("max_cache_len")))}
+        ops = {op: {**o, "size": list(op_size(rows[op], m.head_dim, cal["dtype"])) if op in rows else [o["work"], 1.0]}
+               for op, o in p["ops"].items()}
+        passes.append({**p, "ops": ops})
+    return {**cal, "passes": passes}
+
+
+def build_index(cal: dict) -> dict:
+    """kernel class -> {"kernel_s" | "ci_low_s" | "ci_high_s": [Sized, ...]} over every calibrated instance."""
+    index: dict = {}
+    for i, p in enumerate(cal["passes"]):
+        tag = p.get("tag", f"{(p.get('model') or {}).get('name', '')}|b{p['batch']}|t{p['prompt_len']}")
+        for op, o in p["ops"].items():
+            x0, x1 = o["size"]
+            for name in {kernel_class(op), f"op:{op}"}:       # the class pooled, and the op's own instances
+                d = index.setdefault(name, {"kernel_s": [], "ci_low_s": [], "ci_high_s": []})
+                for key in d:
+                    d[key].append(Sized(p["phase"], x0, x1, o.get(key, o["kernel_s"]), tag))
+    return index
 
 
 def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: int, context_len: int = 0,
-                 max_cache_len: int | None = None, model_ref: str | None = None) -> PassPrediction:
+                 max_cache_len: int | None = None, index: dict | None = None,
+                 model_ref: str | None = None) -> PassPrediction:
     """prompt_len: the prefill's tokens (and, for decode, the prompt the cache started from); context_len: decode's
-    tokens in the cache before the step. model_ref: how the user named the model (for the advice in a refusal)."""
+    tokens in the cache before the step. `index`: build_index of the sized calibration, when predicting many.
+    model_ref: how the user named the model (for the advice in a refusal)."""
     why = refusal(model)
     if why is not None:
         raise TheoryError(why)
     check_positions(model, (prompt_len if phase == "prefill" else context_len + 1))
-    cal = upgrade(cal, model, model_ref)
+    cal = sized(upgrade(cal, model, model_ref), model)
     if not any(p["phase"] == phase for p in cal["passes"]):
         raise TheoryError(f"the calibration has no {phase} pass (a decode step needs --generated 2 or more)")
+    index = index if index is not None else build_index(cal)
     rows = count_ops(model, pass_workload(cal, model, phase, batch, prompt_len, context_len, max_cache_len))
     ops, statuses = {}, set()
     for r in rows:
         work, unit = op_work(r)
-        inst = [(o["work"], o) for p in cal["passes"] for name, o in p["ops"].items() if name == r.name]
+        inst = index.get(kernel_class(r.name))
         if not inst:
             raise TheoryError(f"the calibration holds no kernel for op {r.name!r} ({model.name} runs it); "
                               f"run `python -m bench kernels --model {model_ref or model.name} ...`")
-        k, status = interpolate([(w, o["kernel_s"]) for w, o in inst], work)
-        lo, _ = interpolate([(w, o["ci_low_s"]) for w, o in inst], work)
-        hi, _ = interpolate([(w, o["ci_high_s"]) for w, o in inst], work)
-        ops[r.name] = {"count": r.count, "kernel_s": k, "ci_low_s": lo, "ci_high_s": hi, "time_s": r.count * k,
-                       "work": work, "work_unit": unit, "status": status, "group": r.group, "flops": r.flops,
-                       "bytes": r.bytes, "weight_bytes": r.weight_bytes, "act_bytes": r.act_bytes,
-                       "kv_read_bytes": r.kv_read_bytes, "kv_write_bytes": r.kv_write_bytes}
-        statuses.add(status)
-    per_op, outside = framework_per_op_s(cal, phase, batch, prompt_len, context_len)
-    framework_s = per_op * sum(r.count for r in rows)
-    statuses.add(INTERPOLATED if outside else CALIBRATED)
+        x0, x1 = op_size(r, model.head_dim, cal["dtype"])
+        est = {key: estimate(v, phase, x0, x1) for key, v in inst.items()}
+        own = {key: estimate(v, phase, x0, x1) for key, v in index[f"op:{r.name}"].items()} \
+            if f"op:{r.name}" in index else None
+        if own and own["kernel_s"].status == CALIBRATED:      # the op's own shape was timed: its own time
+            est = own
+        k = est["kernel_s"]
+        ops[r.name] = {"count": r.count, "kernel_s": k.time_s, "ci_low_s": est["ci_low_s"].time_s,
+                       "ci_high_s": est["ci_high_s"].time_s, "time_s": r.count * k.time_s, "work": work,
+                       "work_unit": unit, "size": [x0, x1], "kernel_class": kernel_class(r.name), "status": k.status,
+                       "own_shape_calibrated": k.status == CALIBRATED, "extrapolation_ratio": k.extrapolation_ratio,
+                       "regime_crossed": k.regime_crossed, "group": r.group, "flops": r.flops, "bytes": r.bytes,
+                       "weight_bytes": r.weight_bytes, "act_bytes": r.act_bytes, "kv_read_bytes": r.kv_read_bytes,
+                       "kv_write_bytes": r.kv_write_bytes}
+        statuses.add(k.status)
+    instances = sum(r.count for r in rows)
+    fw = framework_estimate(cal["passes"], phase, instances)
+    same = [p for p in cal["passes"] if p["phase"] == phase and p["op_instances"] == instances and p["batch"] == batch
+            and p["prompt_len"] == prompt_len and (phase == "prefill" or p["context_len"] == context_len)
+            and p.get("framework_s") is not None]
+    if same:                                  # this very pass was calibrated: its own framework cost
+        fw = dataclasses.replace(fw, time_s=same[0]["framework_s"])
+    fw_status = CALIBRATED if same else EXTRAPOLATED if not fw.inside else INTERPOLATED
+    statuses.add(fw_status)
     status = next(s for s in (EXTRAPOLATED, INTERPOLATED, CALIBRATED) if s in statuses)
+    framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s,
+                 "depths": fw.depths, "one_depth": fw.one_depth, "status": fw_status}
     return PassPrediction(phase, context_len if phase == "decode" else 0,
-                          sum(o["time_s"] for o in ops.values()) + framework_s, framework_s, ops, status)
+                          sum(o["time_s"] for o in ops.values()) + fw.time_s, fw.time_s, ops, status, framework)
 
 
 def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated: int,
             max_cache_len: int | None = None, model_ref: str | None = None) -> dict:
-    """TTFT = the prefill; TPOT = the mean decode step (contexts prompt_len … prompt_len+generated−2)."""
+    """TTFT = the prefill; TPOT = the mean decode step (contexts prompt_len … prompt_len+generated−2), each with
+    its interval (interval.py) and how far beyond the calibrated sizes its ops went."""
     mcl = max_cache_len or prompt_len + generated
-    ttft = predict_pass(cal, model, "prefill", batch, prompt_len, 0, mcl, model_ref)
-    steps = [predict_pass(cal, model, "decode", batch, prompt_len, prompt_len + s, mcl, model_ref)
+    cal = sized(upgrade(cal, model, model_ref), model)
+    index = build_index(cal)
+    errors = class_errors(index)
+    ttft = predict_pass(cal, model, "prefill", batch, prompt_len, 0, mcl, index, model_ref)
+    steps = [predict_pass(cal, model, "decode", batch, prompt_len, prompt_len + s, mcl, index, model_ref)
              for s in range(generated - 1)]
     tpot = sum(s.time_s for s in steps) / len(steps) if steps else None
+    iv = lambda p: pass_interval(p.ops, p.framework_s, p.phase, errors)
+    ttft_iv, step_iv = iv(ttft), [iv(s) for s in steps]
+    mean = lambda key: sum(x[key] for x in step_iv) / len(step_iv) if step_iv else None
+    passes = [ttft] + steps
     return {"time_to_first_token_s": ttft.time_s, "time_per_output_token_s": tpot, "decode_steps": len(steps),
             "request_time_s": ttft.time_s + sum(s.time_s for s in steps),
-            "extrapolated": any(s.extrapolated for s in [ttft] + steps),
-            "interpolated": any(s.interpolated for s in [ttft] + steps)}
+            "time_to_first_token_interval_s": [ttft_iv["low_s"], ttft_iv["high_s"]],
+            "time_per_output_token_interval_s": [mean("low_s"), mean("high_s")] if steps else None,
+            "interval_includes_loo": ttft_iv["loo_known"] and all(x["loo_known"] for x in step_iv),
+            "extrapolation_ratio": max(o["extrapolation_ratio"] for p in passes for o in p.ops.values()),
+            "framework_one_depth": ttft.framework["one_depth"],
+            "own_shapes": own_shapes(passes), "calibration_models": calibration_models(cal),
+            "extrapolated": any(s.extrapolated for s in passes),
+            "interpolated": any(s.interpolated for s in passes)}
+
+
+def own_shapes(passes: list[PassPrediction]) -> dict:
+    """Per op: were this target's own shapes in the calibration (every pass of it exactly calibrated)?"""
+    ops: dict[str, bool] = {}
+    for p in passes:
+        for op, o in p.ops.items():
+            ops[op] = ops.get(op, True) and o["own_shape_calibrated"]
+    return ops
+
+
+def calibration_models(cal: dict) -> list[str]:
+    names = [(p.get("model") or cal.get("model") or {}).get("name", "?") for p in cal["passes"]]
+    return sorted(set(names))
 
 
 def status_line(p: PassPrediction) -> str | None:
@@ -196,10 +257,21 @@ def status_line(p: PassPrediction) -> str | None:
     by = {s: [op for op, o in p.ops.items() if o["status"] == s] for s in (INTERPOLATED, EXTRAPOLATED)}
     parts = []
     if by[INTERPOLATED]:
-        parts.append(f"{len(by[INTERPOLATED])} of {len(p.ops)} ops interpolated between calibrated sizes by their work")
+        parts.append(f"{len(by[INTERPOLATED])} of {len(p.ops)} ops interpolated between calibrated sizes by their size")
     if by[EXTRAPOLATED]:
         parts.append(f"{len(by[EXTRAPOLATED])} extrapolated beyond them at the nearest size's achieved rate "
                      f"({', '.join(by[EXTRAPOLATED])})")
+    ratio = max((o["extrapolation_ratio"] for o in p.ops.values()), default=1.0)
+    if ratio > 1.0:
+        parts.append(f"up to x{ratio:.2f} beyond the nearest calibrated size")
+    if any(o["regime_crossed"] for o in p.ops.values()):
+        parts.append("some ops from the other phase's kernels (no instance of their regime calibrated)")
+    fw = p.framework or {}
+    if fw.get("one_depth"):
+        parts.append("the framework cost from one depth only (its fixed part per pass is unknown: calibrate two "
+                     "models of different depth)")
+    elif fw.get("status") == EXTRAPOLATED:
+        parts.append("the framework cost beyond the calibrated depths")
     if not parts:
-        parts.append("every op calibrated; the framework's per-op cost taken from the nearest calibrated pass")
+        parts.append("every op calibrated; the framework's cost from its fit over the calibrated depths")
     return f"{p.status}: this workload is not in the calibration; " + "; ".join(parts)

@@ -1,0 +1,93 @@
+"""Issue 21: kernels interpolated within their regime over the rate's variables, the framework fitted over depths,
+calibrations merged, the run archive, leave-one-out classes (synthetic data, nothing timed)."""
+import pandas as pd
+import pytest
+
+from analysis.loo import point_classes
+from bench.kernels.rounds import assemble_archive, round_rows
+from theory.calibration.framework import framework_estimate
+from theory.calibration.merge import merge
+from theory.calibration.regime import Sized, estimate, kernel_class
+from theory.errors import TheoryError
+
+
+def test_a_decode_linear_is_never_interpolated_toward_prefill_matmuls():
+    # decode (m=1) slow per FLOP, prefill (m=64) fast: pooled by work, the decode instance would come out too fast
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 4e6, 4e-3), Sized("prefill", 64, 1e6, 2e-3),
+            Sized("prefill", 64, 4e6, 8e-3)]
+    e = estimate(inst, "decode", 1, 2e6)
+    assert e.status == "interpolated" and e.time_s == pytest.approx(2e-3) and not e.regime_crossed
+    only_prefill = estimate(inst[2:], "decode", 1, 2e6)
+    assert only_prefill.status == "extrapolated" and only_prefill.regime_crossed
+
+
+def test_extrapolation_is_marked_with_how_far_and_follows_the_clipped_local_slope():
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 2e-3)]
+    e = estimate(inst, "decode", 1, 8e6)
+    assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4) and e.time_s == pytest.approx(8e-3)
+    flat = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 0.5e-3)]     # time falling with size: held
+    assert estimate(flat, "decode", 1, 8e6).time_s == pytest.approx(0.5e-3)
+
+
+def test_linears_share_one_kernel_class_and_norms_another():
+    assert {kernel_class(o) for o in ("q_proj", "down_proj", "lm_head")} == {"linear"}
+    assert {kernel_class(o) for o in ("input_norm", "final_norm")} == {"norm"}
+    assert kernel_class("attn_core") == "attn_core"
+
+
+def _p(n, fw):
+    return {"phase": "decode", "op_instances": n, "framework_s": fw}
+
+
+def test_the_framework_is_a_fixed_part_plus_a_part_per_instance_from_two_depths():
+    passes = [_p(20, 1e-3 + 20 * 2e-5), _p(80, 1e-3 + 80 * 2e-5)]
+    f = framework_estimate(passes, "decode", 320)
+    assert f.fixed_s == pytest.approx(1e-3) and f.per_instance_s == pytest.approx(2e-5) and not f.one_depth
+    assert f.time_s == pytest.approx(1e-3 + 320 * 2e-5) and not f.inside
+
+
+def test_one_depth_says_it_has_no_fixed_part():
+    f = framework_estimate([_p(20, 2e-3), _p(20, 4e-3)], "decode", 20)
+    assert f.one_depth and f.fixed_s is None and f.time_s == pytest.approx(3e-3)
+
+
+def test_merge_refuses_kernels_from_another_box_and_keeps_each_pass_model():
+    a = {"format": "inference-gaps-kernel-calibration/2", "dtype": "fp32", "attention": "sdpa", "cache": "dynamic",
+         "device_name": "x", "model": {"name": "a"}, "workloads": [{"batch": 1}], "passes": [{"phase": "decode"}]}
+    b = {**a, "model": {"name": "b"}}
+    m = merge([a, b])
+    assert [p["model"]["name"] for p in m["passes"]] == ["a", "b"] and len(m["models"]) == 2
+    with pytest.raises(TheoryError, match="device_name"):
+        merge([a, {**b, "device_name": "y"}])
+
+
+def test_loo_classes_are_the_axes_a_point_differs_in():
+    base = dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=4, batch=1, prompt_len=64, generated=16,
+                cache="dynamic", attention="sdpa", num_attention_heads=8, num_key_value_heads=4, head_dim=64,
+                vocab_size=8192)
+    pts = pd.DataFrame([{**base, "point_id": "a"}, {**base, "point_id": "b"},
+                        {**base, "point_id": "c", "num_hidden_layers": 8},
+                        {**base, "point_id": "d", "hidden_size": 256, "intermediate_size": 688,
+                         "num_attention_heads": 4, "num_key_value_heads": 2}])
+    assert point_classes(pts) == {"a": ["base"], "b": ["base"], "c": ["depth"], "d": ["width"]}
+
+
+def test_the_run_archive_keeps_every_round_and_the_set_not_kept(tmp_path):
+    from bench.records import atomic_write, csv_text
+    from bench.kernels.rounds import ROUND_COLUMNS
+    (tmp_path / "points").mkdir()
+    rows = round_rows("p1", {"k": [1e-3, 2e-3]}, [[5e-3, 1e-3]], [1])
+    atomic_write(tmp_path / "points" / "p1.rounds.csv", csv_text(rows, ROUND_COLUMNS))
+    (tmp_path / "points" / "p1.other.csv").write_text("point_id,time_s\np1,1\n")
+    assemble_archive(tmp_path, ["p1"], lambda d, p: True)
+    text = (tmp_path / "kernel_rounds.csv").read_text().splitlines()
+    assert text[1:] == ["p1,kernel,k,0,0,0.001", "p1,kernel,k,1,1,0.002", "p1,tiny,prefill,0,0,0.005",
+                        "p1,tiny,decode:0,0,0,0.001"]
+    assert (tmp_path / "remeasured.csv").read_text() == "point_id,time_s\np1,1\n"
+
+
+def test_a_run_with_no_predictable_point_still_renders_its_loo_section():
+    from analysis.loo import _summarise, loo_md
+    empty = _summarise([], {}, ["p1", "p2"], [], [])
+    lines = loo_md({"measured": empty, "drift_scaled": empty})
+    assert any("not predictable" in line and "p1, p2" in line for line in lines)

@@ -1,0 +1,49 @@
+"""The framework's cost per pass (modules, cache object, masks, Python) as a function of what drives it.
+
+Along the committed d=512 depth series (L = 1 → 16) the framework cost per op instance fell from 71 to 22 µs with a
+fixed part of 0.2-1.1 ms per pass (issue 21): it is a fixed part per pass plus a part per op instance, not a
+constant per instance. Per phase, the calibrated passes are grouped by depth (their op instances); each depth's
+median cost is one point, and a least-squares line through them gives fixed_s + per_instance_s × instances
+(both held at ≥ 0). That needs two depths or more. From one depth the cost per instance is all there is: it is
+used as before, and `FrameworkEstimate.one_depth` says so (a pass of another depth is then `extrapolated`).
+"""
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrameworkEstimate:
+    time_s: float
+    fixed_s: float | None           # None: one depth only, no fixed part known
+    per_instance_s: float
+    depths: int                     # distinct op-instance counts (depths) calibrated in this phase
+    one_depth: bool
+    inside: bool                    # the pass's instances within the calibrated ones
+
+
+def framework_fit(passes: list[dict], phase: str) -> tuple[list[tuple[int, float]], float | None, float]:
+    """(points (instances, median framework_s), fixed_s or None, per_instance_s) over the phase's passes."""
+    by: dict[int, list[float]] = {}
+    for p in passes:
+        if p["phase"] == phase and p.get("framework_s") is not None:
+            by.setdefault(int(p["op_instances"]), []).append(p["framework_s"])
+    pts = sorted((n, statistics.median(v)) for n, v in by.items())
+    if not pts:
+        raise ValueError(f"no calibrated {phase} pass with a framework cost")
+    if len(pts) == 1:
+        return pts, None, pts[0][1] / pts[0][0]
+    xs, ys = [n for n, _ in pts], [f for _, f in pts]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x in xs)
+    slope = max(0.0, slope)
+    fixed = max(0.0, my - slope * mx)
+    if fixed == 0.0:                 # a line through the origin then: the cost per instance that fits best
+        slope = sum(x * y for x, y in pts) / sum(x * x for x in xs)
+    return pts, fixed, slope
+
+
+def framework_estimate(passes: list[dict], phase: str, instances: int) -> FrameworkEstimate:
+    pts, fixed, per = framework_fit(passes, phase)
+    inside = pts[0][0] <= instances <= pts[-1][0]
+    t = (fixed or 0.0) + per * instances
+    return FrameworkEstimate(t, fixed, per, len(pts), fixed is None, inside)

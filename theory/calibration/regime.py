@@ -1,0 +1,138 @@
+"""An op's kernel time at a size a calibration lacks, kept within its kernel regime and interpolated over the
+variables that set the kernel's rate (issue 21).
+
+Regime: a decode pass runs its linears as matrix-vector products (a few tokens per pass: the batch) and its
+attention core over one query; a prefill runs matrix-matrix products over batch × prompt tokens. They are
+different kernels with different achieved rates (interpolating a decode linear toward prefill matmuls came out
+1.14-2.23x too fast), so an instance is only interpolated from instances of the same phase; when the
+calibration holds none, the other phase's are used and the op is marked `extrapolated` with `regime_crossed`.
+
+Size, per kernel class (one kernel runs every op of a class, so a class pools its ops' instances):
+- linear (q/k/v/o, gate/up/down, fc_in/out, lm_head, router, …): (m, n·k) = tokens per pass and weight elements;
+- attention core pieces (attn_core, attn_scores, attn_values, attn_softmax): (batch × heads × query × keys read,
+  head_dim);
+- norms (input, post-attention, final: one `norm` class) by bytes moved; everything else (rotary, act·mul, adds, cache update, embedding, repeat_kv): (bytes moved, 1).
+Inside the calibrated sizes the time is piecewise linear in log-log, first along the second variable within each
+calibrated value of the first, then along the first. Beyond them it follows the local log-log slope of the two
+nearest calibrated sizes, clipped to [0, 1] (time never falls with size, and never grows faster than the work:
+a single size keeps its achieved rate). How far beyond is kept as a ratio (target / nearest calibrated size, ≥ 1,
+the largest over both variables; 1.0 inside).
+"""
+import math
+from dataclasses import dataclass
+
+from theory.dtypes import dtype_bytes
+from theory.ops import OPS, SOFTMAX_FLOPS_PER_SCORE, OpCount
+
+CALIBRATED, INTERPOLATED, EXTRAPOLATED = "calibrated", "interpolated", "extrapolated"
+SAME_REL = 1e-9
+ATTENTION_CORE = ("attn_core", "attn_scores", "attn_values", "attn_softmax")
+LINEAR, NORM = "linear", "norm"
+NORMS = ("input_norm", "post_attention_norm", "final_norm")       # one RMSNorm kernel
+
+
+def kernel_class(op: str) -> str:
+    """The kernel an op runs: every matmul outside the attention core is one `linear` class; others their own."""
+    if op in ATTENTION_CORE:
+        return op
+    if op in NORMS:
+        return NORM
+    return LINEAR if OPS.get(op, ("", False))[1] else op
+
+
+def op_size(row: OpCount, head_dim: int, dtype: str) -> tuple[float, float]:
+    """The variables that set one instance's kernel rate (module docstring), from theory's op table row."""
+    cls = kernel_class(row.name)
+    if cls == LINEAR:
+        nk = row.weight_bytes / row.count / dtype_bytes(dtype)
+        return row.flops / row.count / (2 * nk) if nk else 0.0, nk        # 2·m·n·k FLOPs (bias ignored)
+    if cls == "attn_core":
+        return row.flops / row.count / (4 * head_dim + SOFTMAX_FLOPS_PER_SCORE), float(head_dim)
+    if cls in ("attn_scores", "attn_values"):
+        return row.flops / row.count / (2 * head_dim), float(head_dim)
+    if cls == "attn_softmax":
+        return row.flops / row.count / SOFTMAX_FLOPS_PER_SCORE, float(head_dim)
+    return row.bytes / row.count, 1.0
+
+
+@dataclass(frozen=True)
+class Sized:
+    """One calibrated instance: its regime (the pass's phase), size (x0, x1) and kernel time (median or bound)."""
+    regime: str
+    x0: float
+    x1: float
+    time_s: float
+    tag: str = ""            # which workload it came from (for leave-one-out within a calibration)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    time_s: float
+    status: str
+    extrapolation_ratio: float      # 1.0 inside the calibrated sizes
+    regime_crossed: bool
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_REL * max(abs(a), abs(b))
+
+
+def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool]:
+    """Time at x from (x, time) points: piecewise log-log inside; the clipped local slope beyond.
+    Returns (time, extrapolation ratio ≥ 1, exact hit)."""
+    merged: list[list] = []
+    for px, t in sorted(p for p in pts if p[0] > 0 and p[1] > 0):
+        if merged and _same(px, merged[-1][0]):
+            merged[-1][1].append(t)
+        else:
+            merged.append([px, [t]])
+    pts = [(px, sum(ts) / len(ts)) for px, ts in merged]
+    if not pts:
+        raise ValueError("no calibrated instance with a positive size")
+    if x <= 0:
+        return pts[0][1], 1.0, False
+    for px, t in pts:
+        if _same(px, x):
+            return t, 1.0, True
+    slope = lambda a, b: min(1.0, max(0.0, math.log(b[1] / a[1]) / math.log(b[0] / a[0])))
+    if x < pts[0][0] or x > pts[-1][0]:
+        end, nxt = (pts[0], pts[1] if len(pts) > 1 else None) if x < pts[0][0] else \
+                   (pts[-1], pts[-2] if len(pts) > 1 else None)
+        s = 1.0 if nxt is None else slope(*sorted((end, nxt)))
+        return end[1] * (x / end[0]) ** s, max(x / end[0], end[0] / x), False
+    for a, b in zip(pts, pts[1:]):
+        if a[0] < x < b[0]:
+            s = math.log(b[1] / a[1]) / math.log(b[0] / a[0])
+            return a[1] * (x / a[0]) ** s, 1.0, False
+    raise AssertionError("unreachable: x inside the calibrated range")
+
+
+def estimate(instances: list[Sized], regime: str, x0: float, x1: float) -> Estimate:
+    """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class."""
+    same = [i for i in instances if i.regime == regime]
+    crossed = not same
+    pool = same or list(instances)
+    if not pool:
+        raise ValueError("no calibrated instance")
+    groups: dict[float, list[Sized]] = {}
+    for i in pool:
+        key = next((g for g in groups if _same(g, i.x0)), i.x0)
+        groups.setdefault(key, []).append(i)
+    per_x0, ratio, exact = [], 1.0, True
+    for g, members in groups.items():
+        t, r, hit = _along([(m.x1, m.time_s) for m in members], x1)
+        per_x0.append((g, t, r, hit))
+    t, r0, hit0 = _along([(g, t) for g, t, _, _ in per_x0], x0)
+    used = [p for p in per_x0 if _same(p[0], x0)] if hit0 else _neighbours(per_x0, x0)
+    ratio = max([r0] + [p[2] for p in used])
+    exact = hit0 and all(p[3] for p in used)
+    status = EXTRAPOLATED if crossed or ratio > 1.0 else CALIBRATED if exact else INTERPOLATED
+    return Estimate(t, status, ratio, crossed)
+
+
+def _neighbours(per_x0: list, x0: float) -> list:
+    """The calibrated first-variable groups an estimate at x0 rests on: the two around it, or the nearest."""
+    below = [p for p in per_x0 if p[0] < x0]
+    above = [p for p in per_x0 if p[0] > x0]
+    out = ([max(below, key=lambda p: p[0])] if below else []) + ([min(above, key=lambda p: p[0])] if above else [])
+    return out
