@@ -187,3 +187,25 @@ def test_the_installed_database_when_present():
     from theory.kerneldb.db import Database
     d = Database(parse_spec("aiconfigurator:vllm@0.14.0"), "a100_sxm", "bf16")
     assert d.gemm().at((4096, 4096, 1)).value == pytest.approx(24.081e-6, rel=1e-3)
+
+
+def test_vsdb_sets_our_kernels_beside_the_databases(db, capsys):
+    from bench.kernels import vsdb
+    from theory.calibration import FORMAT
+    shape = {k: MODEL[k] for k in vsdb.SHAPE_FIELDS}
+    cal = {"format": FORMAT, "model": {"name": "model", **shape}, "workloads": [{"batch": 1, "prompt_len": 128}],
+           "dtype": "bf16", "attention": "sdpa", "cache": "dynamic", "device_name": "stand-in GPU",
+           "passes": [{"phase": "decode", "batch": 1, "prompt_len": 128, "context_len": 127, "framework_s": 0.0,
+                       "ops": {"q_proj": {"count": 2, "kernel_s": 2 * gemm_ms(1, 512, 512) * 1e-3},
+                               "input_norm": {"count": 2, "kernel_s": 1e-6}}}]}
+    path = db / "cal.json"
+    path.write_text(json.dumps(cal))
+    args = ["--calibration", str(path), "--model", str(db / "model.json"), "--hardware", "a100-sxm-80gb"]
+    assert vsdb.main(args + ["--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["op"] for r in out["rows"]] == ["q_proj"]                  # input_norm: derived, not measured
+    assert out["rows"][0]["ratio"] == pytest.approx(2.0) and out["summary"]["db:gemm"]["ops"] == 1
+    (db / "model.json").write_text(json.dumps(dict(MODEL, hidden_size=1024)))
+    from theory.cliutil import run_main
+    assert run_main(vsdb.main, args) == 2
+    assert "hidden_size differ" in capsys.readouterr().err
