@@ -140,7 +140,7 @@ def test_eager_takes_max_of_host_and_kernel_per_instance(db):
         per_kernel = g[o["name"]]["kernel_s"] / o["count"]
         if o["source"] != "in db:attention":
             assert o["time_s"] == pytest.approx(o["count"] * max(8e-6, per_kernel))
-    assert "eager: max(host 8 µs" in eager["runtime_note"]
+    assert "eager: max(host 8 µs, an assumed default" in eager["runtime_note"]
 
 
 def test_request_reports_ttft_and_tpot_both_ways(db):

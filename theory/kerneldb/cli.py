@@ -25,8 +25,8 @@ def host_dispatch(a) -> tuple[float, str]:
             raise TheoryError(f"{a.host_ceilings} has no measured launch_overhead_s")
         return hw.launch_overhead_s, (f"eager: max(host {hw.launch_overhead_s * 1e6:.2f} µs measured "
                                       f"in {a.host_ceilings}, kernel) per op instance")
-    return DEFAULT_HOST_DISPATCH_S, (f"eager: max(host {DEFAULT_HOST_DISPATCH_S * 1e6:.0f} µs, a cited default "
-                                     "(theory/kerneldb/compose.py), kernel) per op instance")
+    return DEFAULT_HOST_DISPATCH_S, (f"eager: max(host {DEFAULT_HOST_DISPATCH_S * 1e6:.0f} µs, an assumed default, "
+                                     "not measured (theory/kerneldb/compose.py), kernel) per op instance")
 
 
 class Composer:

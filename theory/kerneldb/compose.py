@@ -18,9 +18,9 @@ from theory.ops import Workload
 from theory.roofline import Prediction
 
 RUNTIMES = ("graphs", "eager")
-# Host cost of one eager PyTorch op on a CUDA tensor when no measured ceilings are given: 8 µs, of the order
-# the PyTorch CUDA-graphs post reports (pytorch.org/blog/accelerating-pytorch-with-cuda-graphs: launches of a
-# few µs each plus Python/dispatcher work). A run's `launch_overhead_s` (bench ceilings) replaces it.
+# Host cost of one eager PyTorch op on a CUDA tensor when no measured ceilings are given: 8 µs, an assumed
+# order-of-magnitude default (kernel launch plus dispatcher/Python work), NOT a measurement and not from a source
+# read here. A run's measured `launch_overhead_s` (bench ceilings, --host-ceilings) replaces it.
 DEFAULT_HOST_DISPATCH_S = 8e-6
 
 GEMM_OPS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out",
