@@ -42,6 +42,13 @@ def build_parser() -> OneLineParser:
     p.add_argument("--generated", type=int, help="also predict a whole request generating this many tokens")
     p.add_argument("--format", choices=("table", "json"), default="table", help="a table for people, JSON for programs")
     p.add_argument("--list", action="store_true", help="list model and hardware presets and exit")
+    kdb = p.add_argument_group("measured kernels from a published database (docs/gpu-prediction.md)")
+    kdb.add_argument("--kernel-db", help="aiconfigurator[:vllm|trtllm|sglang[@version]]: compose every op from "
+                     "aiconfigurator-core's measured kernels for --hardware's system, beside the datasheet")
+    kdb.add_argument("--runtime", choices=("graphs", "eager"), default="graphs",
+                     help="with --kernel-db: kernels summed (CUDA graphs), or max(host dispatch, kernel) per op")
+    kdb.add_argument("--host-ceilings", help="with --runtime eager: a bench ceilings JSON whose measured "
+                     "launch_overhead_s is the host cost per op (default: a cited constant)")
     return p
 
 
@@ -152,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(build_parser().error(f"missing {', '.join(missing)}"))
     check_options(a)
+    if a.kernel_db is not None:                    # a published kernel database (lazily imported: pandas)
+        from theory.kerneldb.cli import kernel_db_main
+        return kernel_db_main(a)
     if is_calibration(a.hardware):                 # kernels measured by `python -m bench kernels`
         from theory.calibration.cli import calibrated_main
         return calibrated_main(a)
