@@ -198,6 +198,8 @@ def write_report(run_dir) -> Path:
                          f"{fmt(r['theory_bytes_per_token'])} | {fmt(r['tensor_bytes_per_token'])} | "
                          f"{fmt(r['allocated_peak_bytes_per_token'])} | {fmt(r['reserved_bytes_per_token'])} | "
                          f"{fmt(r['rss_peak_bytes_per_token'])} |")
+    from analysis.kvalloc import kv_allocator_section        # the allocator replay of each point's trace
+    lines += kv_allocator_section(run_dir, run.rows)
     explain_lines, explain_figs = explain_section(run, df, summary, run_dir / "figures")
     lines += explain_lines
     figs = {**figs, **explain_figs}

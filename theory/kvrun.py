@@ -109,22 +109,33 @@ def capacity_as_run(model: ModelSpec, hw: HardwareSpec, batch: int, context_len:
 
 def step_states(rows, cfg: AllocatorConfig = AllocatorConfig()) -> list[dict]:
     """Replay a trace (rows in event order with phase, step, action, size_bytes, addr_id; theory.allocator.Event's
-    fields) and return, per (phase, step) in order, the state after its last event and its peaks."""
+    fields) and return, per (phase, step) in order, the state after its last event and its peaks. A row with action
+    `reserved` carries the allocator's measured reserved bytes at that point (CUDA traces) and is not replayed."""
     from theory.allocator import Event
     rows = list(rows)
-    states = replay([Event(r["action"], int(r["size_bytes"]), int(r["addr_id"])) for r in rows], cfg)
+    events = [r for r in rows if r["action"] != "reserved"]
+    states = iter(replay([Event(r["action"], int(r["size_bytes"]), int(r["addr_id"])) for r in events], cfg))
     out, key = [], None
-    for r, s in zip(rows, states):
+    for r in rows:
         k = (r["phase"], int(r["step"]))
         if k != key:
-            out.append({"phase": k[0], "step": k[1], "peak_allocated_bytes": 0, "peak_reserved_bytes": 0})
+            out.append({"phase": k[0], "step": k[1], "peak_allocated_bytes": 0, "peak_reserved_bytes": 0,
+                        "requested_bytes": 0, "allocated_bytes": 0, "reserved_bytes": 0, "segments": 0,
+                        "largest_free_bytes": 0, **({k2: out[-1][k2] for k2 in STATE_KEYS} if out else {})})
             key = k
         cur = out[-1]
+        if r["action"] == "reserved":
+            cur["measured_reserved_bytes"] = int(r["size_bytes"])
+            continue
+        s = next(states)
         cur.update(requested_bytes=s.requested_bytes, allocated_bytes=s.allocated_bytes,
                    reserved_bytes=s.reserved_bytes, segments=s.segments, largest_free_bytes=s.largest_free_bytes)
         cur["peak_allocated_bytes"] = max(cur["peak_allocated_bytes"], s.allocated_bytes)
         cur["peak_reserved_bytes"] = max(cur["peak_reserved_bytes"], s.reserved_bytes)
     return out
+
+
+STATE_KEYS = ("requested_bytes", "allocated_bytes", "reserved_bytes", "segments", "largest_free_bytes")
 
 
 def staircase(tokens: list[int], reserved: list[int]) -> dict:
@@ -137,3 +148,16 @@ def staircase(tokens: list[int], reserved: list[int]) -> dict:
     return {"jumps": len(jumps), "median_jump_bytes": med([d for _, d in jumps]),
             "median_period_tokens": med([b - a for a, b in zip(at, at[1:])]),
             "growth_bytes_per_token": (reserved[-1] - reserved[0]) / span if span else None}
+
+
+def cuda_json(model: ModelSpec, hw: HardwareSpec, out: dict, max_cache_len: int | None = None) -> dict:
+    """theory's `--format json` keys for KV memory and capacity as run on CUDA, for both caches (a static cache
+    holds max_cache_len slots, or the pass's tokens when none is given)."""
+    tokens = out["prompt_len"] if out["phase"] == "prefill" else out["context_len"] + 1
+    ctx = out["prompt_len"] if out["phase"] == "prefill" else out["context_len"]
+    kvd, tp = out["kv_dtype"], out["tp"]
+    caches = {"dynamic": None, "static": max_cache_len or tokens}
+    return {"kv_as_run_cuda": {c: kv_as_run(model, out["batch"], tokens, kvd, c, m, tp) for c, m in caches.items()},
+            "capacity_as_run_cuda": {c: capacity_as_run(model, hw, out["batch"], ctx, out["dtype"], kvd,
+                                                        out["reserve_fraction"], tp, c, max_cache_len)
+                                     for c in caches}}

@@ -1,7 +1,8 @@
 """A pass's allocations and frees, in order, kept compactly so analysis can replay them through theory's model of the
 CUDA caching allocator (theory/allocator.py).
 
-One row per event: point_id, phase, step, event_index, action (alloc | free), size_bytes (requested), addr_id (pairs a
+One row per event: point_id, phase, step, event_index, action (alloc | free; on CUDA also `reserved`: the allocator's
+measured reserved bytes at a pass's end), size_bytes (requested), addr_id (pairs a
 free with its alloc; ids count up in order of allocation). The model's weights and buffers come first (phase
 `weights`, step -1), in the order `Module.to_empty` allocates them (children before a module's own parameters, then
 its buffers; a tied tensor once), since they were allocated before recording began and their blocks share the
@@ -13,7 +14,10 @@ allocator's segments.
 Events are given to the pass whose marked range started last before them (prefill = pass 0; decode step = pass − 1).
 """
 import csv
+import gzip
 import io
+import os
+import tempfile
 from pathlib import Path
 
 TRACE_COLUMNS = ["point_id", "phase", "step", "event_index", "action", "size_bytes", "addr_id"]
@@ -55,6 +59,12 @@ class TraceBuilder:
             action, nbytes = "free", -nbytes
         self.rows.append({"point_id": self.point_id, "phase": phase, "step": step, "event_index": len(self.rows),
                           "action": action, "size_bytes": int(nbytes), "addr_id": aid})
+
+    def mark(self, pass_index: int, reserved_bytes: int) -> None:
+        """The allocator's measured reserved bytes at the end of a pass (action `reserved`, not replayed)."""
+        phase, step = ("prefill", 0) if pass_index == 0 else ("decode", pass_index - 1)
+        self.rows.append({"point_id": self.point_id, "phase": phase, "step": step, "event_index": len(self.rows),
+                          "action": "reserved", "size_bytes": int(reserved_bytes), "addr_id": -1})
 
     def add_weights(self, sizes: list[int]) -> None:
         for s in sizes:
@@ -119,7 +129,27 @@ def trace_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+RUN_TRACE = "alloc_trace.csv.gz"      # the run's traces, points in sweep order; gzip without a timestamp: reruns match
+
+
+def assemble_traces(run_dir: Path, point_ids: list[str]) -> Path | None:
+    parts = [run_dir / "points" / f"{pid}.alloc_trace.csv" for pid in point_ids]
+    parts = [f for f in parts if f.exists()]
+    if not parts:
+        return None
+    text = parts[0].read_text().splitlines(keepends=True)[0] + "".join(
+        "".join(f.read_text().splitlines(keepends=True)[1:]) for f in parts)
+    out = run_dir / RUN_TRACE
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{RUN_TRACE}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(gzip.compress(text.encode(), mtime=0))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    return out
+
+
 def read_trace(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
         return [{**r, "step": int(r["step"]), "event_index": int(r["event_index"]), "size_bytes": int(r["size_bytes"]),
                  "addr_id": int(r["addr_id"])} for r in csv.DictReader(f)]

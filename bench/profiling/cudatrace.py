@@ -32,12 +32,23 @@ def cuda_memory_and_trace(model, input_ids, generated: int, cache: str, max_cach
         snap = cuda.memory._snapshot()
     finally:
         cuda.memory._record_memory_history(enabled=None)
-    return measured, trace_from_snapshot(point_id, module_tensors(model), snap, starts), kv
+    return measured, trace_from_snapshot(point_id, module_tensors(model), snap, starts, measured), kv
 
 
-def trace_from_snapshot(point_id: str, weights: list[int], snapshot: dict, starts, device_index: int = 0) -> list[dict]:
+def trace_from_snapshot(point_id: str, weights: list[int], snapshot: dict, starts, measured: list[dict] | None = None,
+                        device_index: int = 0) -> list[dict]:
+    """Rows from the snapshot's device trace; after each pass's events, a `reserved` row with the allocator's
+    measured reserved bytes at its end (when given)."""
     b = TraceBuilder(point_id)
     b.add_weights(weights)
+    done = -1
     for t, nbytes, addr in snapshot_events(snapshot, device_index):
-        b.add(pass_of(t, starts), nbytes, addr)
+        i = pass_of(t, starts)
+        while measured is not None and done + 1 < i:
+            done += 1
+            b.mark(done, measured[done]["reserved_bytes"])
+        b.add(i, nbytes, addr)
+    while measured is not None and done + 1 < len(measured):
+        done += 1
+        b.mark(done, measured[done]["reserved_bytes"])
     return b.rows
