@@ -102,7 +102,8 @@ def staircase_figure(out: dict, path) -> None:
     base = rows[0]["reserved_bytes"] - rows[0]["tensor_bytes"]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.plot(t, [(r["tensor_bytes"]) / 1e6 for r in rows], label="KV cache tensors")
-    ax.plot(t, [(r["allocated_bytes"] - base) / 1e6 for r in rows], label="allocated (predicted), less step-0 offset")
+    abase = rows[0]["allocated_bytes"] - rows[0]["tensor_bytes"]
+    ax.plot(t, [(r["allocated_bytes"] - abase) / 1e6 for r in rows], label="allocated (predicted), less step-0 offset")
     ax.step(t, [(r["reserved_bytes"] - base) / 1e6 for r in rows], where="post",
             label="reserved (predicted for CUDA), less step-0 offset")
     if "measured_reserved_bytes" in rows[0]:
