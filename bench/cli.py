@@ -41,7 +41,9 @@ def build_parser() -> OneLineParser:
                    add_help=False, epilog="example:\n  torchrun --standalone --nproc-per-node 2 -m bench comms "
                    "--help", formatter_class=HelpFormatter)
     sub.add_parser("kvmem", help="the KV-cache memory staircase CUDA's caching allocator makes, predicted from one "
-                   "traced pass (see `kvmem --help`)", add_help=False, formatter_class=HelpFormatter)
+                   "traced pass (see `kvmem --help`)", add_help=False, formatter_class=HelpFormatter,
+                   epilog="example:\n  python -m bench kvmem --model d_model=1024,layers=8,heads=8 --dtype bf16 "
+                   "--generated 200")
     return p
 
 

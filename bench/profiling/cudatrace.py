@@ -10,10 +10,16 @@ from bench.profiling.alloctrace import TraceBuilder, module_tensors, pass_of, sn
 MAX_TRACE_ENTRIES = 2_000_000
 
 
+def has_memory_history(cuda=None) -> bool:
+    """Whether this torch.cuda records allocator history (a CPU build under the harness's stand-in GPU does not)."""
+    return torch.version.cuda is not None and hasattr(getattr(torch.cuda if cuda is None else cuda, "memory", None), "_record_memory_history")
+
+
 def cuda_memory_and_trace(model, input_ids, generated: int, cache: str, max_cache_len: int | None, point_id: str = "",
-                          cuda=torch.cuda) -> tuple[list[dict], list[dict], list[int]]:
+                          cuda=None) -> tuple[list[dict], list[dict], list[int]]:
     """Per pass: measured allocated and reserved bytes (absolute); the trace rows; the cache tensors' bytes.
     `cuda` is torch.cuda (a stand-in in tests)."""
+    cuda = torch.cuda if cuda is None else cuda
     measured, kv, starts = [], [], []
     tokens = input_ids
     cuda.synchronize()

@@ -26,7 +26,9 @@ def traced_memory(run_dir: Path | None, point_id: str, model, device_kind: str, 
     """The allocation trace of one trajectory of its own, kept as points/<id>.alloc_trace.csv (assembled into the
     run's alloc_trace.csv); returns the CPU profiler's per-pass memory fields (None on CUDA)."""
     if device_kind == "cuda":
-        from bench.profiling.cudatrace import cuda_memory_and_trace
+        from bench.profiling.cudatrace import cuda_memory_and_trace, has_memory_history
+        if not has_memory_history():
+            return None
         passes, trace = None, cuda_memory_and_trace(model, ids, p.generated, p.cache, p.max_cache_len, point_id)[1]
     else:
         from bench.profiling.cpumem import cpu_memory_and_trace
