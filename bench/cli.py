@@ -40,6 +40,10 @@ def build_parser() -> OneLineParser:
     sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
                    add_help=False, epilog="example:\n  torchrun --standalone --nproc-per-node 2 -m bench comms "
                    "--help", formatter_class=HelpFormatter)
+    sub.add_parser("kvmem", help="the KV-cache memory staircase CUDA's caching allocator makes, predicted from one "
+                   "traced pass (see `kvmem --help`)", add_help=False, formatter_class=HelpFormatter,
+                   epilog="example:\n  python -m bench kvmem --model d_model=1024,layers=8,heads=8 --dtype bf16 "
+                   "--generated 200")
     return p
 
 
@@ -68,6 +72,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["kernels"]:                    # kernels for one workload -> a calibration JSON for theory
         from bench.kernels.cli import main as kernels_main
         return kernels_main(argv[1:])
+    if argv[:1] == ["kvmem"]:                      # one traced trajectory -> predicted CUDA reserved memory
+        from bench.kvmem import main as kvmem_main
+        return kvmem_main(argv[1:])
     if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
         from bench.runner import child_point
         return child_point(Path(argv[1]), int(argv[2]))

@@ -125,4 +125,6 @@ def assemble(run_dir: Path, point_ids: list[str]) -> int:
             header = header or lines[0]
             body += lines[1:]
         atomic_write(run_dir / "profile.csv", header + "".join(body))
+    from bench.profiling.alloctrace import assemble_traces
+    assemble_traces(run_dir, [pid for pid in point_ids if point_done(run_dir, pid)])
     return len(rows)

@@ -11,9 +11,9 @@ import torch
 
 from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
-from bench.profiling.cpumem import cpu_memory_fields, cpu_memory_trajectory
+from bench.profiling.cpumem import cpu_memory_fields
 from bench import modes
-from bench.profiling.record import record_profile_overhead, save_profile
+from bench.profiling.record import record_profile_overhead, save_profile, traced_memory
 from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
 from bench.gpu.syncs import count_hidden_syncs
@@ -112,8 +112,8 @@ def measure_point(p: Point, point_id: str, device, sweep: Sweep, run_dir: Path |
             save_profile(run_dir, point_id, model, device, ids, p, [s.median_s for s in step_stats])
         elif profile and run_dir is not None:            # compiled: Inductor's kernels named by theory's ops
             save_compiled_profile(run_dir, point_id, model, device, ids, p, spec, [s.median_s for s in step_stats])
-        cpu_mem = (cpu_memory_trajectory(model, ids, p.generated, p.cache, p.max_cache_len)
-                   if profile and device.kind == "cpu" and p.execution == "eager" else None)   # CPU: profiler events
+        cpu_mem = (traced_memory(run_dir, point_id, model, device.kind, ids, p)   # allocation trace; CPU: profiler
+                   if profile and p.execution == "eager" else None)
         wbytes = model_weight_bytes(model)
         walls = {"build_s": build_s, "warmup_s": m.warmup_s, "repeats_s": m.log.repeats_s,
                  "canary_s": m.log.canary_s, "profile_s": time.perf_counter() - t_prof}

@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     pred = predict(model, hw, Workload(**kw), a.mode, a.tp)
     out = pred.to_json(a.reserve_fraction)
     out["tokens_per_s"] = throughput(out)
+    from theory.kvrun import cuda_json                     # KV memory and capacity as CUDA's allocator reserves them
+    out.update(cuda_json(model, hw, out, a.max_cache_len))
     request = None
     if a.generated is not None:
         rest = {k: v for k, v in kw.items() if k not in ("phase", "batch", "prompt_len", "context_len")}

@@ -4,6 +4,7 @@ SECTIONS; it reads what it needs from the Analysis (analysis/result.py) and retu
 from pathlib import Path
 
 from analysis.headline import first_screen
+from analysis.kvalloc import kv_allocator_section
 from analysis.loo import loo_md
 from analysis.modes import modes_md
 from analysis.names import names_by_id, point_name
@@ -143,14 +144,19 @@ def files_section(a) -> list[str]:
             "hash `point_id` is its key), `summary.json` (the first screen under `first_screen`), `run.json`."]
 
 
+def kv_allocator_md_section(a) -> list[str]:
+    """The CUDA caching allocator replayed over each point's recorded allocation trace (analysis/kvalloc.py)."""
+    return kv_allocator_section(a.path, a.run.rows)
+
+
 def loo_section(a) -> list[str]:
     return loo_md(a.extra.get("loo"), names_by_id(a.df))
 
 
 SECTIONS = [first_screen_section, partial_section, class_section, point_causes_section, explain_md_section,
-            loo_section,
-            fits_section, ceilings_section, noise_section, flags_section, kv_section, modes_section,
-            profile_section, points_section, not_measured_section, figures_section, files_section]
+            loo_section, fits_section, ceilings_section, noise_section, flags_section, kv_section,
+            kv_allocator_md_section, modes_section, profile_section, points_section, not_measured_section,
+            figures_section, files_section]
 
 
 def render(a) -> list[str]:

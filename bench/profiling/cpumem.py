@@ -12,7 +12,8 @@ column (it includes what the C allocator retains).
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.kvcache import new_cache
+from bench.kvcache import cache_tensor_bytes, new_cache
+from bench.profiling.alloctrace import cpu_profiler_events, module_tensors, trace_from_events
 
 MARK = "pass::"
 MAX_PROFILED_DECODE = 24       # enough decode steps for a slope per token
@@ -50,17 +51,26 @@ def per_pass(passes, mem) -> list[dict]:
     return [out[i] for _, _, i in passes]
 
 
-def cpu_memory_trajectory(model, input_ids, generated: int, cache: str, max_cache_len: int | None) -> list[dict | None]:
-    """Per pass (None past the profiled steps): allocated bytes and the allocation peak (live bytes)."""
-    n = min(generated, MAX_PROFILED_DECODE + 1)
-    tokens = input_ids
+def cpu_memory_and_trace(model, input_ids, generated: int, cache: str, max_cache_len: int | None, point_id: str = "",
+                         max_decode: int = MAX_PROFILED_DECODE) -> tuple[list[dict | None], list[dict], list[int]]:
+    """One profiled trajectory: per pass (None past the profiled steps) the allocated bytes and allocation peak,
+    the allocation trace (bench.profiling.alloctrace rows), and the cache tensors' bytes after each pass."""
+    n = min(generated, max_decode + 1)
+    tokens, kv = input_ids, []
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         past = new_cache(model, cache, max_cache_len)
         for i in range(n):
             with record_function(f"{MARK}{i}"):
                 out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
-    return per_pass(*memory_events(prof)) + [None] * (generated - n)
+            kv.append(cache_tensor_bytes(past))
+    trace = trace_from_events(point_id, module_tensors(model), *cpu_profiler_events(prof, MARK))
+    return per_pass(*memory_events(prof)) + [None] * (generated - n), trace, kv
+
+
+def cpu_memory_trajectory(model, input_ids, generated: int, cache: str, max_cache_len: int | None) -> list[dict | None]:
+    """Per pass (None past the profiled steps): allocated bytes and the allocation peak (live bytes)."""
+    return cpu_memory_and_trace(model, input_ids, generated, cache, max_cache_len)[0]
 
 
 def cpu_memory_fields(passes: list[dict | None] | None, i: int) -> dict:

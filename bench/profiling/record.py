@@ -5,6 +5,7 @@ import statistics
 from pathlib import Path
 
 from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
+from bench.profiling.alloctrace import trace_text
 from bench.records import atomic_write, csv_text, point_files, read_csv, write_json
 
 
@@ -19,6 +20,23 @@ def save_profile(run_dir: Path, point_id: str, model, device, ids, p, medians: l
         r["flops_counted"] = counted.get(key)
     (run_dir / "points").mkdir(exist_ok=True)
     atomic_write(point_files(run_dir, point_id)[0].with_suffix(".profile.csv"), csv_text(rows, PROFILE_COLUMNS))
+
+
+def traced_memory(run_dir: Path | None, point_id: str, model, device_kind: str, ids, p) -> list | None:
+    """The allocation trace of one trajectory of its own, kept as points/<id>.alloc_trace.csv (assembled into the
+    run's alloc_trace.csv); returns the CPU profiler's per-pass memory fields (None on CUDA)."""
+    if device_kind == "cuda":
+        from bench.profiling.cudatrace import cuda_memory_and_trace, has_memory_history
+        if not has_memory_history():
+            return None
+        passes, trace = None, cuda_memory_and_trace(model, ids, p.generated, p.cache, p.max_cache_len, point_id)[1]
+    else:
+        from bench.profiling.cpumem import cpu_memory_and_trace
+        passes, trace, _ = cpu_memory_and_trace(model, ids, p.generated, p.cache, p.max_cache_len, point_id)
+    if run_dir is not None:
+        (run_dir / "points").mkdir(exist_ok=True)
+        atomic_write(point_files(run_dir, point_id)[0].with_suffix(".alloc_trace.csv"), trace_text(trace))
+    return passes
 
 
 def record_profile_overhead(run_dir: Path) -> None:
