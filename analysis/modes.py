@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.compose import add_composed
 from analysis.join import row_workloads
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.modes import compiled_kernels, generated_ops
 
 POINT_KEY = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",

@@ -3,11 +3,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.kernels import KERNELS_EXAMPLE
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 DEFAULT_OUT = Path("results")
-KERNELS_EXAMPLE = ("example:\n  python -m bench kernels --model tinyllama-1.1b --batch 1 --prompt-len 128\n"
-                   "  python -m theory --model tinyllama-1.1b --hardware results/calibration-<...>.json --prompt-len 128")
 
 
 def build_parser() -> OneLineParser:
@@ -77,8 +76,8 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from bench import runner                       # imports torch: only once there is work to do
     from bench.device import get_device
-    from bench.lock import run_lock
-    from bench.signals import EXIT_TERMINATED, Terminated, terminate_as_exception
+    from bench.store.lock import run_lock
+    from bench.store.signals import EXIT_TERMINATED, Terminated, terminate_as_exception
     from bench.sweep import load_sweep
     with terminate_as_exception():
         try:

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from bench.env import run_metadata, utc_now
-from bench.records import atomic_write, csv_text, write_json
+from bench.store.files import atomic_write, csv_text, write_json
 from bench.timing import quantile
 
 COMMS_COLUMNS = ["op", "world_size", "message_bytes", "time_s", "time_p10_s", "time_p90_s", "repeats",

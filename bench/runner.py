@@ -13,7 +13,8 @@ from bench.build import build_model, weight_bytes as model_weight_bytes
 from bench.ceilings import measure_ceilings
 from bench.profiling.cpumem import cpu_memory_fields, cpu_memory_trajectory
 from bench import modes
-from bench.profiling.record import record_profile_overhead, save_profile
+from bench.profiling.record import save_profile
+from bench.run.summary import record_profile_overhead
 from bench.compiled.profile import save_compiled_profile
 from bench.env import run_metadata
 from bench.gpu.syncs import count_hidden_syncs
@@ -22,9 +23,11 @@ from bench.kernels.point import (assemble_kernels, drop_point_kernels, measure_p
 from bench.repeat.canary import Canary, baseline
 from bench.repeat.stats import SLOW_REL
 from bench.repeat.endrun import remeasure_ceilings, remeasure_noisy
-from bench.repeat.record import add_canary, add_wall, summarize, write_point_meta
+from bench.store.repeats import add_canary, add_wall, write_point_meta
+from bench.run.summary import summarize
 from bench.repeat.rows import interval_fields, sample_marks
-from bench.records import assemble, atomic_write, point_done, save_point, write_json
+from bench.store.points import assemble, point_done, save_point
+from bench.store.files import atomic_write, write_json
 from bench.sweep import Point, Sweep, parse_sweep
 from bench.timing import measure, run_trajectory
 from theory.dtypes import dtype_bytes

@@ -19,7 +19,8 @@ from pathlib import Path
 from bench.modes import EXECUTIONS, check_execution
 from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
-from theory.model import ModelSpec, from_hf_config, load_model
+from theory.model import ModelSpec
+from theory.hfconfig import from_hf_config, load_model
 
 SWEEP_DIR = Path(__file__).parent / "sweeps"
 DTYPES = ("auto", "fp32", "bf16", "fp16")

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from bench.records import MEASUREMENT_COLUMNS, read_csv
+from bench.store.points import MEASUREMENT_COLUMNS
+from bench.store.files import read_csv
 from bench.sweep import load_sweep
 from conftest import TINY_SWEEP, subprocess_env, the_run
 from theory.hardware import hardware_from_json
 from theory.memory import kv_cache_bytes
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 
 
 def rows_of(run_dir):

@@ -11,7 +11,7 @@ from conftest import ROOT, subprocess_env
 from theory.calibration import FORMAT, predict_pass, request
 from theory.cli import main as theory_main
 from theory.cliutil import run_main
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 TINY_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                "head_dim": 16, "intermediate_size": 176, "vocab_size": 256, "max_position_embeddings": 512}

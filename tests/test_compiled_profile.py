@@ -5,7 +5,7 @@ import pytest
 
 from bench.compiled.attribute import FRAMEWORK, attribute_compiled, row_group
 from bench.compiled.names import aten_names, group_name, kernel_members, members_of
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.ops import OPS
 
 # Kernel names as torch 2.13's Inductor printed them for a tiny Llama (static cache, CPU, kernel profiling on).

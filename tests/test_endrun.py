@@ -2,7 +2,8 @@
 import json
 import shutil
 
-from bench.records import point_files, read_csv
+from bench.store.points import point_files
+from bench.store.files import read_csv
 from bench.repeat.endrun import missed_points, remeasure_noisy
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from theory.errors import TheoryError
 from theory.memory import kv_cache_bytes, weight_bytes
-from theory.model import from_hf_config, load_model
+from theory.hfconfig import from_hf_config, load_model
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 PUBLISHED = sorted(CONFIGS.glob("*.json"))
@@ -30,7 +30,7 @@ def hf_param_count(raw: dict) -> int:
 @pytest.mark.parametrize("path", PUBLISHED + PRESETS, ids=lambda p: getattr(p, "stem", p))
 def test_published_config_params_equal_transformers_meta_build(path):
     if isinstance(path, str):
-        from theory.model import PRESET_DIR
+        from theory.hfconfig import PRESET_DIR
         path = PRESET_DIR / f"{path}.json"
     spec = load_model(str(path))
     assert spec.num_params == hf_param_count(json.loads(path.read_text()))

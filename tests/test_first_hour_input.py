@@ -92,7 +92,7 @@ def test_huge_request_in_bounded_time(capsys):
                                          ("llama-2-7b", {"kv_update": "copy", "attention": "materialized"})])
 def test_segmented_request_equals_step_by_step(model, extra):
     from theory.hardware import load_hardware
-    from theory.model import load_model
+    from theory.hfconfig import load_model
     from theory.ops import Workload
     from theory.roofline import predict
     from theory.request import sum_decode_s

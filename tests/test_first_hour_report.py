@@ -5,7 +5,7 @@ import re
 import pytest
 
 from analysis.cli import main as analysis_main
-from bench.records import read_csv
+from bench.store.files import read_csv
 from theory.cliutil import run_main
 
 
@@ -26,7 +26,8 @@ def one_line(rc, err, *needles):
 
 def test_report_on_a_run_with_no_ok_rows(run_copy, capsys):
     rows = [r for r in read_csv(run_copy / "measurements.csv") if r["phase"] == "prefill"]
-    from bench.records import MEASUREMENT_COLUMNS, csv_text
+    from bench.store.points import MEASUREMENT_COLUMNS
+    from bench.store.files import csv_text
     for r in rows:
         r.update(status="error", message="RuntimeError: boom", time_s="")
     (run_copy / "measurements.csv").write_text(csv_text(rows, MEASUREMENT_COLUMNS))

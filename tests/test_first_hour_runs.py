@@ -5,9 +5,11 @@ import signal
 
 import pytest
 
-from bench import records, runner
+from bench.store import files as records
+from bench import runner
 from bench.cli import main as bench_main
-from bench.records import MEASUREMENT_COLUMNS, atomic_write, point_done, point_files, read_csv
+from bench.store.points import MEASUREMENT_COLUMNS, point_done, point_files
+from bench.store.files import atomic_write, read_csv
 from bench.sweep import Point, load_sweep, parse_sweep
 from conftest import TINY_SWEEP
 from theory.cliutil import run_main
@@ -20,7 +22,7 @@ def bench(argv, capsys):
 
 
 def test_second_process_on_a_run_dir_is_refused_with_the_holders_pid(run_copy, capsys):
-    from bench.lock import run_lock
+    from bench.store.lock import run_lock
     with run_lock(run_copy):
         rc, err = bench(["resume", str(run_copy), "--no-report"], capsys)
     assert rc == 2 and str(os.getpid()) in err and len(err.strip().splitlines()) == 1
@@ -125,7 +127,7 @@ def test_filesystem_errors_are_one_line_with_the_path(tmp_path, capsys, tiny_swe
 
 
 def test_sigterm_finishes_the_write_and_exits_143(run_copy, capsys, monkeypatch):
-    from bench import signals
+    from bench.store import signals
     with signals.terminate_as_exception():
         with pytest.raises(signals.Terminated):
             with signals.critical():

@@ -181,8 +181,8 @@ def test_cuda_shares_compare_kernel_time_with_roofline_alone(tiny_run):
 # 7: a hung child is killed at its timeout and leaves a `timeout` row; the timeout grows with predicted work.
 def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
     import bench.gpu.isolate as iso
-    from bench.gpu.budget import TIMEOUT_FLOOR_S, child_timeout_s
-    from bench.records import read_csv
+    from bench.launch.budget import TIMEOUT_FLOOR_S, child_timeout_s
+    from bench.store.files import read_csv
     from bench.runner import start_run
     from bench.sweep import Point
     from theory.hardware import load_hardware

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from bench.gpu import fake
-from bench.records import MEASUREMENT_COLUMNS, read_csv
+from bench.store.points import MEASUREMENT_COLUMNS
+from bench.store.files import read_csv
 from conftest import TINY_SWEEP, subprocess_env, the_run
 
 SWEEP = {**TINY_SWEEP, "name": "standin", "repeats": 2, "warmup_s": 0.0,

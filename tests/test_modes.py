@@ -8,7 +8,8 @@ import pytest
 
 from bench.modes import CompileWatch, check_execution, prepare
 from bench.kernels.point import assemble_kernels
-from bench.records import assemble, read_csv, save_point
+from bench.store.points import assemble, save_point
+from bench.store.files import read_csv
 from bench.sweep import Point, Sweep, load_sweep
 from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
 from theory.errors import TheoryError

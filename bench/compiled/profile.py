@@ -78,7 +78,8 @@ def save_compiled_profile(run_dir: Path, point_id: str, model, device, ids, p, s
     """points/<id>.profile.csv for a compiled point, in profile.csv's columns (no FLOP count: FlopCounterMode is
     a dispatch mode, which would run the step outside its compiled graph)."""
     from bench.profiling.profile import PROFILE_COLUMNS
-    from bench.records import atomic_write, csv_text, point_files
+    from bench.store.files import atomic_write, csv_text
+    from bench.store.points import point_files
     rows = profile_compiled_point(model, device, point_id, ids, p.generated, p.cache, p.max_cache_len, p.execution,
                                   spec, medians, run_dir / "traces")
     (run_dir / "points").mkdir(exist_ok=True)

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.gpu.budget import child_timeout_s
-from bench.records import point_done, point_files, read_csv, save_point
+from bench.launch.budget import child_timeout_s
+from bench.store.points import point_done, point_files, save_point
+from bench.store.files import read_csv
 from theory.hardware import hardware_from_json
 
 

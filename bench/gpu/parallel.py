@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from bench.kernels.point import assemble_kernels
-from bench.records import assemble, point_done, write_json
+from bench.store.points import assemble, point_done
+from bench.store.files import write_json
 
 MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "
                      "(torch.cuda.empty_cache() just before it), so reserved peaks show the allocator's segment growth")
@@ -65,7 +66,7 @@ def run_fields(device, gpus: list[int] | None, dtypes: list[str], host: str, run
 
 def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -> Path:
     from bench.gpu.isolate import run_child
-    from bench.profiling.record import record_profile_overhead
+    from bench.run.summary import record_profile_overhead
     gpus = [str(g) for g in meta["gpus"]]
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo: queue.Queue = queue.Queue()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.gpu.budget import TIMEOUT_FLOOR_S
+from bench.launch.budget import TIMEOUT_FLOOR_S
 from bench.gpu.isolate import child_env
 from theory.hardware import HardwareSpec, hardware_from_json
 
@@ -85,7 +85,7 @@ def child_main(out: Path, threads: int, dtypes: list[str]) -> int:
     """`python -m bench _ceilings <out> <threads> <dtype,...>`: the child side of ParentCuda.probe."""
     from bench.ceilings import measure_ceilings
     from bench.device import get_device
-    from bench.records import write_json
+    from bench.store.files import write_json
     from bench.runner import as_theory_kind
     device = get_device("cuda", threads)
     host = socket.gethostname()                # what bench.env.run_metadata records as "host"

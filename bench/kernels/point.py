@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
-from bench.records import atomic_write, csv_text, read_csv
+from bench.store.files import atomic_write, csv_text, read_csv
 from theory.dtypes import dtype_bytes
 from theory.memory import kv_cache_bytes, weight_bytes
 

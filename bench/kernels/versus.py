@@ -25,7 +25,7 @@ from bench.kernels.shapes import pass_kernels
 from bench.timing import run_trajectory
 from theory.calibration import SHAPE_FIELDS, load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 
 def build_parser() -> OneLineParser:

@@ -4,8 +4,9 @@ import json
 import time
 from pathlib import Path
 
-from bench.records import point_files, read_csv, write_json
-from bench.repeat.record import meta_path
+from bench.store.points import point_files
+from bench.store.files import read_csv, write_json
+from bench.store.repeats import repeat_record_path
 
 
 def mean_rel_width(rows: list[dict]) -> float:
@@ -18,7 +19,7 @@ def mean_rel_width(rows: list[dict]) -> float:
 def missed_points(run_dir: Path, point_ids: list[str]) -> list[str]:
     out = []
     for pid in point_ids:
-        path = meta_path(run_dir, pid)
+        path = repeat_record_path(run_dir, pid)
         if path.exists() and not json.loads(path.read_text())["target_met"]:
             out.append(pid)
     return out
@@ -33,10 +34,11 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
     meta = json.loads((run_dir / "run.json").read_text())
     if meta.get("remeasured") is not None:
         return meta["remeasured"]                  # done before this resume
-    from bench.records import csv_text, MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, atomic_write
+    from bench.store.files import csv_text, atomic_write
+    from bench.store.points import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS
     done, t0 = [], time.perf_counter()
     for pid in missed_points(run_dir, list(points)):
-        cost = sum(v for k, v in json.loads(meta_path(run_dir, pid).read_text())["wall_s"].items() if k != "profile_s")
+        cost = sum(v for k, v in json.loads(repeat_record_path(run_dir, pid).read_text())["wall_s"].items() if k != "profile_s")
         if time.perf_counter() - t0 + cost > budget_s:
             continue                               # would overrun the end budget: a cheaper point may still fit
         m_path, s_path = point_files(run_dir, pid)
@@ -56,10 +58,10 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
             atomic_write(m_path, csv_text(kept[0], MEASUREMENT_COLUMNS))
         if on_kept is not None:
             on_kept(pid, rows, keep_second)
-        record = json.loads(meta_path(run_dir, pid).read_text())
+        record = json.loads(repeat_record_path(run_dir, pid).read_text())
         record.update({"remeasured": True, "kept": "second" if keep_second else "first",
                        "target_met": all(str(r.get("time_ci_met")) == "1" for r in kept[0] if r.get("status") == "ok")})
-        write_json(meta_path(run_dir, pid), record)
+        write_json(repeat_record_path(run_dir, pid), record)
         done.append({"point_id": pid, "first_mean_rel_width": w1, "second_mean_rel_width": w2,
                      "kept": "second" if keep_second else "first", "other_files": [other_m.name, other_s.name]})
         if log:

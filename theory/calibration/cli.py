@@ -2,9 +2,10 @@
 import json
 import sys
 
+from theory.asrun import recorded_terms
 from theory.calibration import check_matches, load_calibration, predict_pass, request, status_line, upgrade
 from theory.errors import TheoryError
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 
 def calibrated_main(a) -> int:
@@ -16,8 +17,8 @@ def calibrated_main(a) -> int:
     if a.kv_dtype is not None and a.kv_dtype != cal["dtype"]:
         raise TheoryError(f"the calibration's KV cache is {cal['dtype']}, not {a.kv_dtype}")
     cal = upgrade(cal, model)
-    as_run = {"attention": "materialized" if cal["attention"] == "eager" else "fused",
-              "kv_update": "static" if cal["cache"] == "static" else "copy", "logits": "last"}
+    ran = recorded_terms(cal["attention"], cal["cache"], None, False)
+    as_run = {"attention": ran["theory_attention"], "kv_update": ran["kv_update"], "logits": ran["logits"]}
     for name, ran in as_run.items():          # the calibration timed one implementation; another is not in it
         given = getattr(a, name, None)
         if given is not None and given != ran:

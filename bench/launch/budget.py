@@ -6,14 +6,17 @@ one memory-probe trajectory, the timed repeats, one trajectory counting dispatch
 hidden-sync trajectory (<= 3 passes) and, when profiling, one profiled trajectory and two FLOP-counted passes.
 Model build and CUDA start-up are not in the theory; the child timeout's floor covers them.
 
-`python -m bench.gpu.budget --sweep default-cuda --hardware h100-sxm-80gb` prints the estimate.
+`python -m bench.launch.budget --sweep default-cuda --hardware h100-sxm-80gb` prints the estimate.
 """
 import argparse
 import sys
 
+from theory.asrun import workload_terms
 from theory.errors import TheoryError
 from theory.hardware import HardwareSpec, load_hardware
-from theory.roofline import request_times
+from theory.ops import Workload
+from theory.request import sum_decode_s
+from theory.roofline import predict
 
 EXTRA_TRAJECTORIES = 5          # cold, warm-up's last, memory probe, dispatch count, profiled
 TIMEOUT_FLOOR_S = 300.0         # model build, CUDA context, kernel loading: not in the roofline
@@ -21,11 +24,17 @@ TIMEOUT_FACTOR = 10.0           # a real step runs a few times slower than its r
 
 
 def trajectory_s(p, hw: HardwareSpec, device_kind: str = "cuda") -> float:
-    """Roofline time (with the spec's per-op overhead) of one prefill + generated-1 decode steps, as run."""
-    static = p.cache == "static"
-    w = {"dtype": p.resolved_dtype(device_kind), "attention": "materialized" if p.attention == "eager" else "fused",
-         "kv_update": "static" if static else "copy", "max_cache_len": p.max_cache_len if static else None}
-    return request_times(p.spec(), hw, p.batch, p.prompt_len, p.generated, **w)["request_time_s"]
+    """Roofline time (with the spec's per-op overhead) of one prefill + generated-1 decode steps, as run
+    (theory/asrun.py: a static cache's sdpa prefill is an append, eager GQA repeats K/V)."""
+    spec, dtype = p.spec(), p.resolved_dtype(device_kind)
+    gqa = spec.num_key_value_heads < spec.num_attention_heads
+
+    def pass_s(phase: str, **tokens) -> float:
+        terms = workload_terms(phase, p.attention, p.cache, p.max_cache_len, gqa)
+        return predict(spec, hw, Workload(phase=phase, batch=p.batch, dtype=dtype, **tokens, **terms)).time_s
+
+    ttft = pass_s("prefill", prompt_len=p.prompt_len)
+    return ttft + sum_decode_s(lambda c: pass_s("decode", context_len=c), p.prompt_len, p.generated - 1)
 
 
 def point_work_s(p, repeats: int, warmup_s: float, hw: HardwareSpec, device_kind: str = "cuda") -> float:
@@ -45,7 +54,7 @@ def child_timeout_s(p, repeats: int, warmup_s: float, hw: HardwareSpec | None, d
 
 def main(argv=None) -> int:
     from bench.sweep import load_sweep
-    a = argparse.ArgumentParser(prog="python -m bench.gpu.budget", description=__doc__.splitlines()[0])
+    a = argparse.ArgumentParser(prog="python -m bench.launch.budget", description=__doc__.splitlines()[0])
     a.add_argument("--sweep", default="default-cuda")
     a.add_argument("--hardware", default="h100-sxm-80gb")
     a = a.parse_args(argv)
