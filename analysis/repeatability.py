@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import load_run
-from bench.repeat.stats import TARGET_REL, median_ci
+from bench.timing.stats import TARGET_REL, median_ci
 from theory.errors import TheoryError
 
 AGREE_REL = 0.03

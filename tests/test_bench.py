@@ -62,7 +62,7 @@ def test_kv_bytes_equal_theory_exactly(tiny_run):
 
 
 def test_cpu_timer_measures_sleep():
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     d = CpuDevice(threads=1)
     t = d.start()
     time.sleep(0.02)
@@ -135,7 +135,7 @@ def test_resume_after_sigkill(tmp_path):
 @pytest.mark.cuda
 def test_cuda_timer_and_memory_probe():
     import torch
-    from bench.device import CudaDevice
+    from bench.devices.cuda import CudaDevice
     d = CudaDevice()
     x = torch.randn(4096, 4096, device="cuda")
     d.reset_peak()

@@ -54,7 +54,7 @@ def test_broken_run_files_are_one_line(run_copy, capsys, damage, needle):
 
 
 def test_resume_without_sweep_path_is_one_line(run_copy):
-    from bench.runner import load_run_sweep
+    from bench.sweep import load_run_sweep
     from theory.errors import TheoryError
     meta = json.loads((run_copy / "run.json").read_text())
     del meta["sweep_path"]

@@ -6,7 +6,10 @@ import signal
 import pytest
 
 from bench.store import files as records
-from bench import runner
+from bench.point import measure as point_measure
+from bench.point.job import PointJob
+from bench.run import ceilings as run_ceilings, create as run_create
+from bench.sweep import load_run_sweep
 from bench.cli import main as bench_main
 from bench.store.points import MEASUREMENT_COLUMNS, point_done, point_files
 from bench.store.files import atomic_write, read_csv
@@ -46,12 +49,12 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_any_exception_in_a_point_is_an_error_row(monkeypatch):
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     def boom(*a, **k):
         raise RuntimeError("head_dim must be even\nsecond line")
-    monkeypatch.setattr(runner, "build_model", boom)
+    monkeypatch.setattr(point_measure, "build_model", boom)
     sweep = parse_sweep(TINY_SWEEP, json.dumps(TINY_SWEEP), "tiny")
-    rows, samples = runner.measure_point(sweep.points[0], "pid", CpuDevice(threads=1), sweep)
+    rows, samples = point_measure.measure_point(PointJob(sweep.points[0], "pid", CpuDevice(threads=1), sweep))
     assert [r["status"] for r in rows] == ["error"] and samples == []
     assert "RuntimeError: head_dim must be even" in rows[0]["message"] and "\n" not in rows[0]["message"]
 
@@ -69,27 +72,27 @@ def test_resume_compares_the_recorded_sweep_sha1(run_copy):
     text = (run_copy / "sweep.json").read_text().replace('"repeats": 3', '"repeats": 4')
     (run_copy / "sweep.json").write_text(text)
     with pytest.raises(TheoryError, match="sha1"):
-        runner.load_run_sweep(run_copy)
+        load_run_sweep(run_copy)
 
 
 def test_run_json_and_directory_come_before_ceilings_and_resume_measures_them(tiny_run, tmp_path, monkeypatch):
     import io
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     sweep, path = load_sweep(str(tiny_run / "sweep.json"))
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(runner, "measure_ceilings", interrupted)
+    monkeypatch.setattr(run_ceilings, "measure_ceilings", interrupted)
     log = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        runner.start_run(sweep, path, CpuDevice(threads=1), tmp_path, log=log)
+        run_create.start_run(sweep, path, CpuDevice(threads=1), tmp_path, log=log)
     (run_dir,) = list(tmp_path.iterdir())
     assert str(run_dir) in log.getvalue()
     assert json.loads((run_dir / "run.json").read_text())["ceilings"] == {}
     real = json.loads((tiny_run / "run.json").read_text())
     from theory.hardware import hardware_from_json
-    monkeypatch.setattr(runner, "measure_ceilings", lambda device, dt, host: (
+    monkeypatch.setattr(run_ceilings, "measure_ceilings", lambda device, dt, host: (
         hardware_from_json(real["ceilings"][dt], "x"), real["ceilings_detail"][dt]))
-    runner.ensure_ceilings(run_dir, sweep, CpuDevice(threads=1), log=log)
+    run_ceilings.ensure_ceilings(run_dir, sweep, CpuDevice(threads=1), log=log)
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["ceilings"] == real["ceilings"] and (run_dir / "ceilings-fp32.json").exists()
 
@@ -108,12 +111,12 @@ def test_truncated_point_file_is_not_a_finished_point(run_copy):
 
 
 def test_new_run_dir_is_atomic_and_names_cannot_escape(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner.time, "strftime", lambda *a: "20990101T000000Z")
-    monkeypatch.setattr(runner.Path, "exists", lambda self: False)    # another process wins every check
-    a = runner.new_run_dir(tmp_path, "cpu", "s")
-    b = runner.new_run_dir(tmp_path, "cpu", "s")
+    monkeypatch.setattr(run_create.time, "strftime", lambda *a: "20990101T000000Z")
+    monkeypatch.setattr(run_create.Path, "exists", lambda self: False)    # another process wins every check
+    a = run_create.new_run_dir(tmp_path, "cpu", "s")
+    b = run_create.new_run_dir(tmp_path, "cpu", "s")
     assert a != b and a.is_dir() and b.is_dir()
-    c = runner.new_run_dir(tmp_path, "cpu", "../../evil/x")
+    c = run_create.new_run_dir(tmp_path, "cpu", "../../evil/x")
     assert c.parent == tmp_path
 
 
@@ -134,7 +137,7 @@ def test_sigterm_finishes_the_write_and_exits_143(run_copy, capsys, monkeypatch)
                 os.kill(os.getpid(), signal.SIGTERM)
                 done = True                                       # reached: the signal waited for the write
     assert done and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    monkeypatch.setattr("bench.runner.execute", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr("bench.run.execute.execute", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
     rc, err = bench(["resume", str(run_copy), "--no-report"], capsys)
     assert rc == 143 and f"python -m bench resume {run_copy}" in err
 

@@ -14,7 +14,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
-from bench.gpu import fake
+from bench.devices import fake
 from conftest import ROOT, TINY_SWEEP, synthetic_cuda_kv_rows
 
 TINY = {**TINY_SWEEP, "repeats": 2, "warmup_s": 0.0,
@@ -25,9 +25,8 @@ TINY = {**TINY_SWEEP, "repeats": 2, "warmup_s": 0.0,
 @pytest.fixture
 def standin(monkeypatch):
     monkeypatch.setenv(fake.ENV, "1")
-    from bench.device import get_device
+    from bench.devices.select import get_device
     yield get_device("cuda")
-    fake.restore_ceilings()
 
 
 def tiny_sweep(tmp_path):
@@ -39,7 +38,7 @@ def tiny_sweep(tmp_path):
 
 # 1 + 8: the ceilings file of a CUDA run loads as a theory hardware spec; the parent frees its buffers.
 def test_cuda_run_ceilings_load_in_theory_and_parent_frees_memory(standin, tmp_path):
-    from bench.runner import start_run
+    from bench.run.create import start_run
     from theory.hardware import load_hardware
     sweep, path = tiny_sweep(tmp_path)
     run_dir = start_run(sweep, path, standin, tmp_path / "out", log=io.StringIO())
@@ -55,8 +54,8 @@ def test_cuda_run_ceilings_load_in_theory_and_parent_frees_memory(standin, tmp_p
 
 # 3 + 9: the memory probe starts from an empty cache; NVML samples only while the timed repeats run.
 def test_probe_starts_from_empty_cache_and_sampling_covers_the_repeats(standin, monkeypatch):
-    from bench.build import build_model
-    from bench.timing import measure
+    from bench.model import build_model
+    from bench.timing.repeats import measure
     sweep, _ = tiny_sweep(Path(os.environ.get("TMPDIR", "/tmp")))
     p = sweep.points[0]
     model = build_model(p.spec(), "cpu", "bf16", "sdpa")
@@ -112,7 +111,7 @@ class FakeNvml:
 
 
 def test_nvml_by_uuid_sampled_during_the_block():
-    from bench.gpu.nvml import Sampler, static_info
+    from bench.devices.nvml import Sampler, static_info
     nv = FakeNvml()
     assert static_info("0b42632a-bc5c", nv)["driver"] == "550.54"
     with Sampler("0b42632a-bc5c", period_s=0.001, nv=nv) as s:
@@ -180,10 +179,10 @@ def test_cuda_shares_compare_kernel_time_with_roofline_alone(tiny_run):
 
 # 7: a hung child is killed at its timeout and leaves a `timeout` row; the timeout grows with predicted work.
 def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
-    import bench.gpu.isolate as iso
+    import bench.launch.child as iso
     from bench.launch.budget import TIMEOUT_FLOOR_S, child_timeout_s
     from bench.store.files import read_csv
-    from bench.runner import start_run
+    from bench.run.create import start_run
     from bench.sweep import Point
     from theory.hardware import load_hardware
     sweep, path = tiny_sweep(tmp_path)
@@ -244,8 +243,8 @@ def test_tp_layer_hands_collectives_tensors_on_the_rank_device(monkeypatch):
 
 # 10: an NVIDIA GPU with a torch that cannot use it stops with one line; auto says what it chose and why.
 def test_device_auto_refuses_gpu_box_without_cuda_and_explains_its_choice(monkeypatch):
-    from bench.device import get_device
-    from bench.gpu.detect import choose_auto, nvidia_gpus
+    from bench.devices.select import get_device
+    from bench.devices.select import choose_auto, nvidia_gpus
     gpu = ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0b42632a)"]
     with pytest.raises(ValueError, match="CPU-only build") as e:
         choose_auto(False, None, "2.13.0+cpu", gpus=gpu)
@@ -342,11 +341,12 @@ def test_kv_flag_reads_allocator_factors_on_cuda_only():
 
 # 8: the ceilings child of an isolated CUDA run; its failure is one line, and the parent's view holds nothing.
 def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_path, monkeypatch):
-    import bench.gpu.probe as probe
+    import bench.launch.child as child
+    from bench.devices.parent import ParentCuda
     cuda = fake.FakeCuda(2)
     with pytest.raises(ValueError, match="this process sees 2 GPU"):
-        probe.ParentCuda(2, cuda=cuda)
-    parent = probe.ParentCuda(1, cuda=cuda)
+        ParentCuda(2, cuda=cuda)
+    parent = ParentCuda(1, cuda=cuda)
     assert parent.kind == "cuda" and parent.name() == "CUDA GPU 1"
     with pytest.raises(RuntimeError, match="before probe"):
         parent.info()
@@ -355,10 +355,10 @@ def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_p
     def failing_child(cmd, **kw):
         seen.update(cmd=cmd, env=kw["env"])
         return subprocess.CompletedProcess(cmd, 1, None, "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory\n")
-    monkeypatch.setattr(probe.subprocess, "run", failing_child)
+    monkeypatch.setattr(child.subprocess, "run", failing_child)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with pytest.raises(ValueError, match=r"ceilings on GPU 1 failed in its child process: torch.OutOfMemoryError") as e:
-        parent.probe(tmp_path, ["bf16", "fp16"], io.StringIO())
+        child.probe_ceilings(parent, tmp_path, ["bf16", "fp16"], io.StringIO())
     assert "\n" not in str(e.value)
     assert seen["cmd"][-4:] == ["_ceilings", str(tmp_path / ".ceilings-gpu1.json"), "1", "bf16,fp16"]
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "1"                  # pinned like the point children
@@ -369,14 +369,14 @@ def test_ceilings_child_failure_is_one_line_and_parent_view_touches_no_gpu(tmp_p
 # operations" (torch/csrc/cuda/Module.cpp, TORCH_WARN_ONCE); that notice is not a hidden synchronisation.
 def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
     import warnings
-    import bench.timing as timing
-    from bench.gpu.syncs import count_hidden_syncs
+    import bench.timing.trajectory as trajectory_mod
+    from bench.profiling.syncs import count_hidden_syncs
     from bench.sweep import Point
 
     def trajectory(*a, **k):
         for _ in range(2):
             warnings.warn("called a synchronizing CUDA operation", UserWarning)
-    monkeypatch.setattr(timing, "run_trajectory", trajectory)
+    monkeypatch.setattr(trajectory_mod, "run_trajectory", trajectory)
     p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
     assert count_hidden_syncs(None, standin, None, p.generated, p.cache, p.max_cache_len) == 2   # was 3: the prototype notice counted too
     assert standin.cuda.sync_debug_mode == 0

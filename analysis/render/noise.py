@@ -3,7 +3,7 @@ drift does to the predictions, the ceilings' intervals and drift, and where the 
 import numpy as np
 import pandas as pd
 
-from bench.repeat.stats import SLOW_REL, TARGET_REL
+from bench.timing.stats import SLOW_REL, TARGET_REL
 
 
 def drift_errors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:

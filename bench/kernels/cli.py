@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.ceilings import llc_sweep
-from bench.device import get_device
+from bench.devices.select import get_device
 from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
 from bench.kernels.framework import framework_rows

@@ -13,12 +13,12 @@ import statistics
 
 import torch
 
-from bench.build import build_model
+from bench.model import build_model
 from bench.profiling.dispatch import count_dispatches
 from bench.kernels.plan import compose_rows, kernel_sums, passes
-from bench.repeat.loop import collect
-from bench.repeat.stats import StopRule
-from bench.timing import run_trajectory
+from bench.timing.repeats import collect
+from bench.timing.stats import StopRule
+from bench.timing.trajectory import run_trajectory
 from theory.model import ModelSpec
 
 TINY_HEAD_DIM, TINY_INTER, TINY_VOCAB = 8, 16, 64

@@ -16,13 +16,13 @@ import time
 
 import torch
 
-from bench.build import build_model
+from bench.model import build_model
 from bench.kernels.cache import kernel_id, kernel_row
 from bench.kernels.framework import framework_table, tiny_spec
 from bench.kernels.microbench import KernelSampler
 from bench.kernels.plan import compose_rows, kernel_sums, needed, passes
 from bench.profiling.dispatch import count_dispatches
-from bench.timing import run_trajectory
+from bench.timing.trajectory import run_trajectory
 
 SOURCE = "paired"
 

@@ -12,7 +12,7 @@ column (it includes what the C allocator retains).
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.kvcache import new_cache
+from bench.model import new_cache
 
 MARK = "pass::"
 MAX_PROFILED_DECODE = 24       # enough decode steps for a slope per token

@@ -14,18 +14,20 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.repeat.stats import SLOW_REL
+from bench.timing.stats import SLOW_REL
 
 # (matmul n, copy elements, inner repeats): ~3 ms of matmul and ~2.5 ms of copy per timing on one quiet CPU
 # core (35 GFLOP/s, 7 GB/s copy); measured 2.5-3.1 ms per timing here, so a reading of five is ~15 ms.
 READ_TIMINGS = 5
 BASELINE_READINGS = 7
-SHAPES = {"cpu": (384, 2 * 2**20, 1), "cuda": (4096, 64 * 2**20, 3)}    # ~3 ms fp32 matmul + 0.2 ms copy per pass (H100-class)
+# by size class (bench/devices/base.py); "tiny", the CPU stand-in of a CUDA device, does the CPU's work
+SHAPES = {"cpu": (384, 2 * 2**20, 1), "cuda": (4096, 64 * 2**20, 3),    # ~3 ms fp32 matmul + 0.2 ms copy per pass (H100-class)
+          "tiny": (384, 2 * 2**20, 1)}
 
 
 class Canary:
     def __init__(self, device, clock=time.perf_counter):
-        n, elems, self.inner = SHAPES.get(device.kind, SHAPES["cpu"])
+        n, elems, self.inner = SHAPES.get(device.size_class, SHAPES["cpu"])
         gen = torch.Generator(device="cpu").manual_seed(0)
         self.device = device
         self.a = torch.rand(n, n, generator=gen).to(device.torch_device)

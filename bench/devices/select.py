@@ -1,5 +1,7 @@
-"""Is there an NVIDIA GPU that this torch cannot use? `--device auto` must never benchmark the CPU of a GPU box
-by accident: it says what it chose and why, and stops with one line when the GPU is there but CUDA is not."""
+"""Which device a run measures on: the only file that knows every device class.
+
+`--device auto` must never benchmark the CPU of a GPU box by accident: it says what it chose and why, and stops
+with one line when an NVIDIA GPU is there but this torch cannot use it."""
 import os
 import shutil
 import subprocess
@@ -38,3 +40,28 @@ def choose_auto(cuda_available: bool, torch_cuda: str | None, torch_version: str
         raise ValueError(f"an NVIDIA GPU is present ({which}) but torch {torch_version} is a CPU-only build: {FIX}")
     raise ValueError(f"an NVIDIA GPU is present ({which}) but torch {torch_version}, built for CUDA {torch_cuda}, "
                      f"cannot use it (driver older than that CUDA? check `nvidia-smi`): {FIX}")
+
+
+def get_device(kind: str = "auto", threads: int = 1, index: int = 0, log=None, isolated: bool = False):
+    """log: where `auto` says which device it chose and why (one line). isolated: this process only hands
+    points to child processes; on CUDA it gets a view of the GPU that creates no context (bench/devices/parent.py)."""
+    import torch
+    from bench.devices import fake
+    from bench.devices.cpu import CpuDevice
+    from bench.devices.cuda import CudaDevice
+    from bench.devices.parent import ParentCuda
+    if fake.enabled() and kind in ("auto", "cuda"):          # test-only stand-in (see bench/devices/fake.py)
+        if isolated:
+            return ParentCuda(index, threads, cuda=fake.FakeCuda(fake.enabled()))
+        return fake.standin_device(index, threads)
+    if kind == "auto":
+        kind, why = choose_auto(torch.cuda.is_available(), torch.version.cuda, torch.__version__)
+        if log is not None:
+            print(f"--device auto: {kind} ({why})", file=log, flush=True)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+        return ParentCuda(index, threads) if isolated else CudaDevice(index=index, threads=threads)
+    if kind != "cpu":
+        raise ValueError(f"device must be cpu, cuda or auto, got {kind!r}")
+    return CpuDevice(threads=threads)

@@ -14,18 +14,19 @@ matter. Nothing is fitted. A prefill that runs eager (compile-static, cudagraphs
 import torch
 
 from bench import modes
-from bench.build import build_model
+from bench.profiling.dispatch import count_ops
+from bench.model import build_model
 from bench.kernels.framework import RULE, framework_table, tiny_spec
 from bench.kernels.plan import compose_rows, kernel_sums, passes
-from bench.repeat.loop import collect
-from bench.repeat.stats import StopRule
-from bench.timing import run_trajectory
+from bench.timing.repeats import collect
+from bench.timing.stats import StopRule
+from bench.timing import trajectory
 from theory.modes import EXTERN_OPS
 
 
 
 def compiled_pass(execution: str, phase: str) -> bool:
-    return not (phase == "prefill" and execution in modes.DECODE_ONLY)
+    return modes.mode(execution).compiled_pass(phase)
 
 
 def extern_rows(rows: list[dict], execution: str) -> list[dict]:
@@ -41,14 +42,14 @@ def compiled_framework_rows(point_id: str, spec, device, kcache, batch: int, pro
     modes.prepare(model, execution, device.kind)
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, tiny.vocab_size, (batch, prompt_len), generator=gen).to(device.torch_device)
-    run = lambda: run_trajectory(model, device, ids, generated, cache, max_cache_len)
+    run = lambda: trajectory.run_trajectory(model, device, ids, generated, cache, max_cache_len)
     watch = modes.CompileWatch(execution)
     run()
     while not watch.tick():                                # warm until a trajectory compiles nothing new
         run()
     times = [t.times_s for t in collect(run, rule).repeats]      # the eager framework's stopping rule
     recompiled = watch.recompiles_since_settled()
-    n_dispatch = modes.count_ops(model, ids, cache, max_cache_len, execution)
+    n_dispatch = count_ops(model, ids, cache, max_cache_len, execution)
     del model
     shapes = passes(tiny, batch, prompt_len, generated, dtype, attention, cache, max_cache_len)
     sums = kernel_sums(extern_rows(compose_rows(point_id, shapes, kcache, "llc"), execution))

@@ -1,13 +1,13 @@
 """The end of a run: noisy points measured once more (the end of a run is often quieter; the better-measured
-set is kept, both are recorded), and the ceilings measured again so drift between start and end is known."""
+set is kept, both are recorded). The ceilings measured again (drift): bench/run/ceilings.py end_ceilings."""
 import json
 import time
 from pathlib import Path
 
-from bench.store.points import point_files
-from bench.store.files import read_csv, write_json
+from bench.store.files import atomic_write, csv_text, read_csv, write_json
+from bench.store.meta import read_meta, update_meta
+from bench.store.points import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, point_files
 from bench.store.repeats import repeat_record_path
-
 
 def mean_rel_width(rows: list[dict]) -> float:
     """Mean over a point's ok rows of (interval width / median): smaller is better measured."""
@@ -25,17 +25,15 @@ def missed_points(run_dir: Path, point_ids: list[str]) -> list[str]:
     return out
 
 
-def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=None, on_kept=None,
-                    on_replace=None) -> list[dict]:
-    """points: point_id → Point. measure(point, pid) → (rows, samples) of a fresh measurement (no profile).
-    Re-measures missed points in sweep order while the budget lasts; keeps the better-measured set.
-    Paired kernels follow the measurement they were timed with: on_replace(pid) before a point's files are
-    replaced by the second set (its kernel files go), on_kept(pid, rows, second) once the kept set is in place."""
-    meta = json.loads((run_dir / "run.json").read_text())
+def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, launcher, log=None) -> list[dict]:
+    """points: point_id → Point. launcher.measure(point, pid) → (rows, samples) of a fresh measurement (no
+    profile; bench/launch/inline.py InlineLauncher). Re-measures missed points in sweep order while the budget
+    lasts; keeps the better-measured set. Paired kernels follow the measurement they were timed with:
+    launcher.replacing(pid) before a point's files are replaced by the second set (its kernel files go),
+    launcher.kept(pid, rows, second) once the kept set is in place."""
+    meta = read_meta(run_dir)
     if meta.get("remeasured") is not None:
         return meta["remeasured"]                  # done before this resume
-    from bench.store.files import csv_text, atomic_write
-    from bench.store.points import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS
     done, t0 = [], time.perf_counter()
     for pid in missed_points(run_dir, list(points)):
         cost = sum(v for k, v in json.loads(repeat_record_path(run_dir, pid).read_text())["wall_s"].items() if k != "profile_s")
@@ -43,7 +41,7 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
             continue                               # would overrun the end budget: a cheaper point may still fit
         m_path, s_path = point_files(run_dir, pid)
         first_rows, first_samples = read_csv(m_path), read_csv(s_path)
-        rows, samples = measure(points[pid], pid)
+        rows, samples = launcher.measure(points[pid], pid)
         w1, w2 = mean_rel_width(first_rows), mean_rel_width(rows)
         keep_second = w2 < w1
         kept, other = ((rows, samples), (first_rows, first_samples)) if keep_second else \
@@ -52,12 +50,10 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
         atomic_write(other_s, csv_text(other[1], SAMPLE_COLUMNS))
         atomic_write(other_m, csv_text(other[0], MEASUREMENT_COLUMNS))
         if keep_second:
-            if on_replace is not None:
-                on_replace(pid)
+            launcher.replacing(pid)
             atomic_write(s_path, csv_text(kept[1], SAMPLE_COLUMNS))
             atomic_write(m_path, csv_text(kept[0], MEASUREMENT_COLUMNS))
-        if on_kept is not None:
-            on_kept(pid, rows, keep_second)
+        launcher.kept(pid, rows, keep_second)
         record = json.loads(repeat_record_path(run_dir, pid).read_text())
         record.update({"remeasured": True, "kept": "second" if keep_second else "first",
                        "target_met": all(str(r.get("time_ci_met")) == "1" for r in kept[0] if r.get("status") == "ok")})
@@ -66,26 +62,5 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, measure, log=N
                      "kept": "second" if keep_second else "first", "other_files": [other_m.name, other_s.name]})
         if log:
             print(f"re-measured {pid}: interval width {w1:.1%} -> {w2:.1%}, kept the {done[-1]['kept']}", file=log, flush=True)
-    meta = json.loads((run_dir / "run.json").read_text())
-    meta["remeasured"] = done
-    meta["remeasure_wall_s"] = round(time.perf_counter() - t0, 3)
-    write_json(run_dir / "run.json", meta)
+    update_meta(run_dir, remeasured=done, remeasure_wall_s=round(time.perf_counter() - t0, 3))
     return done
-
-
-def remeasure_ceilings(run_dir: Path, device, dtypes: list[str], measure=None) -> None:
-    """Ceilings again at the end; run.json gets `ceilings_end` (the detail) and `ceilings_drift` (end/start).
-    measure(dtype) -> (spec, detail): how to measure them (default: here, with bench.ceilings)."""
-    from bench.ceilings import drift, measure_ceilings
-    meta = json.loads((run_dir / "run.json").read_text())
-    if "ceilings_end" in meta:
-        return
-    t0 = time.perf_counter()
-    end, dr = {}, {}
-    for dt in dtypes:
-        _, detail = measure(dt) if measure is not None else measure_ceilings(device, dt, meta.get("host", ""))
-        end[dt] = detail
-        dr[dt] = drift(meta.get("ceilings_detail", {}).get(dt, {}), detail)
-    meta = json.loads((run_dir / "run.json").read_text())
-    meta.update({"ceilings_end": end, "ceilings_drift": dr, "ceilings_end_wall_s": round(time.perf_counter() - t0, 3)})
-    write_json(run_dir / "run.json", meta)

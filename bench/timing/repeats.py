@@ -1,4 +1,12 @@
-"""The adaptive repeat loop: whole trajectories on a fresh cache until the stopping rule is satisfied.
+"""A point's timed trajectories: the cold one, warm-up, a memory probe, then fixed or adaptive repeats.
+
+A repeat is one whole trajectory (prefill + all decode steps) on a fresh cache. Warm-up trajectories run
+first, for at least `warmup_s` (clocks ramp, kernels load lazily, libraries pick algorithms per shape on
+first use); the very first (cold) trajectory is kept apart. A cold trajectory that alone lasted
+COLD_IS_WARMUP_S or twice `warmup_s` (hundreds of decode steps) has already run every shape many times and
+stands for the warm-up (compiled modes still warm up until nothing new compiles).
+
+Adaptive repeats run until the stopping rule is satisfied.
 
 Each repeat is bracketed by canary readings (the one after a repeat is the one before the next). A repeat
 with a slow canary on either side is marked `disturbed`, kept in samples.csv, left out of the statistics and
@@ -8,8 +16,11 @@ statistics use every repeat and the point is marked `interference`.
 import time
 from dataclasses import dataclass, field
 
-from bench.repeat.canary import slow
-from bench.repeat.stats import SLOW_REL, StopRule, median_ci
+from bench.timing import trajectory           # through the module: a test's patch of run_trajectory reaches here
+from bench.timing.canary import slow
+from bench.timing.stats import SLOW_REL, StepStats, StopRule, median_ci, stats
+
+COLD_IS_WARMUP_S = 1.0          # 512-token trajectories (5.7 s each here) used to spend three of them warming up
 
 LONG_TRAJECTORY_STEPS = 32      # above this many decode steps, the mean decode step stands for the steps
 
@@ -95,3 +106,57 @@ def row_intervals(log: RepeatLog, rule: StopRule) -> list:
     """One MedianCI per pass of the trajectory (prefill, decode steps), over the trajectories used."""
     used = log.used
     return [median_ci([t.times_s[i] for t in used]) for i in range(len(used[0].times_s))]
+
+
+@dataclass
+class Measured:
+    cold: trajectory.Trajectory
+    repeats: list[trajectory.Trajectory]
+    memory: trajectory.Trajectory                 # an extra trajectory with memory probes around each pass
+    warmup_trajectories: int
+    log: object = None                            # RepeatLog when the repeats were adaptive
+    warmup_s: float = 0.0                         # wall time of the cold, warm-up and memory trajectories
+
+    @property
+    def used(self) -> list[trajectory.Trajectory]:
+        return [self.repeats[i] for i in self.used_indices]
+
+    @property
+    def used_indices(self) -> list[int]:
+        return self.log.used_indices if self.log is not None else list(range(len(self.repeats)))
+
+    def step_stats(self) -> list[StepStats]:
+        return [stats([r.times_s[i] for r in self.used]) for i in range(len(self.cold.times_s))]
+
+
+def measure(model, device, input_ids, generated: int, cache: str, max_cache_len: int | None,
+            repeats: int, warmup_s: float, rule=None, canary=None, canary_base_s=None,
+            max_retries: int | None = None, settled=None, between=None) -> Measured:
+    """rule: a bench.timing.stats.StopRule for adaptive repeats (with the canary marking disturbed ones);
+    None: exactly `repeats` trajectories. settled(): called after the cold and each warm-up trajectory; warm-up
+    goes on until it is true (compiled modes: until a trajectory compiles nothing new; bench.modes.CompileWatch).
+    between(): after each timed repeat (bench.kernels.paired: a round of the point's kernels)."""
+    run = lambda probe=False: trajectory.run_trajectory(model, device, input_ids, generated, cache, max_cache_len, probe)
+    settled = settled or (lambda: True)
+    w0 = time.perf_counter()
+    cold = run()
+    done = settled()
+    n_warm, t0 = 0, time.perf_counter()
+    want_warm = t0 - w0 < max(COLD_IS_WARMUP_S, 2 * warmup_s)
+    while not done or (want_warm and (n_warm == 0 or time.perf_counter() - t0 < warmup_s)):
+        run()
+        n_warm += 1
+        done = settled()
+    device.empty_cache()      # CUDA: the probe starts from an empty caching allocator, or reserved stays flat
+    memory = run(probe=True)
+    warm_wall_s = time.perf_counter() - w0
+    with device.sampling():   # CUDA: NVML clocks, power, throttle reasons sampled while the repeats run
+        if rule is None:
+            fixed = []
+            for _ in range(repeats):
+                fixed.append(run())
+                if between is not None:
+                    between()
+            return Measured(cold, fixed, memory, n_warm, None, warm_wall_s)
+        log = collect(run, rule, canary, canary_base_s, max_retries, between=between)
+    return Measured(cold, log.repeats, memory, n_warm, log, warm_wall_s)

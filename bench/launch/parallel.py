@@ -1,5 +1,6 @@
 """Several GPUs in one box: `python -m bench run --gpus 0,1,2,3` measures isolated points in parallel, one child
-per GPU (CUDA_VISIBLE_DEVICES), each row recording its GPU's UUID; ceilings are measured on every GPU.
+per GPU (CUDA_VISIBLE_DEVICES), each row recording its GPU's UUID; ceilings are measured on every GPU
+(bench/run/ceilings.py).
 Points still land whole (each child writes its point atomically) and only this process assembles the run files,
 so resume and atomic writes keep their guarantees."""
 import queue
@@ -9,12 +10,8 @@ import time
 from pathlib import Path
 
 from bench.kernels.point import assemble_kernels
+from bench.launch.child import run_child
 from bench.store.points import assemble, point_done
-from bench.store.files import write_json
-
-MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "
-                     "(torch.cuda.empty_cache() just before it), so reserved peaks show the allocator's segment growth")
-
 
 def parse_gpus(text: str | None) -> list[int] | None:
     if text is None:
@@ -28,45 +25,7 @@ def parse_gpus(text: str | None) -> list[int] | None:
     return gpus
 
 
-def run_fields(device, gpus: list[int] | None, dtypes: list[str], host: str, run_dir: Path, log) -> dict:
-    """run.json fields of a CUDA run: the memory-probe note; what the parent holds on the GPU (none when points
-    are isolated: its ceilings and device facts came from a child, bench.gpu.probe; else what is left after
-    freeing its ceilings' buffers); with --gpus every GPU's UUID and ceilings (ceilings-gpu<i>-<dtype>.json),
-    each measured by a child pinned to that GPU."""
-    from bench.gpu.probe import ParentCuda
-    out = {"memory_probe": MEMORY_PROBE_NOTE}
-    if isinstance(device, ParentCuda):
-        out["parent_cuda_context"] = False
-    else:
-        out["parent_device_used_bytes"] = device.total_bytes() - device.free_bytes()
-    if not gpus:
-        return out
-    if not isinstance(device, ParentCuda):
-        raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
-    count = device.device_count()
-    bad = [g for g in gpus if g >= count]
-    if bad:
-        raise ValueError(f"--gpus {','.join(map(str, gpus))}: this process sees {count} GPU(s), no index {bad[0]}")
-    by_gpu, uuids = {}, {}
-    for g in gpus:
-        d = device
-        if g != device.index:                          # the run's own GPU was probed a moment ago
-            d = ParentCuda(g, device.threads, cuda=device.cuda)
-            print(f"measuring ceilings on GPU {g} ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
-            d.probe(run_dir, dtypes, log)
-        uuids[str(g)] = d.uuid()
-        by_gpu[str(g)] = {}
-        for dt in dtypes:
-            spec = d.ceilings(dt)[0].to_json()
-            by_gpu[str(g)][dt] = spec
-            write_json(run_dir / f"ceilings-gpu{g}-{dt}.json", spec)
-    out.update({"gpus": gpus, "gpu_uuids": uuids, "ceilings_by_gpu": by_gpu})
-    return out
-
-
 def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -> Path:
-    from bench.gpu.isolate import run_child
-    from bench.run.summary import record_profile_overhead
     gpus = [str(g) for g in meta["gpus"]]
     ids = [p.point_id(device.kind) for p in sweep.points]
     todo: queue.Queue = queue.Queue()
@@ -104,5 +63,4 @@ def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -
         t.join()
     assemble(run_dir, ids)
     assemble_kernels(run_dir, ids, point_done)
-    record_profile_overhead(run_dir)
     return run_dir

@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.compiled.attribute import attribute_compiled, row_group
-from bench.kvcache import new_cache
-from bench.modes import DECODE_ONLY, graphs_compiled
+from bench.profiling.compiled_attribute import attribute_compiled, row_group
+from bench.model import new_cache
+from bench.modes import graphs_compiled, mode
 from bench.profiling.profile import MAX_TRACE_BYTES
 
 
 def profile_compiled_point(model, device, point_id: str, input_ids, generated: int, cache: str, max_cache_len,
                            execution: str, spec, step_medians: list[float], trace_dir: Path | None) -> list[dict]:
-    first = 1 if execution in DECODE_ONLY else 0             # trajectory index 0 is the prefill
+    first = 0 if mode(execution).compiled_pass("prefill") else 1      # trajectory index 0 is the prefill
     chosen = {i for i in {0, 1, generated - 1} if first <= i < generated}
     return _compiled_steps(model, device, point_id, input_ids, generated, cache, max_cache_len, spec, step_medians,
                             trace_dir, chosen)

@@ -21,8 +21,7 @@ CUDA, the device time of the kernels it launched. Each row keeps the kernel name
 """
 from collections import defaultdict
 
-from bench.compiled.names import (NORM, UNATTRIBUTED, group_name, group_of_members, is_generated_kernel,
-                                  kernel_members)
+from bench.profiling.compiled_names import NORM, UNATTRIBUTED, group_name, group_of_members, is_generated_kernel, kernel_members
 
 FRAMEWORK = "framework"
 GRAPH_CALL = "CompiledFxGraph"
@@ -180,5 +179,5 @@ def _name_norms(units) -> None:
 
 
 def row_group(op: str) -> str:
-    from bench.compiled.names import members_of
+    from bench.profiling.compiled_names import members_of
     return FRAMEWORK if op == FRAMEWORK else group_of_members(members_of(op))

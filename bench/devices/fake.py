@@ -3,10 +3,10 @@
 It proves plumbing, not numbers: every CUDA branch of bench runs (events, allocator counters and peaks,
 empty_cache, mem_get_info, device properties with L2 size and UUID, NVTX, sync debug mode), but times are host
 clock readings and memory counters are whatever a test sets. The real `CudaDevice` runs unchanged; the stand-in
-overrides only its seam: the module it calls (`cuda`) and `torch_device` ("cpu").
+overrides only its seam: the module it calls (`cuda`), `torch_device` ("cpu") and its size class ("tiny").
 
 Switched on by the environment variable INFERENCE_GAPS_TEST_FAKE_CUDA=<number of fake GPUs>, which
-`bench.device.get_device` honours so that isolated child processes get the stand-in too. Never set it for real
+`bench.devices.select.get_device` honours so that isolated child processes get the stand-in too. Never set it for real
 measurements: run.json then records device_name "FAKE-CUDA ..." so such a run cannot pass for a real one.
 """
 import os
@@ -163,41 +163,18 @@ class FakeCuda:
         self.sync_debug_mode = mode
 
 
-_ORIGINAL_CEILINGS: dict = {}
-
-
-def restore_ceilings() -> None:
-    """Undo shrink_ceilings_for_cpu (tests call it when the stand-in is done, so real CUDA tests see real sizes)."""
-    import bench.ceilings as c
-    import bench.repeat.canary as canary
-    for name, value in _ORIGINAL_CEILINGS.items():
-        (canary.SHAPES if name == "canary.SHAPES" else getattr(c, name))["cuda"] = value
-    _ORIGINAL_CEILINGS.clear()
-
-
-def shrink_ceilings_for_cpu() -> None:
-    """The CUDA ceilings use GiB-sized buffers and 8k matmuls: under the stand-in they would run on the CPU for
-    minutes. Every per-kind size table of bench.ceilings gets a tiny "cuda" entry (plumbing, not numbers):
-    byte counts become 4 MiB, matmul shape lists one 128x256x256 shape."""
-    import bench.ceilings as c
-    for name, value in vars(c).items():
-        if isinstance(value, dict) and "cuda" in value and "cpu" in value:
-            _ORIGINAL_CEILINGS.setdefault(name, value["cuda"])
-            v = value["cpu"]
-            value["cuda"] = min(v, 4 * 2**20) if isinstance(v, int) else ((128, 256, 256),) if isinstance(v, tuple) else v
-    import bench.repeat.canary as canary             # the interference canary's GPU-sized work, likewise
-    _ORIGINAL_CEILINGS.setdefault("canary.SHAPES", canary.SHAPES["cuda"])
-    canary.SHAPES["cuda"] = canary.SHAPES["cpu"]
-
-
 def standin_device(index: int = 0, threads: int = 1):
-    from bench.device import CudaDevice
+    """A CudaDevice with the fake torch.cuda and CPU tensors. Its size class is "tiny": the ceilings and the
+    canary take their "tiny" rows (4 MiB buffers, one 128x256x256 matmul), since the CUDA sizes (GiB buffers,
+    8k matmuls) would run on the CPU for minutes: plumbing, not numbers."""
+    from bench.devices.cuda import CudaDevice
 
     class StandInCudaDevice(CudaDevice):
-        """CudaDevice with the fake torch.cuda and CPU tensors: the only two things it overrides."""
+        """CudaDevice with the fake torch.cuda and CPU tensors: the only things it overrides, with its size class."""
+        size_class = "tiny"
+
         @property
         def torch_device(self) -> str:
             return "cpu"
 
-    shrink_ceilings_for_cpu()
     return StandInCudaDevice(index=index, threads=threads, cuda=FakeCuda(enabled() or 1))

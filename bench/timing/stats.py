@@ -1,13 +1,14 @@
-"""Distribution-free statistics for the stopping rule: a confidence interval of the median from order statistics.
+"""Distribution-free statistics (torch-free): the stopping rule's confidence interval of the median from order
+statistics, and the per-pass median and quantiles of the timed repeats.
 
 For n independent samples, the interval [x_(j), x_(n+1-j)] (1-indexed order statistics) covers the population
 median with probability 1 − 2·P(B ≤ j−1), B ~ Binomial(n, 1/2) (e.g. Hollander & Wolfe, Nonparametric
 Statistical Methods, ch. 3). No normality assumption, which matters on a box whose noise is one-sided and bursty.
 Below n = 6 no such interval reaches 95%: the range is returned and marked as not covering.
 """
+import statistics
 from dataclasses import dataclass
 from math import comb
-import statistics
 
 CONFIDENCE = 0.95
 TARGET_REL = 0.02           # the stopping target: the interval within ±2% of the median
@@ -77,3 +78,25 @@ class StopRule:
         if n < self.min_repeats:
             return False
         return self.all_met(rows) or elapsed_s + next_repeat_s > self.max_point_s
+
+
+@dataclass
+class StepStats:
+    median_s: float
+    p10_s: float
+    p90_s: float
+    n: int
+
+
+def quantile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if len(s) == 1:
+        return s[0]
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def stats(xs: list[float]) -> StepStats:
+    return StepStats(statistics.median(xs), quantile(xs, 0.1), quantile(xs, 0.9), len(xs))
