@@ -248,3 +248,14 @@ def test_speedup_interval_and_modes_figure(tmp_path):
                       "predicted_s": [2e-3, 4e-3]})
     assert modes_figure(t, tmp_path / "m.png") and (tmp_path / "m.png").stat().st_size > 0
     assert modes_figure(t.iloc[:1], tmp_path / "one.png") is None          # one width is no curve
+
+
+def test_the_mode_table_agrees_with_theory():
+    """One row per mode in bench/modes.py, the same names as theory's, and the same static and CUDA-only sets."""
+    from bench.modes import DECODE_ONLY, MODES
+    from theory.modes import CUDA_ONLY, EXECUTIONS, STATIC_EXECUTIONS
+    assert tuple(MODES) == EXECUTIONS
+    assert set(DECODE_ONLY) == set(STATIC_EXECUTIONS)
+    assert {n for n, m in MODES.items() if m.cuda_only} == set(CUDA_ONLY)
+    assert [n for n, m in MODES.items() if not m.compiled] == ["eager"]
+    assert not MODES["compile-static"].compiled_pass("prefill") and MODES["compile"].compiled_pass("prefill")

@@ -1,4 +1,5 @@
-"""Issue 14, items 9, 10, 13, 14, 16: numbers checked, long requests in bounded time, CLIs that explain themselves."""
+"""Input checks and the CLIs: numbers checked (one line), long requests in bounded time, help and examples that
+explain themselves and run as written, the declared dependency floors."""
 import json
 import re
 import shlex

@@ -1,4 +1,5 @@
-"""Issue 14, items 1-7 and 11: a run directory is never shared, mixed, half trusted or left unnamed."""
+"""The run directory: never shared (one process, a lock), mixed, half trusted or left unnamed; writes land whole
+(atomic, SIGTERM-safe); a failing point is a row; resume trusts only whole points and the recorded sweep."""
 import json
 import os
 import signal

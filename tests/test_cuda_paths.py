@@ -1,5 +1,7 @@
-"""Issue 9's CUDA fixes, each driven on CPU: the CUDA stand-in (bench.gpu.fake), profiler events shaped like real
-ones (torch's own FunctionEvent), a fake NVML and a fake torch.distributed. They prove plumbing, not numbers."""
+"""The CUDA code paths, each driven on CPU: the CUDA stand-in (bench/devices/fake.py), profiler events shaped like
+real ones (torch's own FunctionEvent), a fake NVML and a fake torch.distributed. They prove plumbing, not numbers:
+ceilings and memory probes, NVML, the child timeout, --device auto, the ceilings child, hidden syncs, GPU profile
+shares, collectives and NCCL setup."""
 import contextlib
 import io
 import json

@@ -1,4 +1,4 @@
-"""Issue 14, items 8, 12, 15: reports on broken or empty runs, throughput, and reports that repeat byte for byte."""
+"""Reports on broken or empty runs (one line), throughput in every table, and reports that repeat byte for byte."""
 import json
 import re
 
