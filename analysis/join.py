@@ -85,7 +85,7 @@ def join(run) -> pd.DataFrame:
     joined["achieved_flops_per_s"] = joined["predicted_flops"] / m
     joined["achieved_bytes_per_s"] = joined["predicted_bytes"] / m
     joined["roofline_fraction"] = joined["predicted_time_s_ceilings"] / m
-    if "canary_ratio" in joined.columns:       # the box's speed when the point ran / at the start (bench/repeat/)
+    if "canary_ratio" in joined.columns:       # the box's speed when the point ran / at the start (bench/timing/canary.py)
         drift = pd.to_numeric(joined["canary_ratio"], errors="coerce").fillna(1.0)
         joined["predicted_time_s_ceilings_drift"] = joined["predicted_time_s_ceilings"] * drift
         joined["ratio_ceilings_drift"] = m / joined["predicted_time_s_ceilings_drift"]

@@ -2,7 +2,7 @@
 
 Pairs the same points of two runs and reports, per phase (prefill; decode = the mean decode step of each
 trajectory), the share of points whose medians agree within ±AGREE_REL, the worst pairs, and whether the two
-95% intervals of the median (order statistics over repeats, bench/repeat/stats.py) overlap. Repeats the canary
+95% intervals of the median (order statistics over repeats, bench/timing/stats.py) overlap. Repeats the canary
 marked as disturbed are left out where the point kept enough quiet ones (as the harness did)."""
 import json
 from pathlib import Path

@@ -2,7 +2,7 @@
 
 File shape (unknown keys rejected everywhere):
   {"name": str, "description": str, "warmup_s": float,
-   "min_repeats": int, "max_repeats": int, "max_point_s": float,   (adaptive repeats, bench/repeat/)
+   "min_repeats": int, "max_repeats": int, "max_point_s": float,   (adaptive repeats, bench/timing/repeats.py)
    "repeats": int,                                                  (older files: exactly this many, not adaptive)
    "defaults": {<point field>: value, ...},
    "grids": [{"axes": {<point field>: [values, ...]}, "<point field>": value, ...}, ...]}

@@ -1,4 +1,4 @@
-"""The whole GPU loop on the CUDA stand-in (bench.gpu.fake: kind "cuda", tensors on the CPU, torch.cuda faked):
+"""The whole GPU loop on the CUDA stand-in (bench/devices/fake.py: kind "cuda", tensors on the CPU, torch.cuda faked):
 `bench run` in process and isolated on two fake GPUs, `analysis report`, `analysis compare` with the CPU tiny run,
 and `python -m theory` predicting from the run's ceilings file. It proves the plumbing, not the numbers."""
 import json

@@ -36,7 +36,7 @@ def compiled_point(tiny_run, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("compiled-run")
     device = CpuDevice(threads=1)
     rows, samples = measure_point(PointJob(p, p.point_id("cpu"), device, sweep, run_dir, profile=True))
-    # Its kernels and compiled framework (bench.compiled.framework). The "tiny" model is the point's own shape
+    # Its kernels and compiled framework (bench/kernels/compiled.py). The "tiny" model is the point's own shape
     # here so that dynamo reuses the graph just compiled: this proves the plumbing, not the figure, without a
     # second compile (tens of seconds); the kernels come from tiny_run's kernel cache (the eager twin's).
     kcache = KernelCache(tiny_run.parent / "kernel-cache", device, llc_of(device))

@@ -5,7 +5,7 @@ A tiny model keeps the point's structure (layers, heads, kv heads, attention imp
 prompt and generated tokens, so the same modules, hooks, masks, cache object and Python run) with head_dim 8,
 an MLP of 16 and a vocabulary of 64. Its measured pass time minus its own kernels, timed alone the same way as
 the point's, is what transformers and torch add around the kernels: nothing is fitted. The tiny trajectories
-are repeated under the points' own stopping rule (bench/repeat/): three repeats left the framework cost of one
+are repeated under the points' own stopping rule (bench/timing/repeats.py): three repeats left the framework cost of one
 structure moving 0.5-3 ms between runs on this box.
 """
 import dataclasses

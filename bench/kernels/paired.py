@@ -45,7 +45,7 @@ class PairedKernels:
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.tiny_times: list[list[float]] = []
         self.model = self.ids = self.rewarm = None
-        self.used: list[int] = []                    # set by the runner: the repeats its statistics use
+        self.used: list[int] = []                    # set by bench/point/measure.py: the repeats its statistics use
         self.rounds_s = 0.0
 
     def prepare(self, rewarm=None) -> None:

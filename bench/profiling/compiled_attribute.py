@@ -3,7 +3,7 @@
 What the profiler shows for a compiled forward on CPU (torch 2.13, verified on a tiny Llama): top-level
 `TorchDynamo Cache Lookup` (guards) and `Torch-Compiled Region: <frame>/<n>`, under it `Pregraph bytecode`,
 `AOTDispatcher Runtime Wrapper Prologue` and `## Call CompiledFxGraph <hash> ##`, whose direct children are the
-step's work in program order: Inductor's generated kernels (names: bench.compiled.names) and extern calls
+step's work in program order: Inductor's generated kernels (names: bench/profiling/compiled_names.py) and extern calls
 (aten::mm / addmm / bmm for the matmuls, aten::_scaled_dot_product_flash_attention_for_cpu for attention).
 
 - An extern matmul is named by its weight's (in, out) shape against the model's shapes (q/k/v/o/gate/up/down/

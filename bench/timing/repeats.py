@@ -61,7 +61,7 @@ def tracked_rows(trajectories: list) -> list[list[float]]:
 
 def collect(run, rule: StopRule, canary=None, base_s: float | None = None, max_retries: int | None = None,
             clock=time.perf_counter, between=None) -> RepeatLog:
-    """run(): one whole trajectory. canary: a bench.repeat.canary.Canary (or None: nothing is marked).
+    """run(): one whole trajectory. canary: a bench.timing.canary.Canary (or None: nothing is marked).
     between(): after each trajectory and its canary reading (bench.kernels.paired: the point's kernel round); its
     time counts against the point's budget, not as repeat time."""
     max_retries = rule.min_repeats if max_retries is None else max_retries
