@@ -3,7 +3,7 @@ the seeds' attention / MLP / other breakdown, measured against predicted, and th
 import pandas as pd
 
 from analysis.join import SHAPE, no_overhead, row_workloads
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.roofline import predict
 
 GROUPS = ["attention", "mlp", "other", "unattributed"]

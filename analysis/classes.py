@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.names import point_name
-from bench.repeat.stats import median_ci
+from bench.timing.stats import median_ci
 
 PIECES = ("kernel_gap", "framework", "residual")          # the gaps beyond the roofline a cause can name
 LEVEL_COLS = {"roofline": "roofline_s", "kernel_gap": "kernel_gap_s", "framework": "framework_gap_s",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.join import join
 from analysis.load import load_run
-from bench.repeat.stats import median_ci
+from bench.timing.stats import median_ci
 from theory.errors import TheoryError
 
 META_KEYS = ["device", "device_name", "threads", "torch", "transformers", "python", "git_commit", "git_dirty",

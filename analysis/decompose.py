@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.compose import add_composed, composed_score, op_kernel_times
 from analysis.join import SHAPE, no_overhead, row_workloads
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.roofline import predict
 
 LEVELS = ("roofline_s", "kernel_gap_s", "framework_gap_s", "residual_s")

@@ -6,7 +6,7 @@ import pandas as pd
 from analysis.intervals import excludes, ratio_interval, slope_interval
 from analysis.kvmem import kv_table, slope, slope_se
 from analysis.names import names_by_id, point_name
-from bench.repeat.stats import TARGET_REL
+from bench.timing.stats import TARGET_REL
 
 SHAPE_KEYS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
               "intermediate_size", "vocab_size", "batch", "prompt_len", "generated", "dtype", "attention", "cache"]

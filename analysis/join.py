@@ -3,10 +3,11 @@
 ceilings and, when the catalog knows the device, its datasheet."""
 import pandas as pd
 
+from theory.asrun import row_workload_terms
 from theory.hardware import HardwareSpec
 from theory.memory import kv_cache_bytes
 from theory.errors import TheoryError
-from theory.model import from_hf_config, load_model
+from theory.hfconfig import from_hf_config, load_model
 from theory.ops import Workload
 from theory.modes import predict_mode
 from theory.roofline import predict
@@ -22,16 +23,9 @@ def row_workloads(r) -> tuple[Workload, Workload]:
         common["prompt_len"] = int(r["prompt_len"])
     else:
         common["context_len"] = int(r["context_len"])
-    static = r["kv_update"] == "static"
-    kv_update = r["kv_update"]
-    if static and phase == "prefill" and r["theory_attention"] == "fused":
-        # transformers' sdpa path slices an empty static cache to the prompt and runs the causal kernel
-        # (integrations/sdpa_attention.py), so a fused prefill attends only the filled slots: an append.
-        # Confirmed by FlopCounterMode in profiled runs; eager attends every max_cache_len slot.
-        kv_update = "append"
-    as_run = Workload(**common, attention=r["theory_attention"], kv_update=kv_update,
-                      max_cache_len=int(r["max_cache_len"]) if static else None, logits=r["logits"],
-                      repeat_kv=bool(int(r["repeat_kv"])))
+    mcl = int(r["max_cache_len"]) if r["kv_update"] == "static" else None
+    as_run = Workload(**common, **row_workload_terms(phase, r["theory_attention"], r["kv_update"], mcl,
+                                                     bool(int(r["repeat_kv"])), r["logits"]))
     return as_run, Workload(**common)
 
 
@@ -91,7 +85,7 @@ def join(run) -> pd.DataFrame:
     joined["achieved_flops_per_s"] = joined["predicted_flops"] / m
     joined["achieved_bytes_per_s"] = joined["predicted_bytes"] / m
     joined["roofline_fraction"] = joined["predicted_time_s_ceilings"] / m
-    if "canary_ratio" in joined.columns:       # the box's speed when the point ran / at the start (bench/repeat/)
+    if "canary_ratio" in joined.columns:       # the box's speed when the point ran / at the start (bench/timing/canary.py)
         drift = pd.to_numeric(joined["canary_ratio"], errors="coerce").fillna(1.0)
         joined["predicted_time_s_ceilings_drift"] = joined["predicted_time_s_ceilings"] * drift
         joined["ratio_ceilings_drift"] = m / joined["predicted_time_s_ceilings_drift"]

@@ -12,8 +12,8 @@ Per pair (decode, time per output token = the mean decode step of a trajectory):
 - composed per mode, as eager is composed (analysis.compose), nothing fitted: the extern kernels (matmuls,
   attention) timed alone at the point's shapes, plus the generated kernels' fused traffic (theory.modes) at the
   box's measured copy bandwidth, plus the mode's framework cost measured on a tiny compiled model of the same
-  structure (bench.compiled.framework); its error beside the eager twin's composed error;
-- the compiled decode step's profile (bench.compiled): the largest ops and fused groups and their shares.
+  structure (bench/kernels/compiled.py); its error beside the eager twin's composed error;
+- the compiled decode step's profile (bench/profiling/compiled.py): the largest ops and fused groups and their shares.
 """
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.compose import add_composed
 from analysis.join import row_workloads
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.modes import compiled_kernels, generated_ops
 
 POINT_KEY = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",

@@ -2,7 +2,7 @@
 
 Pairs the same points of two runs and reports, per phase (prefill; decode = the mean decode step of each
 trajectory), the share of points whose medians agree within ±AGREE_REL, the worst pairs, and whether the two
-95% intervals of the median (order statistics over repeats, bench/repeat/stats.py) overlap. Repeats the canary
+95% intervals of the median (order statistics over repeats, bench/timing/stats.py) overlap. Repeats the canary
 marked as disturbed are left out where the point kept enough quiet ones (as the harness did)."""
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import load_run
-from bench.repeat.stats import TARGET_REL, median_ci
+from bench.timing.stats import TARGET_REL, median_ci
 from theory.errors import TheoryError
 
 AGREE_REL = 0.03

@@ -12,7 +12,7 @@
   size overstates what one process gets on a shared VM: here the rate falls halfway at 8-16 MiB of a
   reported 32 MiB. The kernel microbenchmarks use this size to decide whether a model's weights stay cached.
 Each figure is timed after a warm-up by time (GPU clocks ramp over ~a second), then sampled with the same
-stopping rule as the points (bench/repeat/stats.py): until the 95% interval of the median is within ±2% or the
+stopping rule as the points (bench/timing/stats.py): until the 95% interval of the median is within ±2% or the
 figure's budget is spent. The spec holds the medians; `spread` in the detail holds each interval, as rates.
 On CUDA the in-cache copy's working set is half the L2 (the device's properties, L2_cache_size):
 inside L2, and many copies are queued per sample so launches overlap execution instead of bounding it.
@@ -21,18 +21,21 @@ import time
 
 import torch
 
-from bench.build import TORCH_DTYPES
-from bench.repeat.stats import StopRule, median_ci
+from bench.model import TORCH_DTYPES
+from bench.timing.stats import StopRule, median_ci
 from theory.hardware import HardwareSpec
 
-WARMUP_S = {"cpu": 0.1, "cuda": 1.0}
+# Size tables by the device's size class; "tiny" is the CPU stand-in of a CUDA device (bench/devices/fake.py):
+# 4 MiB buffers and one 128x256x256 matmul, plumbing not numbers.
+WARMUP_S = {"cpu": 0.1, "cuda": 1.0, "tiny": 0.1}
 RULE = StopRule(min_repeats=6, max_repeats=40, max_point_s=0.6)     # per figure; 7 figures ≈ 5 s on one core
 SPREAD: dict = {}                                  # figure name → its interval, filled by measure_ceilings
 
 MATMUL_SHAPES = {"cpu": ((256, 1024, 1024), (1024, 1024, 1024), (1024, 1024, 4096)),
-                 "cuda": ((2048, 4096, 4096), (4096, 4096, 4096), (8192, 8192, 8192))}      # (m, k, n)
-GEMV_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
-DRAM_COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
+                 "cuda": ((2048, 4096, 4096), (4096, 4096, 4096), (8192, 8192, 8192)),
+                 "tiny": ((128, 256, 256),)}                                                 # (m, k, n)
+GEMV_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30, "tiny": 4 * 2**20}
+DRAM_COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30, "tiny": 4 * 2**20}
 CACHE_COPY_BYTES = 1 * 2**20
 LLC_SWEEP_MIB = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 LLC_SWEEP_S = 0.12                                 # per working set: ~1.5 s for the sweep on one core
@@ -45,7 +48,7 @@ def _median_time(device, fn, repeats: int = 0, inner: int = 1, name: str | None 
     while True:                                    # warm up by time, at least one call
         fn()
         device.sync()
-        if time.perf_counter() - t0 >= WARMUP_S.get(device.kind, 0.1):
+        if time.perf_counter() - t0 >= WARMUP_S.get(device.size_class, 0.1):
             break
     samples, t0 = [], time.perf_counter()
     while True:
@@ -65,7 +68,7 @@ def _median_time(device, fn, repeats: int = 0, inner: int = 1, name: str | None 
 def matmul_flops_per_s(device, dtype: str, repeats: int = 5) -> dict[str, float]:
     out = {}
     dt = TORCH_DTYPES[dtype]
-    for m, k, n in MATMUL_SHAPES[device.kind]:
+    for m, k, n in MATMUL_SHAPES[device.size_class]:
         x = torch.rand(m, k, device=device.torch_device, dtype=dt)
         w = torch.rand(n, k, device=device.torch_device, dtype=dt)
         t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats, name=f"matmul_{m}x{k}x{n}")
@@ -77,7 +80,7 @@ def gemv_read_bytes_per_s(device, dtype: str, repeats: int = 5) -> float:
     """Weight bytes a matrix-vector product streams per second (matrix far outside the cache)."""
     dt = TORCH_DTYPES[dtype]
     k = 4096
-    n = GEMV_BYTES[device.kind] // (k * torch.tensor([], dtype=dt).element_size())
+    n = GEMV_BYTES[device.size_class] // (k * torch.tensor([], dtype=dt).element_size())
     w = torch.rand(n, k, device=device.torch_device, dtype=dt)
     x = torch.rand(1, k, device=device.torch_device, dtype=dt)
     t = _median_time(device, lambda: torch.nn.functional.linear(x, w), repeats, name="gemv_read")
@@ -185,7 +188,7 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
     SPREAD.clear()
     mm = matmul_flops_per_s(device, dtype)
     gemv = gemv_read_bytes_per_s(device, dtype)
-    dram = copy_bytes_per_s(device, DRAM_COPY_BYTES[device.kind], name="copy_dram")
+    dram = copy_bytes_per_s(device, DRAM_COPY_BYTES[device.size_class], name="copy_dram")
     llc = device.info().get("llc_bytes")
     cache_bytes = cache_copy_bytes(device)
     in_cache = copy_bytes_per_s(device, cache_bytes, name="copy_in_cache")
@@ -196,12 +199,13 @@ def measure_ceilings(device, dtype: str, host: str) -> tuple[HardwareSpec, dict]
         id=f"measured-{device.kind}", name=f"{info['device_name']} ({host}, {device.threads} thread(s)) measured",
         peak_flops_per_s={dtype: max(mm.values())}, memory_bandwidth_bytes_per_s=gemv,
         memory_capacity_bytes=int(device.total_bytes()), launch_overhead_s=overhead,
-        llc_bytes=llc, llc_bandwidth_bytes_per_s=in_cache if device.kind == "cpu" else None, kind=device.kind,
+        llc_bytes=llc, llc_bandwidth_bytes_per_s=in_cache if device.kind == "cpu" else None,
+        kind="gpu" if device.kind == "cuda" else device.kind,          # theory's kinds: "gpu" | "cpu"
         source="measured by bench.ceilings in this run",
         notes=f"matmul: best of linear shapes {list(mm)}; memory bandwidth: matrix-vector weight streaming")
     detail = {"matmul_flops_per_s_by_shape": mm, "gemv_read_bytes_per_s": gemv,
               "copy_bytes_per_s_dram": dram, "copy_bytes_per_s_in_cache": in_cache,
-              "dram_copy_working_set_bytes": DRAM_COPY_BYTES[device.kind],
+              "dram_copy_working_set_bytes": DRAM_COPY_BYTES[device.size_class],
               "cache_copy_working_set_bytes": cache_bytes, "op_overhead_s": overhead, "l2_cache_bytes": l2_bytes(device),
               "llc_effective_bytes": sweep["effective_bytes"] if sweep else None, "llc_read_sweep": sweep}
     work = {f"matmul_{k}": 2 * _mkn(k) for k in mm}

@@ -3,11 +3,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.kernels import KERNELS_EXAMPLE
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 DEFAULT_OUT = Path("results")
-KERNELS_EXAMPLE = ("example:\n  python -m bench kernels --model tinyllama-1.1b --batch 1 --prompt-len 128\n"
-                   "  python -m theory --model tinyllama-1.1b --hardware results/calibration-<...>.json --prompt-len 128")
 
 
 def build_parser() -> OneLineParser:
@@ -75,24 +74,24 @@ def main(argv=None) -> int:
     if argv[:1] == ["kvmem"]:                      # one traced trajectory -> predicted CUDA reserved memory
         from bench.kvmem import main as kvmem_main
         return kvmem_main(argv[1:])
-    if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (see runner.run_point_isolated)
-        from bench.runner import child_point
+    if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (bench/launch/child.py)
+        from bench.launch.child import child_point
         return child_point(Path(argv[1]), int(argv[2]))
-    if argv[:1] == ["_ceilings"] and len(argv) == 4:   # internal: ceilings of an isolated CUDA run (bench.gpu.probe)
-        from bench.gpu.probe import child_main
-        return child_main(Path(argv[1]), int(argv[2]), argv[3].split(","))
+    if argv[:1] == ["_ceilings"] and len(argv) == 4:   # internal: ceilings of an isolated CUDA run (launch/child.py)
+        from bench.launch.child import child_ceilings
+        return child_ceilings(Path(argv[1]), int(argv[2]), argv[3].split(","))
     a = build_parser().parse_args(argv)
-    from bench import runner                       # imports torch: only once there is work to do
-    from bench.device import get_device
-    from bench.lock import run_lock
-    from bench.signals import EXIT_TERMINATED, Terminated, terminate_as_exception
-    from bench.sweep import load_sweep
+    from bench.devices.select import get_device    # imports torch: only once there is work to do
+    from bench.run import create, execute
+    from bench.store.lock import run_lock
+    from bench.store.signals import EXIT_TERMINATED, Terminated, terminate_as_exception
+    from bench.sweep import load_run_sweep, load_sweep
     with terminate_as_exception():
         try:
             if a.command == "run":
                 if a.threads < 1:
                     raise ValueError(f"--threads must be at least 1, got {a.threads}")
-                from bench.gpu.parallel import parse_gpus
+                from bench.launch.parallel import parse_gpus
                 gpus = parse_gpus(a.gpus)
                 device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
                                     isolated=a.isolate is not False)
@@ -101,19 +100,19 @@ def main(argv=None) -> int:
                 sweep, path = load_sweep(a.sweep, device.kind)   # bad sweep files fail here, before anything runs
                 print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-                run_dir = runner.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
-                                           gpus=gpus, kernels=not a.no_kernels,
-                                           kernel_timing="cached" if a.cached_kernels else "paired")
+                run_dir = create.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
+                                            gpus=gpus, kernels=not a.no_kernels,
+                                            kernel_timing="cached" if a.cached_kernels else "paired")
             else:
                 run_dir = a.run_dir
                 if not (run_dir / "run.json").is_file():
                     raise ValueError(f"{run_dir} is not a run directory (no run.json)")
             with run_lock(run_dir):                      # one process per run directory
                 if a.command == "resume":
-                    sweep, meta = runner.load_run_sweep(run_dir)
+                    sweep, meta = load_run_sweep(run_dir)
                     device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
                     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
-                runner.execute(run_dir, sweep, device)   # measures missing ceilings first
+                execute.execute(run_dir, sweep, device)   # measures missing ceilings first
         except (KeyboardInterrupt, Terminated) as e:
             if a.command == "run" and "run_dir" not in locals():
                 raise

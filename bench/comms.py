@@ -18,8 +18,9 @@ import torch
 import torch.distributed as dist
 
 from bench.env import run_metadata, utc_now
-from bench.records import atomic_write, csv_text, write_json
-from bench.timing import quantile
+from bench.store.files import atomic_write, csv_text, write_json
+from bench.store.meta import create_meta
+from bench.timing.stats import quantile
 
 COMMS_COLUMNS = ["op", "world_size", "message_bytes", "time_s", "time_p10_s", "time_p90_s", "repeats",
                  "algbw_bytes_per_s", "busbw_bytes_per_s", "backend", "rank_scope"]
@@ -139,7 +140,7 @@ def setup_backend(requested: str, local: int, timeout_s: float, cuda=torch.cuda,
     `cuda` and `dist_mod` are seams for the tests (the CUDA stand-in and a fake torch.distributed)."""
     dist_mod = dist if dist_mod is None else dist_mod
     if requested == "auto":                    # never gloo-on-CPU by accident on a GPU box whose torch lacks CUDA
-        from bench.gpu.detect import choose_auto
+        from bench.devices.select import choose_auto
         choose_auto(cuda.is_available(), torch.version.cuda, torch.__version__)
     backend = ("nccl" if cuda.is_available() else "gloo") if requested == "auto" else requested
     device = f"cuda:{local}" if backend == "nccl" else "cpu"
@@ -210,9 +211,9 @@ def main(argv=None) -> int:
                 "interconnect_latency_s": fit["interconnect_latency_s"],
                 "interconnect_bandwidth_bytes_per_s": fit["interconnect_bandwidth_bytes_per_s"],
                 "fits": fits, "backend": backend, "world_size": ctx.world, "utc_time": utc_now()})
-            from bench.device import get_device
+            from bench.devices.select import get_device
             meta = run_metadata(get_device("cuda" if backend == "nccl" else "cpu", 1))
-            write_json(run_dir / "run.json", {"run_id": run_dir.name, "kind": "comms", **meta,
+            create_meta(run_dir, {"run_id": run_dir.name, "kind": "comms", **meta,
                                               "world_size": ctx.world, "backend": backend, "timeout_s": a.timeout_s,
                                               "sizes_bytes": sizes, "repeats": a.repeats, "warmup": a.warmup})
             print(f"all_reduce fit: alpha {fit['interconnect_latency_s'] * 1e6:.1f} us, beta "

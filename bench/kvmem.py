@@ -96,7 +96,7 @@ def pick_device(choice: str) -> str:
 def record(p, device: str, threads: int = 1) -> dict:
     """Build, run one traced trajectory, replay the trace: the per-step table and its summary."""
     import torch
-    from bench.build import build_model, weight_bytes
+    from bench.model import build_model, weight_bytes
     torch.manual_seed(0)
     if device == "cpu":
         torch.set_num_threads(threads)
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     from bench.kvreport import render_table, staircase_figure, TRACE_KEY
     trace = out.pop(TRACE_KEY)
     if a.trace:
-        from bench.profiling.alloctrace import trace_text
+        from bench.store.traces import trace_text
         a.trace.write_text(trace_text(trace))
     if a.figure:
         staircase_figure(out, a.figure)

@@ -2,7 +2,7 @@
 
 File shape (unknown keys rejected everywhere):
   {"name": str, "description": str, "warmup_s": float,
-   "min_repeats": int, "max_repeats": int, "max_point_s": float,   (adaptive repeats, bench/repeat/)
+   "min_repeats": int, "max_repeats": int, "max_point_s": float,   (adaptive repeats, bench/timing/repeats.py)
    "repeats": int,                                                  (older files: exactly this many, not adaptive)
    "defaults": {<point field>: value, ...},
    "grids": [{"axes": {<point field>: [values, ...]}, "<point field>": value, ...}, ...]}
@@ -19,7 +19,8 @@ from pathlib import Path
 from bench.modes import EXECUTIONS, check_execution
 from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
-from theory.model import ModelSpec, from_hf_config, load_model
+from theory.model import ModelSpec
+from theory.hfconfig import from_hf_config, load_model
 
 SWEEP_DIR = Path(__file__).parent / "sweeps"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -97,7 +98,7 @@ class Sweep:
     max_retries: int | None = None          # disturbed repeats measured again; None: min_repeats; 0 for `repeats`
 
     def stop_rule(self):
-        from bench.repeat.stats import StopRule
+        from bench.timing.stats import StopRule
         return StopRule(self.min_repeats, self.max_repeats, self.max_point_s)
 
     @property
@@ -212,3 +213,23 @@ def load_sweep(name_or_path: str, device_kind: str = "cpu") -> tuple[Sweep, Path
         if reason:
             raise TheoryError(f"{path}: {p.label()}: {reason}")
     return sweep, path.resolve()
+
+
+def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:
+    """The sweep a run directory recorded (sweep.json), checked against run.json's sha1 and the original file,
+    and the run's run.json: what `resume` and an isolated point's child start from."""
+    meta_path = run_dir / "run.json"
+    if not meta_path.exists():
+        raise TheoryError(f"{run_dir} is not a run directory (no run.json)")
+    meta = read_json(meta_path)
+    check_keys(meta, set(meta) if isinstance(meta, dict) else set(), {"sweep_path", "sweep_sha1", "device"},
+               str(meta_path))
+    text = (run_dir / "sweep.json").read_text()
+    if hashlib.sha1(text.encode()).hexdigest() != meta["sweep_sha1"]:
+        raise TheoryError(f"{run_dir / 'sweep.json'} does not match the sweep_sha1 recorded in {meta_path}; "
+                          f"refusing to resume (start a new run)")
+    original = Path(meta["sweep_path"])
+    if original.exists() and original.read_text() != text:
+        raise TheoryError(f"sweep file {original} changed since this run started; refusing to resume "
+                          f"(start a new run, or restore the file)")
+    return parse_sweep(json.loads(text), text, str(run_dir / "sweep.json")), meta

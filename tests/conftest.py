@@ -54,8 +54,9 @@ def tiny_sweep_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_sweep_file) -> Path:
-    from bench.device import CpuDevice
-    from bench.runner import execute, start_run
+    from bench.devices.cpu import CpuDevice
+    from bench.run.execute import execute
+    from bench.run.create import start_run
     from bench.sweep import load_sweep
     device = CpuDevice(threads=1)
     sweep, path = load_sweep(str(tiny_sweep_file), "cpu")

@@ -4,8 +4,9 @@ import time
 import pytest
 import torch
 
-from bench.build import build_model
-from bench.profiling.alloctrace import TraceBuilder, pass_of, read_trace, snapshot_events, trace_text
+from bench.model import build_model
+from bench.profiling.alloctrace import TraceBuilder, pass_of, snapshot_events
+from bench.store.traces import read_trace, trace_text
 from bench.profiling.cpumem import cpu_memory_and_trace
 from bench.profiling.cudatrace import cuda_memory_and_trace, trace_from_snapshot
 from bench.sweep import Point

@@ -107,8 +107,9 @@ def test_fit_never_negative():
 
 
 def test_compare_two_runs(tiny_run, tmp_path, tiny_sweep_file):
-    from bench.device import CpuDevice
-    from bench.runner import execute, start_run
+    from bench.devices.cpu import CpuDevice
+    from bench.run.execute import execute
+    from bench.run.create import start_run
     from bench.sweep import load_sweep
     from analysis.compare import write_compare
     import io

@@ -38,8 +38,9 @@ def test_repeatability_default_is_the_latest_pair_of_one_sweep(run_copy, tmp_pat
 
 
 def test_a_one_point_run_has_no_held_out_fit_and_counts_its_own_points(run_copy, capsys):
-    from bench.records import read_csv
-    from bench.records import MEASUREMENT_COLUMNS, csv_text
+    from bench.store.files import read_csv
+    from bench.store.files import csv_text
+    from bench.store.points import MEASUREMENT_COLUMNS
     rows = read_csv(run_copy / "measurements.csv")
     keep = next(r["point_id"] for r in rows if r["status"] == "ok")
     (run_copy / "measurements.csv").write_text(csv_text([r for r in rows if r["point_id"] == keep],

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from bench.records import MEASUREMENT_COLUMNS, read_csv
+from bench.store.points import MEASUREMENT_COLUMNS
+from bench.store.files import read_csv
 from bench.sweep import load_sweep
 from conftest import TINY_SWEEP, subprocess_env, the_run
 from theory.hardware import hardware_from_json
 from theory.memory import kv_cache_bytes
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 
 
 def rows_of(run_dir):
@@ -61,7 +62,7 @@ def test_kv_bytes_equal_theory_exactly(tiny_run):
 
 
 def test_cpu_timer_measures_sleep():
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     d = CpuDevice(threads=1)
     t = d.start()
     time.sleep(0.02)
@@ -134,7 +135,7 @@ def test_resume_after_sigkill(tmp_path):
 @pytest.mark.cuda
 def test_cuda_timer_and_memory_probe():
     import torch
-    from bench.device import CudaDevice
+    from bench.devices.cuda import CudaDevice
     d = CudaDevice()
     x = torch.randn(4096, 4096, device="cuda")
     d.reset_peak()

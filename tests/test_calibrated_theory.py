@@ -46,7 +46,7 @@ def test_models_bench_kernels_refuses_are_refused_in_one_line(files, capsys, ext
 def test_bench_kernels_and_theory_share_the_rule():
     from bench.kernels.point import plans_family
     from theory.calibration.family import unplanned_reason
-    from theory.model import from_hf_config
+    from theory.hfconfig import from_hf_config
     for extra in ({}, {"model_type": "qwen2"}, {"attention_bias": True}, {"model_type": "gemma"}):
         spec = from_hf_config({**TINY, **extra})
         assert plans_family(spec) == (unplanned_reason(spec) is None)
@@ -62,7 +62,7 @@ def test_roofline_only_options_are_refused_not_ignored(files, capsys, args, need
 def test_repeat_kv_is_honoured_on_an_eager_calibration_of_a_gqa_model(files):
     from argparse import Namespace
     from theory.calibration.cli import check_honoured
-    from theory.model import from_hf_config
+    from theory.hfconfig import from_hf_config
     cal = {**json.loads((files / "cal.json").read_text()), "attention": "eager"}
     a = Namespace(dtype=None, tp=1, kv_dtype=None, mode="max", attention=None, kv_update=None, logits=None,
                   repeat_kv=True)

@@ -11,7 +11,7 @@ from conftest import ROOT, subprocess_env
 from theory.calibration import FORMAT, predict_pass, request
 from theory.cli import main as theory_main
 from theory.cliutil import run_main
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 TINY_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                "head_dim": 16, "intermediate_size": 176, "vocab_size": 256, "max_position_embeddings": 512}
@@ -120,7 +120,7 @@ def test_versus_bad_input_is_one_line_and_its_help_has_an_example(capsys):
 
 def test_versus_times_the_largest_decode_kernels_again_to_show_box_drift(calibration, monkeypatch):
     import bench.kernels.versus as versus
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     from bench.kernels.microbench import KernelTime
     cfg, out = calibration
     cal = json.loads(out.read_text())

@@ -7,7 +7,7 @@ import pytest
 from theory.calibration import FORMAT, FORMAT_V1, predict_pass, request, upgrade
 from theory.calibration.interp import as_run_workload, interpolate, op_work
 from theory.errors import TheoryError
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.ops import count_ops
 
 MODEL = from_hf_config({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -73,7 +73,7 @@ def test_loo_classes_are_the_axes_a_point_differs_in():
 
 
 def test_the_run_archive_keeps_every_round_and_the_set_not_kept(tmp_path):
-    from bench.records import atomic_write, csv_text
+    from bench.store.files import atomic_write, csv_text
     from bench.kernels.rounds import ROUND_COLUMNS
     (tmp_path / "points").mkdir()
     rows = round_rows("p1", {"k": [1e-3, 2e-3]}, [[5e-3, 1e-3]], [1])

@@ -4,20 +4,17 @@ from types import SimpleNamespace
 import torch
 
 from bench import ceilings
-from bench.device import CpuDevice
+from bench.devices.cpu import CpuDevice
 
 
 def test_cuda_in_cache_copy_is_sized_from_l2():
     """The L2 size comes from the device's own properties, through the device seam (CudaDevice.info(), which the
     CUDA stand-in fakes), never from torch.cuda directly."""
-    from bench.gpu import fake
+    from bench.devices import fake
     dev = fake.standin_device()
-    try:
-        l2 = dev.cuda.get_device_properties(0).L2_cache_size
-        assert l2 and ceilings.l2_bytes(dev) == l2
-        assert ceilings.cache_copy_bytes(dev) == l2 // 2                # inside L2, far above a launch's worth
-    finally:
-        fake.restore_ceilings()
+    l2 = dev.cuda.get_device_properties(0).L2_cache_size
+    assert l2 and ceilings.l2_bytes(dev) == l2
+    assert ceilings.cache_copy_bytes(dev) == l2 // 2                # inside L2, far above a launch's worth
     cpu = SimpleNamespace(kind="cpu", torch_device="cpu")
     assert ceilings.l2_bytes(cpu) is None and ceilings.cache_copy_bytes(cpu) == ceilings.CACHE_COPY_BYTES
 

@@ -3,9 +3,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.compiled.attribute import FRAMEWORK, attribute_compiled, row_group
-from bench.compiled.names import aten_names, group_name, kernel_members, members_of
-from theory.model import from_hf_config
+from bench.profiling.compiled_attribute import FRAMEWORK, attribute_compiled, row_group
+from bench.profiling.compiled_names import aten_names, group_name, kernel_members, members_of
+from theory.hfconfig import from_hf_config
 from theory.ops import OPS
 
 # Kernel names as torch 2.13's Inductor printed them for a tiny Llama (static cache, CPU, kernel profiling on).
@@ -134,10 +134,9 @@ def test_compiled_profile_on_the_cuda_standin(monkeypatch):
     is profiled with device times, which a CPU build of torch reports as zero: rows, no crash, no division by
     zero. Real device times need a GPU."""
     import torch
-    from bench.compiled import profile as cprof
-    from bench.gpu.fake import restore_ceilings, standin_device
+    from bench.profiling import compiled as cprof
+    from bench.devices.fake import standin_device
     device = standin_device()
-    restore_ceilings()
     w = torch.randn(16, 8)
     step = torch.compile(lambda ids: (w[ids] * 2).relu(), options={"cpp.enable_kernel_profile": True})
 

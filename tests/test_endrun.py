@@ -1,9 +1,11 @@
 """End of a run: noisy points measured again, the better-measured set kept, both recorded, budget respected."""
 import json
 import shutil
+from types import SimpleNamespace
 
-from bench.records import point_files, read_csv
-from bench.repeat.endrun import missed_points, remeasure_noisy
+from bench.store.points import point_files
+from bench.store.files import read_csv
+from bench.run.endrun import missed_points, remeasure_noisy
 
 
 def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
@@ -37,7 +39,8 @@ def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
     def on_replace(pid):
         replaced.append((pid, float(read_csv(point_files(run, pid)[0])[0]["time_ci_high_s"])))
 
-    done = remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure, on_kept=on_kept, on_replace=on_replace)
+    launcher = SimpleNamespace(measure=measure, kept=on_kept, replacing=on_replace)
+    done = remeasure_noisy(run, {pid: None for pid in ids}, 1e9, launcher)
     assert [pid for pid, _ in replaced] == [d["point_id"] for d in done if d["kept"] == "second"]
     assert replaced[0][1] == float(read_csv(point_files(tiny_run, missed[0])[0])[0]["time_ci_high_s"])
     assert [(pid, second) for pid, second, _ in told] == [(d["point_id"], d["kept"] == "second") for d in done]
@@ -48,7 +51,7 @@ def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
     assert float(kept[0]["time_ci_high_s"]) == float(kept[0]["time_s"]) * 1.01
     assert (run / "points" / f"{missed[0]}.other.csv").exists()          # the first set, kept beside it
     assert json.loads((run / "run.json").read_text())["remeasured"] == done
-    assert remeasure_noisy(run, {pid: None for pid in ids}, 1e9, measure) == done and len(calls) == len(missed)
+    assert remeasure_noisy(run, {pid: None for pid in ids}, 1e9, launcher) == done and len(calls) == len(missed)
 
 
 def test_budget_skips_points_that_would_overrun(tiny_run, tmp_path):
@@ -58,4 +61,5 @@ def test_budget_skips_points_that_would_overrun(tiny_run, tmp_path):
     meta.pop("remeasured", None)
     (run / "run.json").write_text(json.dumps(meta))
     ids = [r["point_id"] for r in read_csv(run / "measurements.csv") if r["phase"] == "prefill"]
-    assert remeasure_noisy(run, {pid: None for pid in ids}, 0.0, lambda p, q: 1 / 0) == []
+    never = SimpleNamespace(measure=lambda p, q: 1 / 0, kept=None, replacing=None)
+    assert remeasure_noisy(run, {pid: None for pid in ids}, 0.0, never) == []

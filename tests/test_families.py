@@ -7,7 +7,7 @@ import pytest
 
 from theory.errors import TheoryError
 from theory.memory import kv_cache_bytes, weight_bytes
-from theory.model import from_hf_config, load_model
+from theory.hfconfig import from_hf_config, load_model
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 PUBLISHED = sorted(CONFIGS.glob("*.json"))
@@ -18,7 +18,7 @@ def hf_param_count(raw: dict) -> int:
     """numel over distinct parameters (tied weights once) of transformers' class built on the meta device."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-    from bench.families import PROVENANCE_KEYS
+    from bench.model import PROVENANCE_KEYS
     from theory.hfconfig import unwrap
     cfg = {k: v for k, v in unwrap(raw).items() if k not in PROVENANCE_KEYS}
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
@@ -30,7 +30,7 @@ def hf_param_count(raw: dict) -> int:
 @pytest.mark.parametrize("path", PUBLISHED + PRESETS, ids=lambda p: getattr(p, "stem", p))
 def test_published_config_params_equal_transformers_meta_build(path):
     if isinstance(path, str):
-        from theory.model import PRESET_DIR
+        from theory.hfconfig import PRESET_DIR
         path = PRESET_DIR / f"{path}.json"
     spec = load_model(str(path))
     assert spec.num_params == hf_param_count(json.loads(path.read_text()))
@@ -115,8 +115,8 @@ FAMILIES = {
 def test_tiny_build_weight_and_cache_bytes_equal_theory_every_step(family):
     import torch
     from transformers import DynamicCache
-    from bench.build import build_model, weight_bytes as built_bytes
-    from bench.kvcache import cache_tensor_bytes
+    from bench.model import build_model, weight_bytes as built_bytes
+    from bench.model import cache_tensor_bytes
     torch.set_num_threads(1)
     spec = from_hf_config(FAMILIES[family], family)
     model = build_model(spec, "cpu", "fp32")
@@ -215,15 +215,16 @@ def test_analysis_joins_a_family_row_with_its_own_config(tmp_path):
 def test_gemma2_row_says_it_ran_eager_and_gets_no_guessed_kernels(tmp_path):
     """transformers has no sdpa path for Gemma-2: the row records what ran (eager, materialized scores), and the
     kernel plan, which models Llama-structured layers only, refuses the family instead of composing Llama kernels."""
-    from bench.device import CpuDevice
+    from bench.devices.cpu import CpuDevice
     from bench.kernels.cli import main as kernels_main
     from bench.kernels.point import plans_family
-    from bench.runner import measure_point
+    from bench.point.job import PointJob
+    from bench.point.measure import measure_point
     from bench.sweep import Point, Sweep
     path = tmp_path / "gemma2.json"
     path.write_text(json.dumps(FAMILIES["gemma2-hybrid"]))
     p = Point(model=str(path), prompt_len=4, generated=2)
-    rows, _ = measure_point(p, p.point_id("cpu"), CpuDevice(threads=1), Sweep("t", "", 2, 0.0, (), "", 2, 2, 6.0, 0))
+    rows, _ = measure_point(PointJob(p, p.point_id("cpu"), CpuDevice(threads=1), Sweep("t", "", 2, 0.0, (), "", 2, 2, 6.0, 0)))
     assert {(r["status"], r["attention"], r["theory_attention"]) for r in rows} == {("ok", "eager", "materialized")}
     assert not plans_family(p.spec()) and plans_family(Point().spec())
     with pytest.raises(ValueError, match="Llama-structured layers only"):

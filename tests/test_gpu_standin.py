@@ -1,4 +1,4 @@
-"""The whole GPU loop on the CUDA stand-in (bench.gpu.fake: kind "cuda", tensors on the CPU, torch.cuda faked):
+"""The whole GPU loop on the CUDA stand-in (bench/devices/fake.py: kind "cuda", tensors on the CPU, torch.cuda faked):
 `bench run` in process and isolated on two fake GPUs, `analysis report`, `analysis compare` with the CPU tiny run,
 and `python -m theory` predicting from the run's ceilings file. It proves the plumbing, not the numbers."""
 import json
@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from bench.gpu import fake
-from bench.records import MEASUREMENT_COLUMNS, read_csv
+from bench.devices import fake
+from bench.store.points import MEASUREMENT_COLUMNS
+from bench.store.files import read_csv
 from conftest import TINY_SWEEP, subprocess_env, the_run
 
 SWEEP = {**TINY_SWEEP, "name": "standin", "repeats": 2, "warmup_s": 0.0,
@@ -27,7 +28,6 @@ def cuda_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(fake.ENV, "1")
         assert main(["run", "--sweep", str(sweep), "--out", str(tmp / "out"), "--no-isolate"]) == 0
-    fake.restore_ceilings()
     return the_run(tmp / "out")
 
 
@@ -102,7 +102,6 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
         mp.setenv(fake.ENV, "2")
         mp.setenv(fake.CONTEXT_LOG_ENV, str(calls))
         assert main(["resume", str(run_dir), "--no-report"]) == 0        # nothing left: no child runs
-    fake.restore_ceilings()
     assert_parent_made_no_cuda_context(calls, os.getpid())
     assert {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()} == before
     assert (run_dir / "measurements.csv").read_bytes() == measured
@@ -130,7 +129,7 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
     parent that assembles the run never touches the GPU, so children see all its memory (issue 9, item 8).
     The point's child is a stub that dies at once (real point children run in the two-GPU test)."""
     import torch
-    import bench.gpu.isolate as iso
+    import bench.launch.child as iso
     monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "raise SystemExit(3)"])
     inits = []                                 # torch.cuda's own lazy init, reached by any call that needs a device
     real_init = torch.cuda._lazy_init
@@ -149,7 +148,6 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
                          str(tmp_path / "out"), "--no-profile", "--no-report"]) == 0
         finally:
             torch.set_num_threads(threads)
-    fake.restore_ceilings()
     assert_parent_made_no_cuda_context(calls, os.getpid())
     assert inits == []
     run_dir = the_run(tmp_path / "out")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import bench.kernels.cache as cache_mod
-from bench.device import CpuDevice
+from bench.devices.cpu import CpuDevice
 from bench.kernels.microbench import KernelTime
 from bench.kernels.cache import kernel_id
 from bench.kernels.plan import compose_rows, passes

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from bench.build import build_model
-from bench.device import CpuDevice
+from bench.model import build_model
+from bench.devices.cpu import CpuDevice
 from bench.kernels.cache import KernelCache, box_key
 from bench.kernels.microbench import copies_for, median_interval, time_kernel
 from bench.kernels.plan import passes
 from bench.kernels.shapes import pass_kernels
-from bench.kvcache import new_cache
+from bench.model import new_cache
 from bench.sweep import Point
 
 

@@ -5,7 +5,7 @@ import sys
 
 from theory.hardware import load_hardware
 from theory.kvrun import capacity_as_run, kv_as_run, live_sizes, packed, staircase, step_states
-from theory.model import from_hf_config, load_model
+from theory.hfconfig import from_hf_config, load_model
 
 MiB = 1 << 20
 

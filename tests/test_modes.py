@@ -8,7 +8,8 @@ import pytest
 
 from bench.modes import CompileWatch, check_execution, prepare
 from bench.kernels.point import assemble_kernels
-from bench.records import assemble, read_csv, save_point
+from bench.store.points import assemble, save_point
+from bench.store.files import read_csv
 from bench.sweep import Point, Sweep, load_sweep
 from tests.conftest import ROOT, TINY_SWEEP, subprocess_env
 from theory.errors import TheoryError
@@ -24,8 +25,9 @@ def compiled_point(tiny_run, tmp_path_factory):
     """One compile per test session, of the point tiny_run measured eagerly (d=64, L=2, static cache), profiled
     after its timed trajectories as `bench run` does (points/<id>.profile.csv in its own run directory)."""
     import torch
-    from bench.device import CpuDevice
-    from bench.runner import measure_point
+    from bench.devices.cpu import CpuDevice
+    from bench.point.job import PointJob
+    from bench.point.measure import measure_point
     torch.set_num_threads(1)
     p = Point(**TWIN, execution="compile-static")
     sweep = Sweep("t", "", 3, 0.05, (), "", 3, 3, 6.0, 0)     # exactly 3 repeats, as a `repeats: 3` file
@@ -33,13 +35,13 @@ def compiled_point(tiny_run, tmp_path_factory):
     from bench.kernels.point import llc_of, measure_point_kernels
     run_dir = tmp_path_factory.mktemp("compiled-run")
     device = CpuDevice(threads=1)
-    rows, samples = measure_point(p, p.point_id("cpu"), device, sweep, run_dir, profile=True)
-    # Its kernels and compiled framework (bench.compiled.framework). The "tiny" model is the point's own shape
+    rows, samples = measure_point(PointJob(p, p.point_id("cpu"), device, sweep, run_dir, profile=True))
+    # Its kernels and compiled framework (bench/kernels/compiled.py). The "tiny" model is the point's own shape
     # here so that dynamo reuses the graph just compiled: this proves the plumbing, not the figure, without a
     # second compile (tens of seconds); the kernels come from tiny_run's kernel cache (the eager twin's).
     kcache = KernelCache(tiny_run.parent / "kernel-cache", device, llc_of(device))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("bench.compiled.framework.tiny_spec", lambda spec: spec)
+        mp.setattr("bench.kernels.compiled.tiny_spec", lambda spec: spec)
         measure_point_kernels(run_dir, p, p.point_id("cpu"), device, rows, kcache)
     eager = [r for r in read_csv(tiny_run / "measurements.csv") if r["point_id"] == Point(**TWIN).point_id("cpu")]
     return p, rows, samples, eager, run_dir
@@ -69,7 +71,7 @@ def test_compiled_point_is_timed_after_compilation_settles(compiled_point):
 def test_compiled_decode_steps_are_profiled_by_theory_op(compiled_point):
     """Profiled after timing without compiling anything: the matmuls named by shape, Inductor's fused kernels as
     groups of theory ops, shares summing to 1 and times to the profiled step."""
-    from bench.compiled.names import members_of
+    from bench.profiling.compiled_names import members_of
     from theory.ops import OPS
     p, rows, _, _, run_dir = compiled_point
     prof = read_csv(run_dir / "points" / f"{p.point_id('cpu')}.profile.csv")
@@ -123,7 +125,7 @@ def test_report_sets_the_mode_beside_its_eager_twin(compiled_point, tiny_run, tm
 
 def test_recompilation_on_a_shape_change_is_detected():
     import torch
-    from bench.modes import mode_fields
+    from bench.point.rows import mode_fields
     f = torch.compile(lambda x: x * 2 + 1, dynamic=False)
     watch = CompileWatch("compile-static")
     f(torch.ones(3))
@@ -246,3 +248,14 @@ def test_speedup_interval_and_modes_figure(tmp_path):
                       "predicted_s": [2e-3, 4e-3]})
     assert modes_figure(t, tmp_path / "m.png") and (tmp_path / "m.png").stat().st_size > 0
     assert modes_figure(t.iloc[:1], tmp_path / "one.png") is None          # one width is no curve
+
+
+def test_the_mode_table_agrees_with_theory():
+    """One row per mode in bench/modes.py, the same names as theory's, and the same static and CUDA-only sets."""
+    from bench.modes import DECODE_ONLY, MODES
+    from theory.modes import CUDA_ONLY, EXECUTIONS, STATIC_EXECUTIONS
+    assert tuple(MODES) == EXECUTIONS
+    assert set(DECODE_ONLY) == set(STATIC_EXECUTIONS)
+    assert {n for n, m in MODES.items() if m.cuda_only} == set(CUDA_ONLY)
+    assert [n for n, m in MODES.items() if not m.compiled] == ["eager"]
+    assert not MODES["compile-static"].compiled_pass("prefill") and MODES["compile"].compiled_pass("prefill")

@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from bench.device import CpuDevice
+from bench.devices.cpu import CpuDevice
 from bench.kernels.paired import PairedKernels
-from bench.repeat.loop import collect
-from bench.repeat.stats import StopRule
+from bench.timing.repeats import collect
+from bench.timing.stats import StopRule
 from bench.sweep import Point
 from tests.test_repeat import FakeCanary, FakeRun
 

@@ -75,8 +75,9 @@ def test_trace_opens_as_json_with_events(tiny_run, profile):
 
 def test_no_profile_writes_no_profile_rows(tmp_path, tiny_sweep_file):
     import io
-    from bench.device import CpuDevice
-    from bench.runner import execute, start_run
+    from bench.devices.cpu import CpuDevice
+    from bench.run.execute import execute
+    from bench.run.create import start_run
     from bench.sweep import load_sweep
     sweep, path = load_sweep(str(tiny_sweep_file))
     sub = sweep.__class__(sweep.name, sweep.description, 1, 0.0, sweep.points[:1], sweep.source_text)

@@ -4,9 +4,9 @@ from math import comb
 
 import pytest
 
-from bench.repeat.loop import collect, tracked_rows
-from bench.repeat.stats import StopRule, median_ci, order_index
-from bench.timing import Trajectory
+from bench.timing.repeats import collect, tracked_rows
+from bench.timing.stats import StopRule, median_ci, order_index
+from bench.timing.trajectory import Trajectory
 
 
 def test_order_index_matches_binomial_coverage():
@@ -104,8 +104,8 @@ def test_canary_marks_an_injected_slowdown():
     import os
     import subprocess
     import sys
-    from bench.device import CpuDevice
-    from bench.repeat.canary import Canary, baseline_s
+    from bench.devices.cpu import CpuDevice
+    from bench.timing.canary import Canary, baseline_s
 
     cpu = min(os.sched_getaffinity(0))
     saved = os.sched_getaffinity(0)
@@ -156,7 +156,7 @@ def test_sweep_repeat_policy():
 def test_canary_threshold_follows_its_own_scatter_at_the_start():
     """A canary that scatters ±20% when quiet must not call every repeat disturbed (a 5% threshold did, in the
     committed run of 11:44): the threshold is its start-of-run scatter, never below 5%."""
-    from bench.repeat.canary import baseline, slow
+    from bench.timing.canary import baseline, slow
 
     class Scripted:
         def __init__(self, xs):
@@ -177,7 +177,7 @@ def test_canary_threshold_follows_its_own_scatter_at_the_start():
 def test_a_long_cold_trajectory_stands_for_the_warmup(monkeypatch, cold_s, warms_up):
     """512-token points used to spend three 5.7 s trajectories warming up; one that long is warm already."""
     import time as _time
-    import bench.timing as timing
+    from bench.timing import repeats, trajectory
     calls = []
 
     def fake(*a, **k):
@@ -194,6 +194,6 @@ def test_a_long_cold_trajectory_stands_for_the_warmup(monkeypatch, cold_s, warms
             import contextlib
             return contextlib.nullcontext()
 
-    monkeypatch.setattr(timing, "run_trajectory", fake)
-    m = timing.measure(None, Dev(), None, 2, "dynamic", None, 2, 0.01)
+    monkeypatch.setattr(trajectory, "run_trajectory", fake)
+    m = repeats.measure(None, Dev(), None, 2, "dynamic", None, 2, 0.01)
     assert (m.warmup_trajectories >= 1) == warms_up

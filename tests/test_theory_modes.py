@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from theory.hardware import hardware_presets
-from theory.model import from_hf_config
+from theory.hfconfig import from_hf_config
 from theory.modes import compiled_kernels, fusion_saved_bytes, predict_mode
 from theory.ops import Workload
 from theory.roofline import predict

@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 
 from theory import Workload, count_ops, hardware_presets, load_hardware, load_model, predict
 from theory.memory import kv_bytes_per_token, kv_cache_bytes
-from theory.model import ModelSpec, from_hf_config
+from theory.model import ModelSpec
+from theory.hfconfig import from_hf_config
 
 WEIGHT_MATMULS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out", "lm_head"}
 

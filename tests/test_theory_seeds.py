@@ -4,7 +4,7 @@ import pytest
 
 from theory import Workload, count_ops, load_hardware, load_model
 from theory.memory import kv_bytes_per_token, max_batch_at_context, weight_bytes
-from theory.model import gpt_style
+from theory.hfconfig import gpt_style
 from theory.ops import causal_pairs
 from theory.parallel import article_latency, attention_bottleneck_cli
 from theory.roofline import critical_batch

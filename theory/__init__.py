@@ -5,7 +5,8 @@ specs and step contract defined here.
 """
 from theory.errors import TheoryError
 from theory.dtypes import DTYPE_BYTES, dtype_bytes
-from theory.model import ModelSpec, load_model, model_presets
+from theory.model import ModelSpec
+from theory.hfconfig import load_model, model_presets
 from theory.hardware import HardwareSpec, load_hardware, hardware_presets
 from theory.ops import OPS, OP_GROUPS, OpCount, Workload, count_ops
 from theory.roofline import OpTime, Prediction, predict

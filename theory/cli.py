@@ -5,7 +5,7 @@ import sys
 from theory.calibration import is_calibration
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hardware import hardware_presets, load_hardware
-from theory.model import load_model, model_presets
+from theory.hfconfig import load_model, model_presets
 from theory.ops import ATTENTION, KV_UPDATE, LOGITS, PHASES, Workload
 from theory.dtypes import DTYPE_BYTES
 from theory.errors import TheoryError

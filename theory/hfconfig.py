@@ -3,12 +3,14 @@
 never a download); a multimodal config's `text_config` is unwrapped."""
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from theory.arch import flag, resolve
 from theory.errors import TheoryError
 from theory.jsonio import positive_int, positive_number, read_json
+from theory.model import ModelSpec
 
 FOUR_D_DEFAULT = ("gpt", "gpt3", "gopher", "gpt2", "falcon")     # MLP width 4·d when the config gives none
 ALIASES = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
@@ -116,7 +118,6 @@ def moe_fields(cfg: dict, kind: str, layers: int, d_ff: int, where: str) -> dict
 
 def parse(cfg: Any, name: str):
     """A ModelSpec from a config.json dict. Unrelated keys are ignored; meaningful ones are honoured."""
-    from theory.model import ModelSpec
     where = f"model {name}"
     if not isinstance(cfg, dict):
         raise TheoryError(f"{where}: expected a JSON object")
@@ -203,3 +204,41 @@ OWN_KV_DEFAULT = {"mistral": 8, "mixtral": 8, "qwen2": 32, "qwen3": 32, "qwen2_m
 def _first(cfg: dict, key: str, default):
     """cfg[key] when present and not null (a 0, a negative or a string is kept, for the checks to refuse)."""
     return cfg[key] if cfg.get(key) is not None else default
+
+
+PRESET_DIR = Path(__file__).parent / "data" / "models"
+
+
+def gpt_style(name: str, hidden_size: int, num_hidden_layers: int, vocab_size: int = 0,
+              num_attention_heads: int | None = None, tie_word_embeddings: bool = True) -> ModelSpec:
+    """A GPT-style spec from width and depth: dense 4·d MLP, n_heads·d_head = d (the seeds' assumption)."""
+    heads = num_attention_heads or max(1, hidden_size // 128)
+    return from_hf_config({
+        "model_type": "gpt", "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": heads, "vocab_size": vocab_size, "tie_word_embeddings": tie_word_embeddings,
+    }, name)
+
+
+def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
+    """Build a spec from a config.json dict through the architecture table (theory/arch.py)."""
+    return parse(cfg, name)
+
+
+@lru_cache(maxsize=1)
+def model_presets() -> dict[str, ModelSpec]:
+    return {p.stem: from_hf_config(read_json(p), p.stem) for p in sorted(PRESET_DIR.glob("*.json"))}
+
+
+def load_model(name_or_path: str) -> ModelSpec:
+    """A preset name, a path to a config.json or a model directory, or a hub id in the local HF cache (offline)."""
+    presets = model_presets()
+    if name_or_path in presets:
+        return presets[name_or_path]
+    path = find_config(name_or_path)
+    if path is None:
+        if Path(name_or_path).is_dir():
+            raise TheoryError(f"model directory {name_or_path} holds no config.json")
+        raise TheoryError(f"unknown model {name_or_path!r}; presets: {', '.join(presets)} (or a config.json, a model"
+                          " directory, or a hub id already in the local Hugging Face cache: nothing is downloaded)")
+    name = path.stem if path.name != "config.json" else path.parent.name
+    return from_hf_config(read_config(path), name)

@@ -1,18 +1,12 @@
-"""Model specs: read from a Hugging Face config.json as published, or from a named preset.
+"""Model specs: the shape theory predicts from (loaders from a config.json or a named preset: theory/hfconfig.py).
 
 What each family holds (MLP kind, biases, norms, windows, experts) comes from the architecture table in
 theory/arch.py, applied by theory/hfconfig.py; the defaults here are Llama's. GPT-style models given by width and
 depth only have the two-matrix MLP of width 4·d used throughout the seeds.
 """
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from theory.errors import TheoryError
-from theory.jsonio import read_json
-
-PRESET_DIR = Path(__file__).parent / "data" / "models"
 
 
 @dataclass(frozen=True)
@@ -126,40 +120,3 @@ class ModelSpec:
             "sliding_window": self.sliding_window, "rope_theta": self.rope_theta,
             "max_position_embeddings": self.max_position_embeddings, "rms_norm_eps": self.rms_norm_eps,
         }
-
-
-def gpt_style(name: str, hidden_size: int, num_hidden_layers: int, vocab_size: int = 0,
-              num_attention_heads: int | None = None, tie_word_embeddings: bool = True) -> ModelSpec:
-    """A GPT-style spec from width and depth: dense 4·d MLP, n_heads·d_head = d (the seeds' assumption)."""
-    heads = num_attention_heads or max(1, hidden_size // 128)
-    return from_hf_config({
-        "model_type": "gpt", "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers,
-        "num_attention_heads": heads, "vocab_size": vocab_size, "tie_word_embeddings": tie_word_embeddings,
-    }, name)
-
-
-def from_hf_config(cfg: Any, name: str = "custom") -> ModelSpec:
-    """Build a spec from a config.json dict through the architecture table (theory/arch.py)."""
-    from theory.hfconfig import parse
-    return parse(cfg, name)
-
-
-@lru_cache(maxsize=1)
-def model_presets() -> dict[str, ModelSpec]:
-    return {p.stem: from_hf_config(read_json(p), p.stem) for p in sorted(PRESET_DIR.glob("*.json"))}
-
-
-def load_model(name_or_path: str) -> ModelSpec:
-    """A preset name, a path to a config.json or a model directory, or a hub id in the local HF cache (offline)."""
-    from theory.hfconfig import find_config, read_config
-    presets = model_presets()
-    if name_or_path in presets:
-        return presets[name_or_path]
-    path = find_config(name_or_path)
-    if path is None:
-        if Path(name_or_path).is_dir():
-            raise TheoryError(f"model directory {name_or_path} holds no config.json")
-        raise TheoryError(f"unknown model {name_or_path!r}; presets: {', '.join(presets)} (or a config.json, a model"
-                          " directory, or a hub id already in the local Hugging Face cache: nothing is downloaded)")
-    name = path.stem if path.name != "config.json" else path.parent.name
-    return from_hf_config(read_config(path), name)

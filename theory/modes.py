@@ -27,7 +27,7 @@ CUDA_ONLY = ("cudagraphs",)
 NORMS_AFTER_ADD = ("post_attention_norm", "input_norm", "final_norm")
 # Ops a compiled graph runs as extern calls, the same kernels eager runs (the matmuls and the attention kernel,
 # seen as aten::mm / addmm / bmm / _scaled_dot_product_* under the graph's call); every other op of the table is
-# part of an Inductor-generated kernel (bench.compiled.names).
+# part of an Inductor-generated kernel (bench/profiling/compiled_names.py).
 EXTERN_OPS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out",
               "lm_head", "attn_core", "attn_scores", "attn_values")
 

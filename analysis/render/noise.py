@@ -5,7 +5,7 @@ import pandas as pd
 
 from analysis.headline import wall_parts_s
 from analysis.names import names_by_id
-from bench.repeat.stats import SLOW_REL, TARGET_REL
+from bench.timing.stats import SLOW_REL, TARGET_REL
 
 
 def drift_errors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.kernels.microbench import KernelTime, time_kernel
 from bench.kernels.shapes import Kernel
 from bench.kernels.validate import check_text, pick_sentinels, sentinel_record, unchecked, verdict
-from bench.records import atomic_write, csv_text
+from bench.store.files import atomic_write, csv_text
 
 KERNEL_COLUMNS = ["kernel_id", "op", "impl", "dtype", "shape", "cache_state_wanted"] + \
     [f.name for f in fields(KernelTime)] + ["measured_utc", "source", "cache_check"]

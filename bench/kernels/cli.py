@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 from bench.ceilings import llc_sweep
-from bench.device import get_device
+from bench.devices.select import get_device
 from bench.env import run_metadata
 from bench.kernels.cache import KernelCache
 from bench.kernels.framework import framework_rows
 from bench.kernels.plan import compose_rows, needed, passes
 from bench.kernels.point import cache_state, llc_of, plans_family
-from bench.records import write_json
+from bench.store.files import write_json
 from bench.sweep import ATTENTIONS, CACHES, DTYPES, Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
 from theory.calibration.family import unplanned_reason
@@ -26,11 +26,11 @@ from theory.calibration.interp import op_work
 from theory.calibration.merge import merge
 from theory.calibration.regime import op_size
 from theory.ops import count_ops
+from bench.kernels import KERNELS_EXAMPLE
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 
 def build_parser() -> OneLineParser:
-    from bench.cli import KERNELS_EXAMPLE
     p = OneLineParser(prog="python -m bench kernels", description=__doc__.strip().splitlines()[0],
                       formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
     p.add_argument("--model", required=True, nargs="+",

@@ -5,7 +5,7 @@ A tiny model keeps the point's structure (layers, heads, kv heads, attention imp
 prompt and generated tokens, so the same modules, hooks, masks, cache object and Python run) with head_dim 8,
 an MLP of 16 and a vocabulary of 64. Its measured pass time minus its own kernels, timed alone the same way as
 the point's, is what transformers and torch add around the kernels: nothing is fitted. The tiny trajectories
-are repeated under the points' own stopping rule (bench/repeat/): three repeats left the framework cost of one
+are repeated under the points' own stopping rule (bench/timing/repeats.py): three repeats left the framework cost of one
 structure moving 0.5-3 ms between runs on this box.
 """
 import dataclasses
@@ -13,12 +13,12 @@ import statistics
 
 import torch
 
-from bench.build import build_model
+from bench.model import build_model
 from bench.profiling.dispatch import count_dispatches
 from bench.kernels.plan import compose_rows, kernel_sums, passes
-from bench.repeat.loop import collect
-from bench.repeat.stats import StopRule
-from bench.timing import run_trajectory
+from bench.timing.repeats import collect
+from bench.timing.stats import StopRule
+from bench.timing.trajectory import run_trajectory
 from theory.model import ModelSpec
 
 TINY_HEAD_DIM, TINY_INTER, TINY_VOCAB = 8, 16, 64

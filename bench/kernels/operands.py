@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from bench.build import TORCH_DTYPES
+from bench.model import TORCH_DTYPES
 
 RMS_EPS = 1e-6
 

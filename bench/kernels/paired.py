@@ -16,14 +16,14 @@ import time
 
 import torch
 
-from bench.build import build_model
+from bench.model import build_model
 from bench.kernels.cache import kernel_id, kernel_row
 from bench.kernels.framework import framework_table, tiny_spec
 from bench.kernels.microbench import KernelSampler
 from bench.kernels.plan import compose_rows, kernel_sums, needed, passes
 from bench.kernels.rounds import round_rows
 from bench.profiling.dispatch import count_dispatches
-from bench.timing import run_trajectory
+from bench.timing.trajectory import run_trajectory
 
 SOURCE = "paired"
 
@@ -46,7 +46,7 @@ class PairedKernels:
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.tiny_times: list[list[float]] = []
         self.model = self.ids = self.rewarm = None
-        self.used: list[int] = []                    # set by the runner: the repeats its statistics use
+        self.used: list[int] = []                    # set by bench/point/measure.py: the repeats its statistics use
         self.rounds_s = 0.0
 
     def prepare(self, rewarm=None) -> None:

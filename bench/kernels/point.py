@@ -9,7 +9,8 @@ from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
 from bench.kernels.rounds import ROUND_COLUMNS, assemble_archive
-from bench.records import atomic_write, csv_text, read_csv
+from bench.modes import mode
+from bench.store.files import atomic_write, csv_text, read_csv
 from theory.calibration.family import unplanned_reason
 from theory.dtypes import dtype_bytes
 from theory.memory import kv_cache_bytes, weight_bytes
@@ -51,8 +52,8 @@ def point_kernels(p, point_id: str, device, dtype: str, kcache: KernelCache) -> 
     state = cache_state(spec, p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
     compose = compose_rows(point_id, shapes, kcache, state)
-    if p.execution != "eager":                 # compiled: extern kernels + a tiny compiled model (bench.compiled)
-        from bench.compiled.framework import compiled_framework_rows, extern_rows
+    if mode(p.execution).compiled:             # compiled: extern kernels + a tiny compiled model
+        from bench.kernels.compiled import compiled_framework_rows, extern_rows
         compose = extern_rows(compose, p.execution)
         framework = compiled_framework_rows(point_id, spec, device, kcache, p.batch, p.prompt_len, p.generated,
                                             dtype, p.attention, p.cache, p.max_cache_len, p.execution)
@@ -116,7 +117,8 @@ def run_kernel_cache(run_dir: Path, device) -> KernelCache:
 def paired_kernels(p, point_id: str, device, kcache: KernelCache | None):
     """A PairedKernels for an eager point of a run that times kernels in rounds; None otherwise (compiled points
     and runs with --cached-kernels compose from the per-box cache after the point)."""
-    if kcache is None or not getattr(kcache, "paired", False) or p.execution != "eager" or not plans_family(p.spec()):
+    if (kcache is None or not getattr(kcache, "paired", False) or not mode(p.execution).pairs_kernels
+            or not plans_family(p.spec())):
         return None
     from bench.kernels.paired import PairedKernels
     dtype = p.resolved_dtype(device.kind)

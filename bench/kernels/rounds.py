@@ -9,7 +9,7 @@ Samples are written to 6 significant digits (a sample's own spread is percent-le
 """
 from pathlib import Path
 
-from bench.records import atomic_write, csv_text, read_csv
+from bench.store.files import atomic_write, csv_text, read_csv
 
 ROUND_COLUMNS = ["point_id", "kind", "name", "round", "used", "sample_s"]
 ROUNDS_FILE, REMEASURED_FILE, REMEASURED_SAMPLES_FILE = "kernel_rounds.csv", "remeasured.csv", "remeasured_samples.csv"

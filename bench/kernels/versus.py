@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
-from bench.build import build_model
-from bench.device import get_device
+from bench.model import build_model
+from bench.devices.select import get_device
 from bench.kernels.microbench import time_kernel
 from bench.kernels.plan import passes
 from bench.kernels.shapes import pass_kernels
-from bench.timing import run_trajectory
+from bench.timing.trajectory import run_trajectory
 from theory.calibration import SHAPE_FIELDS, load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 
 def build_parser() -> OneLineParser:

@@ -19,7 +19,7 @@ from theory.hardware import load_hardware
 from theory.kerneldb import parse_spec, system_for
 from theory.kerneldb.compose import compose
 from theory.kerneldb.db import Database
-from theory.model import load_model
+from theory.hfconfig import load_model
 from theory.ops import Workload
 from theory.roofline import predict
 

@@ -12,7 +12,7 @@ column (it includes what the C allocator retains).
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.kvcache import cache_tensor_bytes, new_cache
+from bench.model import cache_tensor_bytes, new_cache
 from bench.profiling.alloctrace import cpu_profiler_events, module_tensors, trace_from_events
 
 MARK = "pass::"

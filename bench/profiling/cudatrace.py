@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from bench.kvcache import cache_tensor_bytes, new_cache
+from bench.model import cache_tensor_bytes, new_cache
 from bench.profiling.alloctrace import TraceBuilder, module_tensors, pass_of, snapshot_events
 
 MAX_TRACE_ENTRIES = 2_000_000

@@ -10,7 +10,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from bench.profiling.attribution import EAGER_MATMUL, attribute, group_of
-from bench.kvcache import new_cache
+from bench.model import new_cache
 
 MAX_TRACE_BYTES = 20 * 2**20
 PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "time_s", "calls", "input_shapes",

@@ -1,12 +1,11 @@
-"""Where a point's profile lands in the run: its per-point profile.csv (with FLOPs counted beside each op) and the
-profiler's inflation summarised into run.json."""
-import json
-import statistics
+"""Where a point's profile lands in the run: its per-point profile.csv, with FLOPs counted beside each op (the
+profiler's inflation is summarised into run.json by bench/run/summary.py)."""
 from pathlib import Path
 
 from bench.profiling.profile import PROFILE_COLUMNS, count_flops, profile_point
-from bench.profiling.alloctrace import trace_text
-from bench.records import atomic_write, csv_text, point_files, read_csv, write_json
+from bench.store.traces import trace_text
+from bench.store.files import atomic_write, csv_text
+from bench.store.points import point_files
 
 
 def save_profile(run_dir: Path, point_id: str, model, device, ids, p, medians: list[float]) -> None:
@@ -37,17 +36,3 @@ def traced_memory(run_dir: Path | None, point_id: str, model, device_kind: str, 
         (run_dir / "points").mkdir(exist_ok=True)
         atomic_write(point_files(run_dir, point_id)[0].with_suffix(".alloc_trace.csv"), trace_text(trace))
     return passes
-
-
-def record_profile_overhead(run_dir: Path) -> None:
-    """The profiler's inflation (profiled wall time / unprofiled median), summarised into run.json."""
-    path = run_dir / "profile.csv"
-    if not path.exists():
-        return
-    steps = {(r["point_id"], r["phase"], r["step"]): float(r["inflation"]) for r in read_csv(path)}
-    meta = json.loads((run_dir / "run.json").read_text())
-    values = sorted(steps.values())
-    meta["profile_inflation"] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
-                                 "profiled_steps": len(values),
-                                 "definition": "profiled step wall time / unprofiled median of the same step"}
-    write_json(run_dir / "run.json", meta)

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import torch
 
-from bench.build import build_model, weight_bytes
-from bench.device import CpuDevice
-from bench.timing import run_trajectory
-from theory.model import from_hf_config
+from bench.model import build_model, weight_bytes
+from bench.devices.cpu import CpuDevice
+from bench.timing.trajectory import run_trajectory
+from theory.hfconfig import from_hf_config
 
 SPEC = from_hf_config({"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
                        "intermediate_size": 688, "vocab_size": 4096}, "bench-speed")

@@ -11,8 +11,9 @@ import pytest
 
 from analysis.repeatability import rows_missing_target, summarize, repeatability_frame
 from analysis.load import load_run
-from bench.device import CpuDevice
-from bench.runner import execute, start_run
+from bench.devices.cpu import CpuDevice
+from bench.run.execute import execute
+from bench.run.create import start_run
 from bench.sweep import load_sweep
 
 SWEEP = {

@@ -6,11 +6,12 @@ sdpa calibration and models whose kernels bench does not plan (theory/calibratio
 import json
 import sys
 
+from theory.asrun import recorded_terms
 from theory.calibration import check_matches, load_calibration, predict_pass, request, status_line, upgrade
 from theory.calibration.family import refusal
 from theory.calibration.output import calibrated_json, calibrated_table
 from theory.errors import TheoryError
-from theory.model import load_model
+from theory.hfconfig import load_model
 
 
 def check_honoured(a, cal: dict, model) -> None:
@@ -27,9 +28,9 @@ def check_honoured(a, cal: dict, model) -> None:
         raise TheoryError(f"--mode {a.mode} chooses how the roofline adds compute and memory; a calibration times "
                           "kernels as they run, so it has no such choice (drop --mode)")
     eager = cal["attention"] == "eager"
-    as_run = {"attention": "materialized" if eager else "fused",
-              "kv_update": "static" if cal["cache"] == "static" else "copy", "logits": "last",
-              "repeat_kv": eager and model.num_key_value_heads < model.num_attention_heads}
+    ran = recorded_terms(cal["attention"], cal["cache"], None, model.num_key_value_heads < model.num_attention_heads)
+    as_run = {"attention": ran["theory_attention"], "kv_update": ran["kv_update"], "logits": ran["logits"],
+              "repeat_kv": bool(ran["repeat_kv"])}
     for name, ran in as_run.items():          # the calibration timed one implementation; another is not in it
         given = getattr(a, name, None)
         flag = f"--{name.replace('_', '-')}"

@@ -7,28 +7,16 @@ both points, so it is exact at them and monotone between); beyond the calibrated
 the work at the nearest end's achieved rate (time/work), and says it extrapolated.
 
 Which op instances a pass runs, and their work, come from theory's own op table for the pass as it runs
-(`as_run_workload`, the one place that maps bench's attention/cache choices to theory's as-run terms).
+(`as_run_workload` of theory/asrun.py, the one place that maps bench's attention/cache choices to theory's
+as-run terms).
 """
 import math
 
-from theory.ops import OpCount, Workload
+from theory.asrun import as_run_workload  # noqa: F401  (callers import it from here too)
+from theory.ops import OpCount
 
 CALIBRATED, INTERPOLATED, EXTRAPOLATED = "calibrated", "interpolated", "extrapolated"
 SAME_REL = 1e-9           # works closer than this are the same size
-
-
-def as_run_workload(phase: str, batch: int, query_len: int, past_len: int, dtype: str, attention: str, cache: str,
-                    max_cache_len: int | None, repeat_kv: bool) -> Workload:
-    """One pass as transformers runs it: sdpa is a fused core, eager materializes the scores (and repeats K/V for
-    GQA); the dynamic cache copies itself every step; a static cache is read through its mask, except the
-    prefill under sdpa, which slices the empty cache to the prompt (integrations/sdpa_attention.py)."""
-    eager = attention == "eager"
-    kv = "static" if cache == "static" else "copy"
-    if kv == "static" and phase == "prefill" and not eager:
-        kv = "append"
-    return Workload(phase=phase, batch=batch, dtype=dtype, prompt_len=query_len if phase == "prefill" else 0,
-                    context_len=past_len, attention="materialized" if eager else "fused", kv_update=kv,
-                    max_cache_len=max_cache_len if kv == "static" else None, repeat_kv=eager and repeat_kv)
 
 
 def op_work(row: OpCount) -> tuple[float, str]:

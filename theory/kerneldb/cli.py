@@ -8,7 +8,7 @@ from theory.hardware import load_hardware
 from theory.kerneldb.compose import DEFAULT_HOST_DISPATCH_S, OpRow, compose
 from theory.kerneldb.db import DB_DTYPES, Database
 from theory.kerneldb.spec import parse_spec, system_for
-from theory.model import load_model
+from theory.hfconfig import load_model
 from theory.ops import OP_GROUPS, Workload
 from theory.request import sum_decode_s
 from theory.roofline import predict

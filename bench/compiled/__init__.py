@@ -1,1 +1,0 @@
-"""Compiled execution modes seen through torch.profiler: Inductor's kernels and extern calls named by theory's ops."""

@@ -1,0 +1,68 @@
+"""A run from its ceilings to its end: the points still to do (a resume skips finished ones), each handed to a
+launcher (in this process, or one child per point or per GPU), the run's files assembled after each, then the
+end of the run: noisy points re-measured, the ceilings again (drift), the summaries into run.json."""
+import sys
+import time
+from pathlib import Path
+
+from bench.kernels.point import assemble_kernels
+from bench.launch.child import run_child
+from bench.launch.inline import InlineLauncher
+from bench.launch.parallel import execute_parallel
+from bench.run.ceilings import end_ceilings, ensure_ceilings
+from bench.run.endrun import remeasure_noisy
+from bench.run.summary import record_profile_overhead, summarize
+from bench.store.meta import read_meta, update_meta
+from bench.store.points import assemble, point_done
+from bench.sweep import Sweep
+
+REMEASURE_POINTS_S = 10       # end-of-run re-measure budget, in units of the sweep's max_point_s
+
+
+class ChildLauncher:
+    """One child process per point (an isolated CUDA run)."""
+
+    def __init__(self, run_dir: Path, sweep: Sweep, device):
+        self.run_dir, self.sweep, self.device = run_dir, sweep, device
+
+    def run(self, index: int, p, pid: str) -> list[dict]:
+        return run_child(self.run_dir, index, p, pid, self.device, self.sweep)
+
+
+def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    ensure_ceilings(run_dir, sweep, device, log)
+    meta = read_meta(run_dir)
+    isolate = meta.get("isolate", False)
+    if isolate and meta.get("gpus"):          # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
+        execute_parallel(run_dir, sweep, device, meta, log)
+        record_profile_overhead(run_dir)
+        return run_dir
+    ids = [p.point_id(device.kind) for p in sweep.points]
+    todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
+    done_before = len(ids) - len(todo)
+    if done_before:
+        print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
+    t_start = time.perf_counter()
+    launcher = ChildLauncher(run_dir, sweep, device) if isolate else InlineLauncher(run_dir, sweep, device, meta)
+    for k, (i, p, pid) in enumerate(todo):
+        t0 = time.perf_counter()
+        rows = launcher.run(i, p, pid)
+        assemble(run_dir, ids)
+        assemble_kernels(run_dir, ids, point_done)
+        elapsed = time.perf_counter() - t_start
+        eta = elapsed / (k + 1) * (len(todo) - k - 1)
+        print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
+              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+    if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
+        remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s, launcher, log)
+    assemble(run_dir, ids)
+    assemble_kernels(run_dir, ids, point_done)
+    print("measuring ceilings again (drift) ...", file=log, flush=True)
+    end_ceilings(run_dir, device, sorted({p.resolved_dtype(device.kind) for p in sweep.points}), log)
+    record_profile_overhead(run_dir)
+    fields = {"repeat_summary": summarize(run_dir, ids)}
+    kcache = getattr(launcher, "kcache", None)
+    if kcache is not None:                # the per-box kernel cache's sentinel check, one entry per process
+        fields["kernel_cache"] = read_meta(run_dir).get("kernel_cache", []) + [kcache.report()]
+    update_meta(run_dir, **fields)
+    return run_dir

@@ -1,0 +1,2 @@
+"""Timing: one trajectory (trajectory), the repeats around it (repeats), their statistics (stats, torch-free)
+and the interference canary (canary)."""
