@@ -80,8 +80,10 @@ def steps_csv(steps: list[dict]) -> str:
     return buf.getvalue()
 
 
-def kv_allocator_section(run_dir: Path, measurements) -> list[str]:
-    """Markdown lines (empty when the run has no traces); writes kv_allocator.csv beside the report."""
+def kv_allocator_section(run_dir: Path, measurements, names: dict | None = None) -> list[str]:
+    """Markdown lines (empty when the run has no traces); writes kv_allocator.csv beside the report. names:
+    point_id → its shape name (analysis/names.py): the prose names no hash; the CSV keeps the id."""
+    names = names or {}
     steps, points = kv_allocator_rows(run_dir, measurements)
     if not points:
         return []
@@ -97,14 +99,14 @@ def kv_allocator_section(run_dir: Path, measurements) -> list[str]:
              "rounding | free in segments | reserved jumps: count, median size, median period (tokens) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for p in points:
-        lines.append(f"| {p['point_id']} | {p['steps']} | {f(p['tensor'])} | {f(p['allocated'])} | {f(p['reserved'])} | "
+        lines.append(f"| {names.get(p['point_id'], p['point_id'])} | {p['steps']} | {f(p['tensor'])} | {f(p['allocated'])} | {f(p['reserved'])} | "
                      f"{f(p['measured']) or 'n/a (no CUDA)'} | {f(p['rounding'])} | {f(p['free_in_segments'])} | "
                      f"{p['jumps']}, {f(p['jump'])} B, {f(p['period'])} |")
     first = points[0]["point_id"]
     rows = [r for r in steps if r["point_id"] == first]
     keep = [r for i, r in enumerate(rows) if i in (0, len(rows) - 1) or r["reserved_bytes"] != rows[i - 1]["reserved_bytes"]
             or r["measured_reserved_bytes"] != rows[i - 1]["measured_reserved_bytes"]]
-    lines += ["", f"Point {first}, the steps where reserved bytes change (and the first and last), bytes:", "",
+    lines += ["", f"Point {names.get(first, first)}, the steps where reserved bytes change (and the first and last), bytes:", "",
               "| phase | step | tokens | tensors | allocated (predicted) | reserved (predicted) | reserved (measured) |",
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['phase']} | {r['step']} | {r['tokens']} | {f(r['tensor_bytes'])} | {f(r['allocated_bytes'])} | "

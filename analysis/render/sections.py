@@ -146,7 +146,7 @@ def files_section(a) -> list[str]:
 
 def kv_allocator_md_section(a) -> list[str]:
     """The CUDA caching allocator replayed over each point's recorded allocation trace (analysis/kvalloc.py)."""
-    return kv_allocator_section(a.path, a.run.rows)
+    return kv_allocator_section(a.path, a.run.rows, names_by_id(a.run.rows))
 
 
 def loo_section(a) -> list[str]:
