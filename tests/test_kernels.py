@@ -1,5 +1,6 @@
 """bench.kernels: the kernels a pass runs against what transformers really dispatches, the cache state of the
 microbenchmarks, the per-box kernel cache, and the composed prediction and decomposition on the tiny run."""
+import csv
 import json
 from collections import Counter
 
@@ -204,6 +205,20 @@ def test_kernel_cache_is_shared_per_box(tmp_path):
     files = list(tmp_path.glob("*.csv"))
     assert len(files) == 1 and files[0].stem == box_key(dev.name(), torch.__version__, 1, "fp32")
     assert box_key("x", "2", 1, "fp32") != box_key("x", "2", 2, "fp32") != box_key("x", "2", 1, "bf16")
+
+
+def test_kernel_cache_file_keeps_rows_two_processes_add(tmp_path):
+    """Two writers of one box's file (a --gpus run's children): each loaded it before the other saved; the file
+    keeps both kernels (it kept only the last writer's)."""
+    dev = CpuDevice(1)
+    p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=64, prompt_len=4, generated=2)
+    k1, k2 = planned(p, "decode")[2][2], planned(p, "decode")[3][2]
+    a, b = KernelCache(tmp_path, dev, 2**25, budget_s=0.002), KernelCache(tmp_path, dev, 2**25, budget_s=0.002)
+    a._load("fp32"), b._load("fp32")
+    ka, kb = a.get(k1, "llc")["kernel_id"], b.get(k2, "llc")["kernel_id"]
+    file, = tmp_path.glob("*.csv")
+    with open(file, newline="") as f:
+        assert {r["kernel_id"] for r in csv.DictReader(f)} == {ka, kb}
 
 
 def test_tiny_run_composes_and_decomposes_exactly(tiny_run):
