@@ -433,3 +433,17 @@ def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
     p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
     assert count_hidden_syncs(None, standin, None, p.generated, p.cache, p.max_cache_len) == 2   # was 3: the prototype notice counted too
     assert standin.cuda.sync_debug_mode == 0
+
+
+def test_missing_gpu_is_refused_before_any_ceilings(tmp_path, monkeypatch):
+    """`--gpus 0,3` on a box with two GPUs: refused (one line, by bench.cli's run_main) before a run directory or
+    a ceilings child exists (was: refused after GPU 0's ceilings had been measured)."""
+    from bench.cli import main
+    import bench.run.ceilings as ceilings
+    monkeypatch.setenv(fake.ENV, "2")
+    monkeypatch.setattr(ceilings, "probe_ceilings", lambda *a, **k: pytest.fail("ceilings measured before refusing"))
+    sweep = tmp_path / "s.json"
+    sweep.write_text(json.dumps(TINY))
+    with pytest.raises(ValueError, match=r"sees 2 GPU\(s\), no index 3"):
+        main(["run", "--sweep", str(sweep), "--gpus", "0,3", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
