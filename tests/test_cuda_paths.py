@@ -242,7 +242,7 @@ def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
     run_dir = start_run(sweep, path, standin, tmp_path / "out", log=io.StringIO())
     meta = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**meta, "gpu_uuids": {"1": fake.fake_uuid(1)}}))   # as --gpus 0,1
-    monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(iso, "child_command", lambda d, i, *a: [sys.executable, "-c", "import time; time.sleep(60)"])
     p = sweep.points[0]
     pid = p.point_id("cuda")
     t0 = time.perf_counter()
