@@ -61,7 +61,7 @@ bench: $(STAMP)  ## run the SWEEP (default: `default`) on the best device presen
 
 NPROC ?= 2
 bench-comms: $(STAMP)  ## collectives and a tensor-parallel layer on NPROC ranks (gloo on CPU, NCCL on GPUs), then its report
-	set -o pipefail; OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m bench comms --out results | tail -1 > .last-comms-run
+	rm -f .last-comms-run; OMP_NUM_THREADS=1 $(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m bench comms --out results --run-dir-file .last-comms-run
 	$(PY) -m analysis report $$(cat .last-comms-run)
 
 report: $(STAMP)  ## rebuild the report of RUN (default: the latest run under results/)

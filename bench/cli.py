@@ -74,9 +74,10 @@ def main(argv=None) -> int:
     if argv[:1] == ["kvmem"]:                      # one traced trajectory -> predicted CUDA reserved memory
         from bench.kvmem import main as kvmem_main
         return kvmem_main(argv[1:])
-    if argv[:1] == ["_point"] and len(argv) == 3:  # internal: one isolated point (bench/launch/child.py)
+    if argv[:1] == ["_point"] and 3 <= len(argv) <= 5:  # internal: one isolated point (bench/launch/child.py)
         from bench.launch.child import child_point
-        return child_point(Path(argv[1]), int(argv[2]))
+        gpu = argv[3] if len(argv) > 3 and argv[3] != "-" else None
+        return child_point(Path(argv[1]), int(argv[2]), gpu, Path(argv[4]) if len(argv) > 4 else None)
     if argv[:1] == ["_ceilings"] and len(argv) == 4:   # internal: ceilings of an isolated CUDA run (launch/child.py)
         from bench.launch.child import child_ceilings
         return child_ceilings(Path(argv[1]), int(argv[2]), argv[3].split(","))
@@ -97,6 +98,9 @@ def main(argv=None) -> int:
                                     isolated=a.isolate is not False)
                 if gpus and (device.kind != "cuda" or a.isolate is False):
                     raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
+                if gpus:                                 # before any ceilings: a missing GPU is refused up front
+                    from bench.launch.parallel import check_gpus
+                    check_gpus(gpus, device.device_count())
                 sweep, path = load_sweep(a.sweep, device.kind)   # bad sweep files fail here, before anything runs
                 print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
@@ -110,7 +114,8 @@ def main(argv=None) -> int:
             with run_lock(run_dir):                      # one process per run directory
                 if a.command == "resume":
                     sweep, meta = load_run_sweep(run_dir)
-                    device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
+                    device = get_device(meta["device"], meta.get("threads", 1), index=(meta.get("gpus") or [0])[0],
+                                        isolated=meta.get("isolate", False))
                     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
                 execute.execute(run_dir, sweep, device)   # measures missing ceilings first
         except (KeyboardInterrupt, Terminated) as e:

@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "-m bench comms --out results      # what `make bench-comms NPROC=2` runs")
     p.add_argument("--out", type=Path, default=Path("results"), help="parent directory of the run directory")
     p.add_argument("--run-dir", type=Path, help="write into this directory (default: a new one under --out)")
+    p.add_argument("--run-dir-file", type=Path, help="rank 0 writes the run directory's path into this file "
+                   "(what `make bench-comms` reads: torchrun's output may end with NCCL's log lines)")
     p.add_argument("--max-bytes", type=int, default=64 * 2**20, help="largest message (bytes)")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats per message size")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before the repeats")
@@ -219,6 +221,8 @@ def main(argv=None) -> int:
             print(f"all_reduce fit: alpha {fit['interconnect_latency_s'] * 1e6:.1f} us, beta "
                   f"{(fit['interconnect_bandwidth_bytes_per_s'] or 0) / 1e9:.3f} GB/s per direction", file=log)
             print(run_dir)
+            if a.run_dir_file is not None:
+                atomic_write(a.run_dir_file, f"{run_dir}\n")
         ctx.barrier()
     except (RuntimeError, dist.DistBackendError) as e:
         print(f"rank {ctx.rank}: a collective failed or timed out after {a.timeout_s:.0f} s (did another rank die?): "

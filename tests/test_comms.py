@@ -23,9 +23,11 @@ def torchrun(args, cwd, timeout=300):
 def comms_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("comms")
     r = torchrun(["--out", str(out), "--max-bytes", str(4 * 2**20), "--repeats", "5", "--timeout-s", "60",
-                  "--tp-hidden", "128", "256"], out)
+                  "--tp-hidden", "128", "256", "--run-dir-file", str(out / "last-run")], out)
     assert r.returncode == 0, r.stderr[-2000:]
     run_dir = next(p for p in out.iterdir() if p.is_dir())
+    # what `make bench-comms` reads (not torchrun's last line, which NCCL's debug log can follow)
+    assert (out / "last-run").read_text().strip() == str(run_dir)
     return run_dir
 
 

@@ -65,10 +65,14 @@ def test_probe_starts_from_empty_cache_and_sampling_covers_the_repeats(standin, 
     log = standin.cuda.log
     events = []
 
+    class Boundaries:
+        def sample(self):                                              # after each timed repeat, no thread
+            events.append(("sample", len(log)))
+
     @contextlib.contextmanager
     def sampling():
         events.append(("enter", len(log)))
-        yield
+        yield Boundaries()
         events.append(("exit", len(log)))
     monkeypatch.setattr(standin, "sampling", sampling)
     log.clear()
@@ -77,13 +81,15 @@ def test_probe_starts_from_empty_cache_and_sampling_covers_the_repeats(standin, 
     first_probe = log.index("reset_peak_memory_stats")
     assert "empty_cache" in log[:first_probe]                          # fails without the empty_cache
     assert m.memory.memory[0].reserved_bytes == 0 and standin.cuda.reserved == 100
-    (_, entered), (_, exited) = events
+    assert [e for e, _ in events] == ["enter", "sample", "sample", "exit"]
+    (_, entered), *_, (_, exited) = events
     assert entered > max(i for i, x in enumerate(log) if x == "reset_peak_memory_stats")   # after the probe
     assert exited > entered and len(m.repeats) == 2
 
 
 class FakeNvml:
     NVML_CLOCK_SM, NVML_CLOCK_MEM = 0, 1
+    nvmlClocksThrottleReasonSwPowerCap = 0x4                         # pynvml's constants name the bits
 
     def __init__(self):
         self.clocks = iter([1980, 1755, 1980, 1410] + [1980] * 1000)
@@ -112,16 +118,61 @@ class FakeNvml:
         return "550.54"
 
 
-def test_nvml_by_uuid_sampled_during_the_block():
+def test_nvml_by_uuid_sampled_at_the_repeat_boundaries():
     from bench.devices.nvml import Sampler, static_info
+    import threading
     nv = FakeNvml()
     assert static_info("0b42632a-bc5c", nv)["driver"] == "550.54"
-    with Sampler("0b42632a-bc5c", period_s=0.001, nv=nv) as s:
-        time.sleep(0.05)
+    threads = threading.active_count()
+    with Sampler("0b42632a-bc5c", nv=nv) as s:
+        assert threading.active_count() == threads          # no sampling thread competing for the GIL
+        for _ in range(3):
+            s.sample()                                      # what bench/timing/repeats.py calls after a repeat
     assert nv.looked_up == ["GPU-0b42632a-bc5c", "GPU-0b42632a-bc5c"]   # torch's bare UUID, NVML's prefix
     out = s.summary()
-    assert out["gpu_state_samples"] >= 3 and out["gpu_sm_clock_min_mhz"] == 1410
-    assert out["gpu_sm_clock_mhz"] >= 1755 and out["gpu_power_w"] == 350.0 and out["gpu_throttle_reasons"] == 4
+    assert out["gpu_state_samples"] == 5 and out["gpu_sm_clock_min_mhz"] == 1410
+    assert out["gpu_sm_clock_mhz"] >= 1755 and out["gpu_power_w"] == 350.0
+    assert out["gpu_throttle_reasons"] == "SwPowerCap"     # bit 0x4, by its name in pynvml (was the raw 4)
+
+
+class OldDriverNvml(FakeNvml):
+    """A current binding on a pre-R535 driver: the clocks-event function exists in Python, fails in the driver."""
+    class NVMLError_FunctionNotFound(Exception):
+        pass
+    nvmlClocksEventReasonGpuIdle, nvmlClocksEventReasonSwPowerCap = 0x1, 0x4
+    nvmlClocksThrottleReasonGpuIdle, nvmlClocksThrottleReasonUserDefinedClocks = 0x1, 0x2
+    nvmlClocksThrottleReasonApplicationsClocksSetting, nvmlClocksThrottleReasonAll = 0x2, 0x7
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        raise self.NVMLError_FunctionNotFound("Function Not Found")
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h):
+        return 0x1 | 0x2 | 0x40
+
+
+def test_nvml_missing_function_costs_only_its_field():
+    from bench.devices.nvml import Sampler, decode_reasons, static_info
+    nv = OldDriverNvml()
+    info = static_info("u", nv)
+    assert info["power_w"] == 350.0 and info["throttle_reasons"] == "GpuIdle+ApplicationsClocksSetting+bit6"
+
+    class NoPower(OldDriverNvml):
+        def nvmlDeviceGetPowerUsage(self, h):
+            raise self.NVMLError_FunctionNotFound("Function Not Found")
+    with Sampler("u", nv=NoPower()) as s:
+        s.sample()
+    out = s.summary()                                      # was {}: one failing call emptied every column
+    assert out["gpu_state_samples"] == 3 and out["gpu_sm_clock_mhz"] > 0 and "gpu_power_w" not in out
+    assert out["gpu_throttle_reasons"].startswith("GpuIdle")
+    assert decode_reasons(0, nv) == "none"
+
+
+def test_nvml_reason_names_come_from_the_installed_pynvml():
+    pynvml = pytest.importorskip("pynvml")
+    from bench.devices.nvml import decode_reasons
+    assert decode_reasons(pynvml.nvmlClocksThrottleReasonGpuIdle | pynvml.nvmlClocksThrottleReasonSwPowerCap
+                          | pynvml.nvmlClocksThrottleReasonHwThermalSlowdown, pynvml) == \
+        "GpuIdle+SwPowerCap+HwThermalSlowdown"
 
 
 def kernel_event(i, name, start, end, annotation=False):
@@ -191,7 +242,7 @@ def test_hung_child_leaves_timeout_row(standin, tmp_path, monkeypatch):
     run_dir = start_run(sweep, path, standin, tmp_path / "out", log=io.StringIO())
     meta = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**meta, "gpu_uuids": {"1": fake.fake_uuid(1)}}))   # as --gpus 0,1
-    monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(iso, "child_command", lambda d, i, *a: [sys.executable, "-c", "import time; time.sleep(60)"])
     p = sweep.points[0]
     pid = p.point_id("cuda")
     t0 = time.perf_counter()
@@ -382,3 +433,17 @@ def test_hidden_syncs_count_only_torch_sync_warnings(standin, monkeypatch):
     p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=256, generated=3)
     assert count_hidden_syncs(None, standin, None, p.generated, p.cache, p.max_cache_len) == 2   # was 3: the prototype notice counted too
     assert standin.cuda.sync_debug_mode == 0
+
+
+def test_missing_gpu_is_refused_before_any_ceilings(tmp_path, monkeypatch):
+    """`--gpus 0,3` on a box with two GPUs: refused (one line, by bench.cli's run_main) before a run directory or
+    a ceilings child exists (was: refused after GPU 0's ceilings had been measured)."""
+    from bench.cli import main
+    import bench.run.ceilings as ceilings
+    monkeypatch.setenv(fake.ENV, "2")
+    monkeypatch.setattr(ceilings, "probe_ceilings", lambda *a, **k: pytest.fail("ceilings measured before refusing"))
+    sweep = tmp_path / "s.json"
+    sweep.write_text(json.dumps(TINY))
+    with pytest.raises(ValueError, match=r"sees 2 GPU\(s\), no index 3"):
+        main(["run", "--sweep", str(sweep), "--gpus", "0,3", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

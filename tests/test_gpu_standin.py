@@ -73,7 +73,9 @@ def test_report_and_compare_with_a_cpu_run(cuda_run, tiny_run, tmp_path):
 
 def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     """`bench run --gpus 0,1`: one child per GPU (CUDA_VISIBLE_DEVICES), rows carry their GPU's UUID, ceilings
-    per GPU; then resume finds nothing left to do."""
+    per GPU; each point's canary compared with its GPU's baseline (taken by that GPU's ceilings child); the
+    end of the run (re-measure in a child, ceilings on every GPU) as an in-process run has it; then resume
+    finds nothing left to do. (The canary was inert and the end skipped: issue 20, items 4 and 9.)"""
     sweep = tmp_path / "standin.json"
     sweep.write_text(json.dumps(SWEEP))
     calls = tmp_path / "cuda-calls.log"
@@ -95,6 +97,10 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     assert "GPU 0" in r.stderr and "GPU 1" in r.stderr
     assert {k["point_id"] for k in read_csv(run_dir / "compose.csv")} == set(by_point)   # kernels assembled too
     assert not list(run_dir.rglob(".*.tmp"))                    # every write landed whole
+    assert meta["canary_baseline_s"] > 0 and set(meta["canary_by_gpu"]) == {"0", "1"}
+    assert all(float(x["canary_ratio"]) > 0 for x in rows)     # readings against the baseline (was empty)
+    assert set(meta["ceilings_drift_by_gpu"]) == {"0", "1"} and "ceilings_end" in meta
+    assert not [f for f in run_dir.iterdir() if f.name.startswith(".") and f.name != ".lock"]   # hand-overs gone
     from bench.cli import main
     before = {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()}
     measured = (run_dir / "measurements.csv").read_bytes()
@@ -105,6 +111,22 @@ def test_two_fake_gpus_isolated_in_parallel(tmp_path):
     assert_parent_made_no_cuda_context(calls, os.getpid())
     assert {f: f.stat().st_mtime_ns for f in (run_dir / "points").iterdir()} == before
     assert (run_dir / "measurements.csv").read_bytes() == measured
+    from bench.devices.select import get_device
+    from bench.run.execute import ChildLauncher
+    from bench.sweep import load_run_sweep
+    with pytest.MonkeyPatch.context() as mp:       # the end-of-run re-measure of an isolated run: in a child
+        mp.setenv(fake.ENV, "2")
+        sw, _ = load_run_sweep(run_dir)
+        launcher = ChildLauncher(run_dir, sw, get_device("cuda", 1, isolated=True), gpu="1")
+        p = sw.points[0]
+        pid = p.point_id("cuda")
+        again, samples = launcher.measure(p, pid)
+    assert again[0]["status"] == "ok" and float(again[0]["canary_ratio"]) > 0 and samples
+    assert again[0]["gpu_uuid"] == fake.fake_uuid(1)
+    launcher.replacing(pid)
+    launcher.kept(pid, again, True)                # its paired kernels came back with its rows
+    assert (run_dir / "points" / f"{pid}.compose.csv").exists()
+    assert not [f for f in run_dir.iterdir() if f.name.startswith(".") and f.name != ".lock"]
 
 
 def run_bench(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, int]:
@@ -130,12 +152,14 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
     The point's child is a stub that dies at once (real point children run in the two-GPU test)."""
     import torch
     import bench.launch.child as iso
-    monkeypatch.setattr(iso, "child_command", lambda d, i: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(iso, "child_command", lambda d, i, *a: [sys.executable, "-c", "raise SystemExit(3)"])
     inits = []                                 # torch.cuda's own lazy init, reached by any call that needs a device
     real_init = torch.cuda._lazy_init
     monkeypatch.setattr(torch.cuda, "_lazy_init", lambda: (inits.append(1), real_init()))
     sweep = tmp_path / "one.json"
-    sweep.write_text(json.dumps({**SWEEP, "grids": [{"axes": {"attention": ["sdpa"]}}]}))
+    adaptive = {k: v for k, v in SWEEP.items() if k != "repeats"}          # the end-of-run re-measure is on
+    sweep.write_text(json.dumps({**adaptive, "min_repeats": 2, "max_repeats": 2,
+                                 "grids": [{"axes": {"attention": ["sdpa"]}}]}))
     calls = tmp_path / "cuda-calls.log"
     from bench.cli import main
     with pytest.MonkeyPatch.context() as mp:                  # this process is the parent; the children inherit
@@ -155,6 +179,8 @@ def test_isolated_parent_never_creates_a_cuda_context(tmp_path, monkeypatch):
     assert meta["isolate"] is True and meta["device_name"] == "FAKE-CUDA stand-in 0"
     assert meta["threads"] == meta["torch_threads"] == 2
     assert meta["gpu_uuid"] == fake.fake_uuid(0) and meta["ceilings"]["bf16"]["kind"] == "gpu"
+    assert meta["canary_baseline_s"] > 0 and meta["canary_slow_rel"] >= 0.05    # taken by the ceilings child
+    assert meta["remeasured"] == [] and "ceilings_end" in meta     # the end of the run ran (was skipped: no key)
     assert "parent_device_used_bytes" not in meta and (run_dir / "ceilings-bf16.json").exists()
     row, = read_csv(run_dir / "measurements.csv")
     assert row["status"] == "error" and row["message"] == "child process failed: exit status 3"

@@ -1,5 +1,6 @@
 """bench.kernels: the kernels a pass runs against what transformers really dispatches, the cache state of the
 microbenchmarks, the per-box kernel cache, and the composed prediction and decomposition on the tiny run."""
+import csv
 import json
 from collections import Counter
 
@@ -112,6 +113,80 @@ def test_kernel_records_its_cache_state():
     assert add.cache_state == "llc" and add.copies == 1    # activations only: the previous op just wrote them
 
 
+class SimGpu:
+    """A host and a device timeline: a launch costs the host `host_s`, then runs on the device `device_s` from
+    when it was launched or when the device is free, whichever is later; an event fires in stream order;
+    _sleep(cycles) is a spin of cycles / CYCLES_PER_S seconds. Times are simulated: no timed goal."""
+    CYCLES_PER_S = 1.5e9
+
+    def __init__(self, host_s: float, device_s: float):
+        self.host = self.dev = 0.0
+        self.host_s, self.device_s = host_s, device_s
+
+    def enqueue(self, seconds: float) -> None:
+        self.dev = max(self.dev, self.host) + seconds
+
+    def _sleep(self, cycles: int) -> None:
+        self.host += 1e-6
+        self.enqueue(cycles / self.CYCLES_PER_S)
+
+    def kernel(self, *operands) -> None:
+        self.host += self.host_s                       # eager dispatch: the host's work, then the launch
+        self.enqueue(self.device_s)
+
+
+class SimEvent:
+    def __init__(self, gpu):
+        self.gpu, self.t = gpu, None
+
+    def record(self):
+        self.t = self.gpu.dev = max(self.gpu.dev, self.gpu.host)
+
+
+class SimCudaDevice:
+    kind, index = "cuda", 0
+
+    def __init__(self, gpu):
+        self.cuda = gpu
+
+    def sync(self):
+        self.cuda.host = max(self.cuda.host, self.cuda.dev)
+
+    def start(self):
+        s, e = SimEvent(self.cuda), SimEvent(self.cuda)
+        s.record()
+        return s, e
+
+    def stop(self, token) -> float:
+        s, e = token
+        e.record()
+        self.sync()                                    # e.synchronize()
+        return e.t - s.t
+
+
+@pytest.mark.parametrize("host_s,device_s", [(10e-6, 2e-6), (2e-6, 20e-6)])
+def test_cuda_kernel_time_is_the_device_time_and_dispatch_is_kept_apart(monkeypatch, host_s, device_s):
+    """A decode-sized kernel launched by a slower host: events around a batch the host feeds as the GPU drains
+    it read the host (10 µs, was median_s); held behind a spin, the batch reads the device's 2 µs, and the host
+    loop's 10 µs per launch is kept as host_dispatch_s. A device-bound kernel reads its device time either way."""
+    from bench.kernels import microbench
+    gpu = SimGpu(host_s, device_s)
+    monkeypatch.setattr(microbench, "operands", lambda kernel, device: ([], [], gpu.kernel))
+    dev = SimCudaDevice(gpu)
+    k = microbench.KernelSampler(None, dev, "llc", None, clock=lambda: gpu.host)
+    kt = k.result([k.sample() for _ in range(7)])
+    assert kt.median_s == pytest.approx(device_s, rel=1e-6)
+    assert kt.host_dispatch_s == pytest.approx(host_s, rel=1e-6)
+    assert 1 < k.calls <= microbench.MAX_QUEUED_CALLS
+
+
+def test_cpu_kernel_has_no_separate_dispatch():
+    dev = CpuDevice(1)
+    p = Point(hidden_size=64, num_hidden_layers=1, head_dim=16, vocab_size=256, prompt_len=4, generated=2)
+    plan = dict((op, k) for op, _, k in planned(p, "decode"))
+    assert time_kernel(plan["residual_add"], dev, "llc", 2**20, budget_s=0.005).host_dispatch_s is None
+
+
 def test_kernel_cache_is_shared_per_box(tmp_path):
     dev = CpuDevice(1)
     p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=64, prompt_len=4, generated=2)
@@ -130,6 +205,20 @@ def test_kernel_cache_is_shared_per_box(tmp_path):
     files = list(tmp_path.glob("*.csv"))
     assert len(files) == 1 and files[0].stem == box_key(dev.name(), torch.__version__, 1, "fp32")
     assert box_key("x", "2", 1, "fp32") != box_key("x", "2", 2, "fp32") != box_key("x", "2", 1, "bf16")
+
+
+def test_kernel_cache_file_keeps_rows_two_processes_add(tmp_path):
+    """Two writers of one box's file (a --gpus run's children): each loaded it before the other saved; the file
+    keeps both kernels (it kept only the last writer's)."""
+    dev = CpuDevice(1)
+    p = Point(hidden_size=32, num_hidden_layers=1, head_dim=16, vocab_size=64, prompt_len=4, generated=2)
+    k1, k2 = planned(p, "decode")[2][2], planned(p, "decode")[3][2]
+    a, b = KernelCache(tmp_path, dev, 2**25, budget_s=0.002), KernelCache(tmp_path, dev, 2**25, budget_s=0.002)
+    a._load("fp32"), b._load("fp32")
+    ka, kb = a.get(k1, "llc")["kernel_id"], b.get(k2, "llc")["kernel_id"]
+    file, = tmp_path.glob("*.csv")
+    with open(file, newline="") as f:
+        assert {r["kernel_id"] for r in csv.DictReader(f)} == {ka, kb}
 
 
 def test_tiny_run_composes_and_decomposes_exactly(tiny_run):

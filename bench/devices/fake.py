@@ -152,6 +152,10 @@ class FakeCuda:
         self.log.append("empty_cache")
         self.reserved = self.allocated                 # a caching allocator hands back its unused segments
 
+    def _sleep(self, cycles: int) -> None:
+        """torch.cuda._sleep: a spin kernel on the GPU; on the CPU stand-in work is synchronous, so nothing."""
+        note_context_call("_sleep")
+
     def set_sync_debug_mode(self, mode) -> None:
         note_context_call("set_sync_debug_mode")
         if not self.sync_notice_given:                # torch warns this once per process (TORCH_WARN_ONCE)

@@ -59,6 +59,10 @@ class ParentCuda:
         return (hardware_from_json(self._facts["ceilings"][dtype], f"ceilings child ({dtype})"),
                 self._facts["detail"][dtype])
 
+    def canary(self) -> dict | None:
+        """The canary baseline the ceilings child took on this GPU ({baseline_s, slow_rel}), or None."""
+        return (self._facts or {}).get("canary")
+
     def free_bytes(self) -> int:
         raise RuntimeError("ParentCuda holds no CUDA context: its points measure memory in their children")
 

@@ -4,6 +4,7 @@ already measured. A cache file is reused only after a few sentinel kernels, time
 A run's own kernels.csv records, per kernel, whether it was measured now or reused (`source`) and the check
 (`cache_check`)."""
 import csv
+import fcntl
 import re
 import time
 from dataclasses import asdict, fields
@@ -125,14 +126,24 @@ class KernelCache:
         return kernel_row(k, cache_state, kt, "measured", check_text(self.checks[k.dtype]))
 
     def _save(self, dtype: str) -> None:
-        """The file: what the cache held and still holds (validated, or not yet checked), plus this run's rows."""
+        """The file: what the cache held and still holds (validated, or not yet checked), plus this run's rows.
+        Several processes write one box's file (a --gpus run's children, bench/launch/parallel.py): under an
+        exclusive lock the file is read again and merged, so a row another process added meanwhile stays; a cache
+        that failed its check is rewritten with this process's rows only."""
         path = self._path(dtype)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = {**self.cached.get(dtype, {}), **{kid: r for kid, r in self.rows.items() if r["dtype"] == dtype}}
-        atomic_write(path, csv_text([{**r, "source": "measured", "cache_check": ""} for r in rows.values()],
-                                    KERNEL_COLUMNS))
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)           # released when the file closes
+            disk = {}
+            if path.exists() and self.checks.get(dtype, {}).get("validated") is not False:
+                with open(path, newline="") as f:
+                    disk = {r["kernel_id"]: r for r in csv.DictReader(f)}
+            rows = {**disk, **self.cached.get(dtype, {}),
+                    **{kid: r for kid, r in self.rows.items() if r["dtype"] == dtype}}
+            atomic_write(path, csv_text([{**r, "source": "measured", "cache_check": ""} for r in rows.values()],
+                                        KERNEL_COLUMNS))
 
     def report(self) -> dict:
         """Per dtype, the sentinel check this process made (run.json `kernel_cache`)."""

@@ -25,6 +25,13 @@ def parse_gpus(text: str | None) -> list[int] | None:
     return gpus
 
 
+def check_gpus(gpus: list[int], count: int) -> None:
+    """Every --gpus index among the GPUs this process sees (torch.cuda.device_count(), no context made)."""
+    bad = [g for g in gpus if g >= count]
+    if bad:
+        raise ValueError(f"--gpus {','.join(map(str, gpus))}: this process sees {count} GPU(s), no index {bad[0]}")
+
+
 def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -> Path:
     gpus = [str(g) for g in meta["gpus"]]
     ids = [p.point_id(device.kind) for p in sweep.points]

@@ -8,6 +8,7 @@ from pathlib import Path
 from bench.ceilings import drift, measure_ceilings
 from bench.env import run_metadata
 from bench.launch.child import probe_ceilings
+from bench.launch.parallel import check_gpus
 from bench.store.files import write_json
 from bench.store.meta import add_facts, read_meta, update_meta
 from bench.sweep import Sweep
@@ -25,6 +26,7 @@ def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None
     if child:
         probe_ceilings(device, run_dir, missing, log)
         meta = add_facts(run_dir, run_metadata(device))     # the device's facts, from the child
+        meta = update_meta(run_dir, **canary_fields(device, meta))
     ceilings, detail = dict(meta.get("ceilings", {})), dict(meta.get("ceilings_detail", {}))
     t_ceil = time.perf_counter()
     for dt in missing:
@@ -41,21 +43,27 @@ def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None
 
 def end_ceilings(run_dir: Path, device, dtypes: list[str], log=sys.stderr) -> None:
     """The ceilings again at the end of the run: run.json gets `ceilings_end` (the detail) and `ceilings_drift`
-    (end/start); an isolated CUDA run measures them in a child again."""
-    measure = None
-    if device.isolated:
-        probe_ceilings(device, run_dir, dtypes, log)
-        measure = device.ceilings
+    (end/start); an isolated CUDA run measures them in a child again; a --gpus run on every GPU, each GPU's
+    drift against its own start in `ceilings_drift_by_gpu`."""
     meta = read_meta(run_dir)
     if "ceilings_end" in meta:
         return
     t0 = time.perf_counter()
-    end, dr = {}, {}
-    for dt in dtypes:
-        _, detail = measure(dt) if measure is not None else measure_ceilings(device, dt, meta.get("host", ""))
-        end[dt] = detail
-        dr[dt] = drift(meta.get("ceilings_detail", {}).get(dt, {}), detail)
-    update_meta(run_dir, ceilings_end=end, ceilings_drift=dr, ceilings_end_wall_s=round(time.perf_counter() - t0, 3))
+    gpus = parent_gpus(device, meta.get("gpus")) if device.isolated else [device]
+    ends, drifts = {}, {}
+    for d in gpus:
+        key = str(getattr(d, "index", 0))
+        start = meta.get("ceilings_detail", {}) if d is device else meta.get("ceilings_detail_by_gpu", {}).get(key, {})
+        if d.isolated:
+            probe_ceilings(d, run_dir, dtypes, log)
+        ends[key] = {dt: (d.ceilings(dt) if d.isolated else measure_ceilings(d, dt, meta.get("host", "")))[1]
+                     for dt in dtypes}
+        drifts[key] = {dt: drift(start.get(dt, {}), ends[key][dt]) for dt in dtypes}
+    own = str(getattr(device, "index", 0))
+    fields = {"ceilings_end": ends[own], "ceilings_drift": drifts[own]}
+    if len(gpus) > 1:
+        fields["ceilings_drift_by_gpu"] = drifts
+    update_meta(run_dir, **fields, ceilings_end_wall_s=round(time.perf_counter() - t0, 3))
 
 
 MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "
@@ -76,11 +84,8 @@ def gpu_run_fields(device, gpus: list[int] | None, dtypes: list[str], run_dir: P
         return out
     if not device.isolated:
         raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
-    count = device.device_count()
-    bad = [g for g in gpus if g >= count]
-    if bad:
-        raise ValueError(f"--gpus {','.join(map(str, gpus))}: this process sees {count} GPU(s), no index {bad[0]}")
-    by_gpu, uuids = {}, {}
+    check_gpus(gpus, device.device_count())          # the CLI refused these already; a resume or a test may not
+    by_gpu, uuids, canaries, details = {}, {}, {}, {}
     for g in gpus:
         d = device
         if g != device.index:                          # the run's own GPU was probed a moment ago
@@ -88,10 +93,29 @@ def gpu_run_fields(device, gpus: list[int] | None, dtypes: list[str], run_dir: P
             print(f"measuring ceilings on GPU {g} ({', '.join(dtypes)}) in a child process ...", file=log, flush=True)
             probe_ceilings(d, run_dir, dtypes, log)
         uuids[str(g)] = d.uuid()
-        by_gpu[str(g)] = {}
+        if d.canary():
+            canaries[str(g)] = d.canary()
+        by_gpu[str(g)], details[str(g)] = {}, {dt: d.ceilings(dt)[1] for dt in dtypes}
         for dt in dtypes:
             spec = d.ceilings(dt)[0].to_json()
             by_gpu[str(g)][dt] = spec
             write_json(run_dir / f"ceilings-gpu{g}-{dt}.json", spec)
-    out.update({"gpus": gpus, "gpu_uuids": uuids, "ceilings_by_gpu": by_gpu})
+    out.update({"gpus": gpus, "gpu_uuids": uuids, "ceilings_by_gpu": by_gpu, "canary_by_gpu": canaries,
+                "ceilings_detail_by_gpu": details})
     return out
+
+
+def parent_gpus(device, gpus: list[int] | None) -> list:
+    """The parent views of a --gpus run's GPUs (the run's own device first), or [device]."""
+    if not gpus:
+        return [device]
+    return [device] + [type(device)(g, device.threads, cuda=device.cuda) for g in gpus if g != device.index]
+
+
+def canary_fields(device, meta: dict) -> dict:
+    """An isolated run's canary baseline, taken on its GPU by the ceilings child (bench/launch/child.py), for
+    run.json; nothing when the run has one or the child took none."""
+    ref = device.canary() if device.isolated else None
+    if meta.get("canary_baseline_s") is not None or not ref:
+        return {}
+    return {"canary_baseline_s": ref["baseline_s"], "canary_slow_rel": ref["slow_rel"]}

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from bench.kernels.point import assemble_kernels
-from bench.launch.child import run_child
+from bench.kernels.point import drop_point_kernels, save_point_kernels
+from bench.launch.child import remeasure_child, run_child
 from bench.launch.inline import InlineLauncher
 from bench.launch.parallel import execute_parallel
 from bench.run.ceilings import end_ceilings, ensure_ceilings
@@ -19,31 +20,13 @@ from bench.sweep import Sweep
 REMEASURE_POINTS_S = 10       # end-of-run re-measure budget, in units of the sweep's max_point_s
 
 
-class ChildLauncher:
-    """One child process per point (an isolated CUDA run)."""
-
-    def __init__(self, run_dir: Path, sweep: Sweep, device):
-        self.run_dir, self.sweep, self.device = run_dir, sweep, device
-
-    def run(self, index: int, p, pid: str) -> list[dict]:
-        return run_child(self.run_dir, index, p, pid, self.device, self.sweep)
-
-
-def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
-    ensure_ceilings(run_dir, sweep, device, log)
-    meta = read_meta(run_dir)
-    isolate = meta.get("isolate", False)
-    if isolate and meta.get("gpus"):          # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
-        execute_parallel(run_dir, sweep, device, meta, log)
-        record_profile_overhead(run_dir)
-        return run_dir
-    ids = [p.point_id(device.kind) for p in sweep.points]
+def run_points(run_dir: Path, ids: list[str], sweep: Sweep, launcher, log) -> None:
+    """The points still to do, one after another, the run's files assembled after each."""
     todo = [(i, p, pid) for i, (p, pid) in enumerate(zip(sweep.points, ids)) if not point_done(run_dir, pid)]
     done_before = len(ids) - len(todo)
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
-    launcher = ChildLauncher(run_dir, sweep, device) if isolate else InlineLauncher(run_dir, sweep, device, meta)
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         rows = launcher.run(i, p, pid)
@@ -53,7 +36,48 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
               f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
-    if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
+
+
+class ChildLauncher:
+    """One child process per point (an isolated CUDA run); also what the end-of-run re-measure of such a run
+    runs, in a child on `gpu` (the run's first GPU with --gpus), its paired kernels handed back with its rows."""
+
+    def __init__(self, run_dir: Path, sweep: Sweep, device, gpu: str | None = None):
+        self.run_dir, self.sweep, self.device, self.gpu = run_dir, sweep, device, gpu
+        self.index = {p.point_id(device.kind): i for i, p in enumerate(sweep.points)}
+        self._again: dict = {}
+
+    def run(self, index: int, p, pid: str) -> list[dict]:
+        return run_child(self.run_dir, index, p, pid, self.device, self.sweep, gpu=self.gpu)
+
+    # the end-of-run re-measure (bench/run/endrun.py remeasure_noisy), as InlineLauncher's
+    def measure(self, p, pid: str) -> tuple[list[dict], list[dict]]:
+        got = remeasure_child(self.run_dir, self.index[pid], p, pid, self.device, self.sweep, self.gpu)
+        self._again[pid] = got.get("kernels")
+        return got["rows"], got["samples"]
+
+    def replacing(self, pid: str) -> None:
+        drop_point_kernels(self.run_dir, pid)
+
+    def kept(self, pid: str, rows: list[dict], second: bool) -> None:
+        parts = self._again.pop(pid, None)
+        if second and parts:
+            save_point_kernels(self.run_dir, pid, parts)
+
+
+def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
+    ensure_ceilings(run_dir, sweep, device, log)
+    meta = read_meta(run_dir)
+    isolate = meta.get("isolate", False)
+    ids = [p.point_id(device.kind) for p in sweep.points]
+    gpus = meta.get("gpus") if isolate else None
+    if gpus:                                  # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
+        execute_parallel(run_dir, sweep, device, meta, log)
+        launcher = ChildLauncher(run_dir, sweep, device, gpu=str(gpus[0]))
+    else:
+        launcher = ChildLauncher(run_dir, sweep, device) if isolate else InlineLauncher(run_dir, sweep, device, meta)
+        run_points(run_dir, ids, sweep, launcher, log)
+    if sweep.max_retries != 0:                     # fixed-count sweeps keep their first measurement
         remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s, launcher, log)
     assemble(run_dir, ids)
     assemble_kernels(run_dir, ids, point_done)

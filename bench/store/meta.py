@@ -16,11 +16,12 @@ RUN_KEYS = (
     "max_repeats", "max_point_s", "points", "profile", "kernels", "kernel_timing", "isolate", "gpus",
     # ceilings at the start (bench/run/ceilings.py) and on every GPU
     "ceilings", "ceilings_detail", "ceilings_wall_s", "memory_probe", "parent_cuda_context",
-    "parent_device_used_bytes", "gpu_uuids", "ceilings_by_gpu",
-    # the interference canary's reference (bench/launch/inline.py)
-    "canary_baseline_s", "canary_slow_rel",
+    "parent_device_used_bytes", "gpu_uuids", "ceilings_by_gpu", "ceilings_detail_by_gpu",
+    # the interference canary's reference (bench/launch/inline.py; isolated runs: the ceilings child, per GPU)
+    "canary_baseline_s", "canary_slow_rel", "canary_by_gpu",
     # the end of the run (bench/run/endrun.py, ceilings.py, summary.py, execute.py)
     "remeasured", "remeasure_wall_s", "ceilings_end", "ceilings_drift", "ceilings_end_wall_s",
+    "ceilings_drift_by_gpu",
     "profile_inflation", "repeat_summary", "kernel_cache",
 )
 

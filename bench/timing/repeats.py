@@ -150,13 +150,15 @@ def measure(model, device, input_ids, generated: int, cache: str, max_cache_len:
     device.empty_cache()      # CUDA: the probe starts from an empty caching allocator, or reserved stays flat
     memory = run(probe=True)
     warm_wall_s = time.perf_counter() - w0
-    with device.sampling():   # CUDA: NVML clocks, power, throttle reasons sampled while the repeats run
+    with device.sampling() as sampler:   # CUDA: NVML clocks, power, clock-event reasons at the repeats' ends
+        tick = getattr(sampler, "sample", None)      # at a boundary, never from a thread (bench/devices/nvml.py)
+        timed = run if tick is None else lambda: (run(), tick())[0]
         if rule is None:
             fixed = []
             for _ in range(repeats):
-                fixed.append(run())
+                fixed.append(timed())
                 if between is not None:
                     between()
             return Measured(cold, fixed, memory, n_warm, None, warm_wall_s)
-        log = collect(run, rule, canary, canary_base_s, max_retries, between=between)
+        log = collect(timed, rule, canary, canary_base_s, max_retries, between=between)
     return Measured(cold, log.repeats, memory, n_warm, log, warm_wall_s)
