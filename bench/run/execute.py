@@ -33,6 +33,12 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     ensure_ceilings(run_dir, sweep, device, log)
     meta = read_meta(run_dir)
     isolate = meta.get("isolate", False)
+    if (meta.get("executor") or {}).get("name") == "ray":     # one Ray task per point across a cluster
+        from bench.launch.ray import execute_ray
+        execute_ray(run_dir, sweep, device, meta, log)
+        record_profile_overhead(run_dir)
+        update_meta(run_dir, repeat_summary=summarize(run_dir, [p.point_id(device.kind) for p in sweep.points]))
+        return run_dir
     if isolate and meta.get("gpus"):          # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
         execute_parallel(run_dir, sweep, device, meta, log)
         record_profile_overhead(run_dir)
