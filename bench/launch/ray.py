@@ -151,7 +151,10 @@ def measure_node_types(ray, run_dir: Path, sweep, device, executor: dict, log) -
             continue
         print(f"measuring ceilings on a {box} node ({', '.join(dtypes)}) in a Ray task ...", file=log, flush=True)
         opts = {"num_gpus": 1, "max_retries": 0, **({"accelerator_type": t} if t else {})}
-        res = ray.get(task.options(**opts).remote(device.threads, dtypes))
+        try:
+            res = ray.get(task.options(**opts).remote(device.threads, dtypes))
+        except Exception as e:                     # RayTaskError and the rest: one line, the run stays resumable
+            raise ValueError(f"measuring the ceilings on a {box} node failed: {error_message(e)}") from None
         boxes[box] = {"accelerator_type": t or None, "host": res["host"], "device": "cuda",
                       "device_name": res["info"].get("device_name"), "total_memory_bytes":
                       res["info"].get("total_memory_bytes"), "ceilings": res["ceilings"],
@@ -163,7 +166,10 @@ def measure_node_types(ray, run_dir: Path, sweep, device, executor: dict, log) -
 def connect(ray, address: str | None, log) -> None:
     if ray.is_initialized():                 # a caller (a test, a notebook) already joined a cluster
         return
-    ray.init(address=address, log_to_driver=False)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as e:                         # no cluster at that address, a version mismatch
+        raise ValueError(f"ray.init(address={address!r}) failed: {error_message(e)}") from None
     print(f"ray: {ray.cluster_resources()}", file=log, flush=True)
 
 
