@@ -20,7 +20,8 @@ def profiled_steps(run, joined: pd.DataFrame, prof: pd.DataFrame):
         r = keyed.loc[(pid, phase, step)]
         spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
         as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
-        yield (pid, phase, step), g, r, spec, as_run, predict(spec, no_overhead(run.ceilings(r["dtype"])), as_run)
+        yield (pid, phase, step), g, r, spec, as_run, predict(spec, no_overhead(run.ceilings(r["dtype"], r.get("box") or None)),
+                                                      as_run)     # the row's own box's ceilings (merged runs)
 
 
 # What the measured shares are shares of, and so what theory's shares must be compared against.

@@ -38,7 +38,10 @@ def op_table(run, df: pd.DataFrame, compose: pd.DataFrame) -> pd.DataFrame:
     rows = []
     ceilings = {}
     for r in reps:
-        hw = ceilings.setdefault(r["dtype"], no_overhead(run.ceilings(r["dtype"])))
+        box = r.get("box") or None                        # the row's own box's ceilings (merged runs)
+        if (box, r["dtype"]) not in ceilings:
+            ceilings[(box, r["dtype"])] = no_overhead(run.ceilings(r["dtype"], box))
+        hw = ceilings[(box, r["dtype"])]
         spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
         roof = {o.op.name: (o.time_s, o.bound) for o in predict(spec, hw, row_workloads(r)[0]).ops}
         mine = c[(c["point_id"] == r["point_id"]) & (c["phase"] == r["phase"]) & (c["step"] == r["step"])]

@@ -48,13 +48,15 @@ def row_spec(r):
 
 def join(run) -> pd.DataFrame:
     ok = run.ok.copy()
-    datasheet = run.datasheet()
     out = []
     cache = {}
     for _, r in ok.iterrows():
         spec = row_spec(r)
         as_run, ideal = row_workloads(r)
-        ceil = cache.setdefault(r["dtype"], run.ceilings(r["dtype"]))
+        box = r.get("box") or None                 # a merged or Ray run: the ceilings of the box that measured it
+        if (box, r["dtype"]) not in cache:
+            cache[(box, r["dtype"])] = run.ceilings(r["dtype"], box), run.datasheet(box)
+        ceil, datasheet = cache[(box, r["dtype"])]
         rec = {}
         for label, hw in (("ceilings", ceil), ("datasheet", datasheet)):
             if hw is None:

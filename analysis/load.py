@@ -27,13 +27,22 @@ class Run:
     def partial(self) -> bool:
         return self.rows["point_id"].nunique() < int(self.meta.get("points", 0))
 
-    def ceilings(self, dtype: str) -> HardwareSpec | None:
-        obj = self.meta.get("ceilings", {}).get(dtype)
-        return None if obj is None else hardware_from_json(obj, f"{self.path}/run.json ceilings.{dtype}")
+    def box(self, box: str | None = None) -> dict:
+        """The facts of the box that measured a row (run.json `boxes`: a merge of shards, a Ray run), else the
+        run's own: a point is set against its own box's ceilings and datasheet."""
+        entry = (self.meta.get("boxes") or {}).get(box) if isinstance(box, str) and box else None
+        return entry or self.meta
 
-    def datasheet(self) -> HardwareSpec | None:
-        return datasheet_for(self.meta.get("device_name", ""), self.meta.get("device", "cpu"),
-                             self.meta.get("total_memory_bytes"))
+    def ceilings(self, dtype: str, box: str | None = None) -> HardwareSpec | None:
+        own = (self.box(box).get("ceilings") or {}).get(dtype)
+        obj = own or self.meta.get("ceilings", {}).get(dtype)
+        where = f"boxes.{box}.ceilings" if own else "ceilings"
+        return None if obj is None else hardware_from_json(obj, f"{self.path}/run.json {where}.{dtype}")
+
+    def datasheet(self, box: str | None = None) -> HardwareSpec | None:
+        b = self.box(box)
+        return datasheet_for(b.get("device_name") or "", b.get("device") or self.meta.get("device", "cpu"),
+                             b.get("total_memory_bytes"))
 
     def datasheet_line(self) -> str:
         return datasheet_match(self.meta.get("device_name", ""), self.meta.get("device", "cpu"),
@@ -110,6 +119,7 @@ def load_run(path: str | Path) -> Run:
     rows = read_table(mpath, REQUIRED_COLUMNS, {"model": str, "message": str, "point_id": str})
     check_times(mpath, rows, where=rows["status"] == "ok")
     rows["model"] = rows["model"].fillna("")
+    rows["box"] = rows["box"].fillna("").astype(str) if "box" in rows else ""     # runs before per-box rows
     rows["execution"] = rows["execution"].fillna("eager") if "execution" in rows else "eager"   # runs before the axis
     spath = path / "samples.csv"
     if spath.exists():

@@ -30,10 +30,28 @@ def build_parser() -> OneLineParser:
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
+    r.add_argument("--shard", metavar="K/N", help="measure only shard K (from 0) of N, balanced by theory's predicted "
+                   "work; `python -m bench merge` puts the shards together (Slurm: --shard "
+                   "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-<N-1>)")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="ray: one Ray task per point across a cluster (pip install -e '.[ray]'; docs/cluster.md)")
+    r.add_argument("--address", help="--executor ray: the cluster to join (ray.init(address=...); default: "
+                   "RAY_ADDRESS, or a local cluster started for this run)")
+    r.add_argument("--accelerator-type", help="--executor ray on CUDA: run every point on this Ray accelerator type "
+                   "(e.g. H100); default: any GPU, each point recording the type it got")
     s = sub.add_parser("resume", help="finish an interrupted run without repeating finished points",
                        formatter_class=HelpFormatter, epilog="example:\n  python -m bench resume results/<run_id>")
     s.add_argument("run_dir", type=Path, help="the run directory printed when the run started")
     s.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    m = sub.add_parser("merge", help="assemble shards (or runs of one sweep from several boxes) into one run",
+                       formatter_class=HelpFormatter, epilog="example:\n  python -m bench merge results/*-shard*of4 "
+                       "--out results/merged")
+    m.add_argument("run_dirs", type=Path, nargs="+", help="the shards' run directories")
+    m.add_argument("--out", type=Path, required=True, help="the merged run directory (new or empty)")
+    m.add_argument("--by", action="append", default=[], metavar="KEY",
+                   help="a checked key allowed to differ between the runs, e.g. device_name (repeatable)")
+    m.add_argument("--partial", action="store_true", help="merge even if some points were measured by none")
+    m.add_argument("--no-report", action="store_true", help="do not write the report")
     sub.add_parser("kernels", help="time the kernels one workload needs; write a calibration JSON for theory "
                    "(see `kernels --help`)", add_help=False, formatter_class=HelpFormatter, epilog=KERNELS_EXAMPLE)
     sub.add_parser("comms", help="collectives and a tensor-parallel layer under torchrun (see `comms --help`)",
@@ -49,7 +67,10 @@ def build_parser() -> OneLineParser:
 EXAMPLES = """examples:
   python -m bench run --sweep smoke --device cpu          # a two-minute check on this box
   python -m bench run --sweep default                     # what `make bench` runs
-  python -m bench resume results/<run_id>                 # finish an interrupted run"""
+  python -m bench resume results/<run_id>                 # finish an interrupted run
+  python -m bench run --sweep default --shard 0/4         # one of four shards (docs/cluster.md)
+  python -m bench merge results/*-shard*of4 --out results/merged
+  python -m bench run --sweep default --executor ray --address auto"""
 
 
 def finish(run_dir: Path, no_report: bool) -> None:
@@ -82,6 +103,10 @@ def main(argv=None) -> int:
         from bench.launch.child import child_ceilings
         return child_ceilings(Path(argv[1]), int(argv[2]), argv[3].split(","))
     a = build_parser().parse_args(argv)
+    if a.command == "merge":                       # files only: no device, no torch
+        from bench.run.merge import merge
+        finish(merge(a.run_dirs, a.out, a.by, a.partial), a.no_report)
+        return 0
     from bench.devices.select import get_device    # imports torch: only once there is work to do
     from bench.run import create, execute
     from bench.store.lock import run_lock
@@ -102,11 +127,24 @@ def main(argv=None) -> int:
                     from bench.launch.parallel import check_gpus
                     check_gpus(gpus, device.device_count())
                 sweep, path = load_sweep(a.sweep, device.kind)   # bad sweep files fail here, before anything runs
-                print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
+                shard, executor = None, None
+                if a.shard is not None:
+                    from bench.run.shard import parse_shard, shard_record
+                    from bench.sweep import restrict
+                    shard = shard_record(sweep, device.kind, *parse_shard(a.shard))
+                    sweep = restrict(sweep, device.kind, shard["point_ids"])
+                if a.executor == "ray":
+                    from bench.launch.ray import executor_record
+                    executor = executor_record(device, a.address, a.accelerator_type, gpus, a.isolate)
+                elif a.address or a.accelerator_type:
+                    raise ValueError("--address and --accelerator-type go with --executor ray")
+                print(f"sweep {sweep.name}{'' if shard is None else f' shard {a.shard}'}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
-                run_dir = create.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
+                run_dir = create.create_run(sweep, path, device, a.out, profile=not a.no_profile,
+                                            isolate=True if executor else a.isolate,
                                             gpus=gpus, kernels=not a.no_kernels,
-                                            kernel_timing="cached" if a.cached_kernels else "paired")
+                                            kernel_timing="cached" if a.cached_kernels else "paired",
+                                            shard=shard, executor=executor)
             else:
                 run_dir = a.run_dir
                 if not (run_dir / "run.json").is_file():

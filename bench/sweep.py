@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from bench.modes import EXECUTIONS, check_execution
@@ -232,4 +232,17 @@ def load_run_sweep(run_dir: Path) -> tuple[Sweep, dict]:
     if original.exists() and original.read_text() != text:
         raise TheoryError(f"sweep file {original} changed since this run started; refusing to resume "
                           f"(start a new run, or restore the file)")
-    return parse_sweep(json.loads(text), text, str(run_dir / "sweep.json")), meta
+    sweep = parse_sweep(json.loads(text), text, str(run_dir / "sweep.json"))
+    shard = meta.get("shard")
+    return (sweep if shard is None else restrict(sweep, meta["device"], shard["point_ids"])), meta
+
+
+def restrict(sweep: Sweep, device_kind: str, point_ids: list[str]) -> Sweep:
+    """The sweep with only the given points, in sweep order (a shard, bench/run/shard.py); every id must be one of
+    its points. The source text (and so the sha1) stays the whole sweep's."""
+    wanted = set(point_ids)
+    kept = tuple(p for p in sweep.points if p.point_id(device_kind) in wanted)
+    if len(kept) != len(wanted):
+        raise TheoryError(f"run.json's shard names {len(wanted) - len(kept)} point(s) that sweep {sweep.name} "
+                          f"does not have; the run directory is damaged")
+    return replace(sweep, points=kept)

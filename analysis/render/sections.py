@@ -93,6 +93,30 @@ def ceilings_section(a) -> list[str]:
     return ["", "## Measured ceilings", ""] + ceilings_md(a.run)
 
 
+def boxes_section(a) -> list[str]:
+    """Which box measured which point (a merge of shards, bench/run/merge.py; a Ray run, bench/launch/ray.py)."""
+    boxes = a.run.meta.get("boxes") or {}
+    if not boxes:
+        return []
+    rows = a.run.rows.drop_duplicates("point_id")
+    lines = ["", "## Which box measured which point", "",
+             "Each point is set against the ceilings of the box that measured it (run.json `boxes`); a box without "
+             "ceilings of its own is set against the run's (the first box's).", "",
+             "| box | host | device | shard | ceilings: matmul peak (GFLOP/s), streaming read (GB/s) | points |",
+             "|---|---|---|---|---|---|"]
+    for b, info in boxes.items():
+        mine = rows[rows["box"] == b]
+        ceil = "; ".join(f"{dt} {c['peak_flops_per_s'][dt] / 1e9:.1f}, {c['memory_bandwidth_bytes_per_s'] / 1e9:.1f}"
+                         for dt, c in (info.get("ceilings") or {}).items()) or "the run's"
+        shard = "" if info.get("shard") is None else f"{info['shard']}/{info.get('shard_count')}"
+        lines.append(f"| {b} | {info.get('host') or ''} | {info.get('device_name') or info.get('device') or ''} | "
+                     f"{shard} | {ceil} | {len(mine)}: {', '.join(point_name(r) for _, r in mine.iterrows())} |")
+    unboxed = rows[~rows["box"].isin(list(boxes))]
+    if len(unboxed):
+        lines += ["", f"No box recorded ({len(unboxed)}): " + ", ".join(point_name(r) for _, r in unboxed.iterrows())]
+    return lines
+
+
 def noise_section(a) -> list[str]:
     return noise_md(a.run, a.df)
 
@@ -154,7 +178,7 @@ def loo_section(a) -> list[str]:
 
 
 SECTIONS = [first_screen_section, partial_section, class_section, point_causes_section, explain_md_section,
-            loo_section, fits_section, ceilings_section, noise_section, flags_section, kv_section,
+            loo_section, fits_section, ceilings_section, boxes_section, noise_section, flags_section, kv_section,
             kv_allocator_md_section, modes_section, profile_section, points_section, not_measured_section,
             figures_section, files_section]
 

@@ -30,13 +30,16 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
                isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True,
-               kernel_timing: str = "paired") -> Path:
+               kernel_timing: str = "paired", shard: dict | None = None, executor: dict | None = None) -> Path:
     """The run directory with sweep.json and run.json (no ceilings yet), printed before anything is measured.
     isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
     gpus: CUDA only, several GPUs measuring isolated points in parallel (bench/launch/parallel.py).
     kernel_timing: "paired" (an eager point's kernels in rounds between its repeats, bench/kernels/paired.py) or
-    "cached" (after the point, from the per-box kernel cache)."""
-    run_dir = new_run_dir(out_root, device.kind, sweep.name)
+    "cached" (after the point, from the per-box kernel cache).
+    shard: bench/run/shard.py shard_record (the sweep is already restricted to it). executor: where the points run
+    when not on this box ({"name": "ray", ...}, bench/launch/ray.py)."""
+    name = sweep.name if shard is None else f"{sweep.name}-shard{shard['index']}of{shard['count']}"
+    run_dir = new_run_dir(out_root, device.kind, name)
     print(f"run directory: {run_dir}", file=log, flush=True)
     atomic_write(run_dir / "sweep.json", sweep.source_text)
     # The parent of an isolated CUDA run learns its device's facts from the ceilings child (ensure_ceilings).
@@ -49,6 +52,7 @@ def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.s
         "points": len(sweep.points), "profile": profile, "kernels": kernels,
         "kernel_timing": kernel_timing if kernels else None,
         "isolate": device.kind == "cuda" if isolate is None else isolate, **({"gpus": gpus} if gpus else {}),
+        **({"shard": shard} if shard else {}), **({"executor": executor} if executor else {}),
         "ceilings": {}, "ceilings_detail": {},
     })
     return run_dir

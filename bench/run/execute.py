@@ -70,6 +70,12 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     meta = read_meta(run_dir)
     isolate = meta.get("isolate", False)
     ids = [p.point_id(device.kind) for p in sweep.points]
+    if (meta.get("executor") or {}).get("name") == "ray":     # one Ray task per point across a cluster
+        from bench.launch.ray import execute_ray
+        execute_ray(run_dir, sweep, device, meta, log)
+        record_profile_overhead(run_dir)
+        update_meta(run_dir, repeat_summary=summarize(run_dir, ids))
+        return run_dir
     gpus = meta.get("gpus") if isolate else None
     if gpus:                                  # --gpus: points in parallel, one child per GPU (CUDA_VISIBLE_DEVICES)
         execute_parallel(run_dir, sweep, device, meta, log)

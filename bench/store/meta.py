@@ -14,6 +14,8 @@ RUN_KEYS = (
     # create_run (bench/run/create.py)
     "run_id", "device", "threads", "sweep_name", "sweep_path", "sweep_sha1", "repeats", "warmup_s", "min_repeats",
     "max_repeats", "max_point_s", "points", "profile", "kernels", "kernel_timing", "isolate", "gpus",
+    # a shard of a sweep (bench/run/shard.py), where the points ran (bench/launch/ray.py)
+    "shard", "executor",
     # ceilings at the start (bench/run/ceilings.py) and on every GPU
     "ceilings", "ceilings_detail", "ceilings_wall_s", "memory_probe", "parent_cuda_context",
     "parent_device_used_bytes", "gpu_uuids", "ceilings_by_gpu", "ceilings_detail_by_gpu",
@@ -23,6 +25,9 @@ RUN_KEYS = (
     "remeasured", "remeasure_wall_s", "ceilings_end", "ceilings_drift", "ceilings_end_wall_s",
     "ceilings_drift_by_gpu",
     "profile_inflation", "repeat_summary", "kernel_cache",
+    # per-box facts: a merge of shards (bench/run/merge.py), a Ray run's node types (bench/launch/ray.py); each
+    # row's `box` names its entry in `boxes`, whose ceilings analysis sets it against
+    "boxes", "shards", "merged_from",
 )
 
 

@@ -16,6 +16,7 @@ MEASUREMENT_COLUMNS = [
     "mem_reserved_peak_total_bytes", "device_used_bytes", "mem_allocated_step_bytes", "mem_source",
     "rss_peak_bytes", "build_s", "n_dispatch", "hidden_syncs", "gpu_sm_clock_mhz", "gpu_power_w",
     "gpu_throttle_reasons", "gpu_sm_clock_min_mhz", "gpu_power_min_w", "gpu_state_samples", "gpu_uuid",
+    "box",                          # which box measured it, in a merged or Ray run: its entry in run.json `boxes`
     "tokens_per_s",                 # batch × tokens of the pass / time_s (prompt tokens for prefill, 1 per decode step)
     "status", "message",
     "time_ci_low_s", "time_ci_high_s", "time_ci_met", "repeats_disturbed", "interference", "canary_ratio",
