@@ -112,8 +112,6 @@ def prepare(model, execution: str, device_kind: str) -> None:
     # each one's graphs on the same code object, up to torch._dynamo.config.recompile_limit (8); past it a
     # fullgraph compile fails and any other runs eager, silently. Earlier models are gone: start afresh.
     torch._dynamo.reset()
-    from bench.model import hold_static_caches
-    hold_static_caches(model)            # one static cache per point, reset() per trajectory: stable addresses
     eager_forward = model.forward
     compiled = torch.compile(eager_forward, **compile_kwargs(execution))
     if not m.decode_only:
