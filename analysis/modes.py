@@ -106,7 +106,8 @@ def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_
         return pd.DataFrame()
     dec = pd.concat([dec, composed_decode(dec, run)], axis=1)
     per_point = dec.groupby("point_id").agg(
-        **{k: (k, "first") for k in POINT_KEY + ["execution", "compile_s", "recompiles_timed"]},
+        **{k: (k, "first") for k in POINT_KEY + ["execution", "compile_s", "recompiles_timed"]
+           + [c for c in ("cudagraph_skips",) if c in dec]},
         measured_s=("measured_time_s", "mean"), roofline_s=("predicted_time_s_ceilings", "mean"),
         **{k: (k, lambda x: x.mean(skipna=False)) for k in ("composed_s", "kernels_part_s", "generated_part_s",
                                                               "framework_part_s")},
@@ -121,7 +122,10 @@ def modes_table(df: pd.DataFrame, samples: pd.DataFrame, tau_eager_s: float, op_
         e = e.iloc[0] if isinstance(e, pd.DataFrame) else e
         spd, lo, hi = speedup_interval(trajectory_tpot_s(samples, e["point_id"]), trajectory_tpot_s(samples, r["point_id"]))
         spec = from_hf_config({k: int(r[k]) for k in POINT_KEY[:7]}, "row")
-        launches = 1 if r["execution"] == "cudagraphs" else int(r["n_dispatch"])
+        # One launch only for graphs that were replayed: bench flags a point whose graphs Inductor skipped
+        # (status cudagraph_skipped, never ok), and an older run's row without the count is taken at its word.
+        skipped = pd.notna(r.get("cudagraph_skips")) and r.get("cudagraph_skips", 0) > 0
+        launches = 1 if r["execution"] == "cudagraphs" and not skipped else int(r["n_dispatch"])
         floor_s = int(e["n_dispatch"]) * tau_eager_s
         predicted_s = r["roofline_s"] + launches * op_overhead_s
         out.append({

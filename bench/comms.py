@@ -4,6 +4,15 @@ Every timed collective is preceded by a barrier; a sample is the maximum over ra
 α (latency) and β (per-direction link bandwidth) are fitted to t = α + 2(N−1)/N · bytes/β (ring all-reduce;
 all-gather moves (N−1)/N of the gathered bytes). Bus bandwidth = algorithm bandwidth × the ring factor.
 Collectives run with a timeout, so a rank that dies fails the run with a message instead of hanging.
+
+Timing never goes through a sleeping wait: TORCH_NCCL_BLOCKING_WAIT is left unset, since with it
+Work.wait() polls completion with a sleep (ProcessGroupNCCL.cpp WorkNCCL::synchronizeInternal:
+`while (!isCompleted()) ... std::this_thread::sleep_for(kSynchronizeBusyWaitMillis)`, 10 ms in older sources,
+1 ms in current ones), so every collective would read at least that. Without it wait() only makes the current
+stream wait on NCCL's (synchronizeStreams). A sample is host time after a device synchronisation that spins
+on a CUDA event (Ctx.sync); that spin also has a deadline (the run's --timeout-s), so a rank left waiting for a
+dead one stops with the one-line message. The process group's timeout stays with the NCCL watchdog (async
+error handling, on by default), which ends a rank hung anywhere else.
 """
 import argparse
 import os
@@ -46,15 +55,26 @@ def fit_alpha_beta(sizes: list[int], times: list[float], op: str, n: int) -> dic
 
 
 class Ctx:
-    def __init__(self, backend: str, device: str):
-        self.backend, self.device = backend, device
+    def __init__(self, backend: str, device: str, timeout_s: float = 120.0):
+        self.backend, self.device, self.timeout_s = backend, device, timeout_s
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
     cuda = torch.cuda                            # seam: the tests hand in the CUDA stand-in
+    timeout_s = 120.0
+    clock = staticmethod(time.perf_counter)      # seam: the tests hand in a clock that jumps
 
     def sync(self):
-        if self.device.startswith("cuda"):
-            self.cuda.synchronize()
+        """Wait until this rank's device has finished all queued work: spin on an event recorded now (no sleep,
+        so the wait adds microseconds, as cudaDeviceSynchronize's spin does), for at most timeout_s. A gloo
+        collective has finished when it returns."""
+        if not self.device.startswith("cuda"):
+            return
+        done = self.cuda.Event()
+        done.record()
+        deadline = self.clock() + self.timeout_s
+        while not done.query():
+            if self.clock() > deadline:
+                raise TimeoutError(f"the device did not finish within {self.timeout_s:.0f} s")
 
     def check(self, *tensors):
         """Every tensor handed to a collective must live on this rank's device: NCCL refuses CPU tensors
@@ -76,6 +96,7 @@ class Ctx:
     def max_over_ranks(self, value: float) -> float:
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(self.check(t), op=dist.ReduceOp.MAX)
+        self.sync()                              # .item() would block without a deadline
         return float(t.item())
 
 
@@ -147,9 +168,8 @@ def setup_backend(requested: str, local: int, timeout_s: float, cuda=torch.cuda,
     backend = ("nccl" if cuda.is_available() else "gloo") if requested == "auto" else requested
     device = f"cuda:{local}" if backend == "nccl" else "cpu"
     if backend == "nccl":
-        # A collective that outlives the timeout raises in the waiting thread (main's except names the rank)
-        # rather than being left to the NCCL watchdog's abort.
-        os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
+        # No TORCH_NCCL_BLOCKING_WAIT: it makes every wait() sleep-poll (see the module's docstring). A dead
+        # rank is caught by Ctx.sync's deadline, or else by the NCCL watchdog at the process group's timeout.
         cuda.set_device(local)
     torch.set_num_threads(1)
     # device_id binds the NCCL communicator to this rank's GPU up front (barriers then use it too).
@@ -177,7 +197,7 @@ def main(argv=None) -> int:
         raise ValueError("run under torchrun, e.g. `torchrun --standalone --nproc-per-node 2 -m bench comms` "
                          "(or `make bench-comms NPROC=2`)")
     backend, device = setup_backend(a.backend, int(os.environ.get("LOCAL_RANK", 0)), a.timeout_s)
-    ctx = Ctx(backend, device)
+    ctx = Ctx(backend, device, a.timeout_s)
     log = sys.stderr
     if a.fail_rank == ctx.rank:
         print(f"rank {ctx.rank}: exiting on purpose (--fail-rank)", file=sys.stderr, flush=True)
@@ -224,7 +244,7 @@ def main(argv=None) -> int:
             if a.run_dir_file is not None:
                 atomic_write(a.run_dir_file, f"{run_dir}\n")
         ctx.barrier()
-    except (RuntimeError, dist.DistBackendError) as e:
+    except (RuntimeError, dist.DistBackendError, TimeoutError) as e:
         print(f"rank {ctx.rank}: a collective failed or timed out after {a.timeout_s:.0f} s (did another rank die?): "
               f"{str(e).splitlines()[0][:200]}", file=sys.stderr)
         return 1

@@ -113,13 +113,73 @@ def build_family(spec, device: str, torch_dtype, attn_implementation: str = "sdp
     return model
 
 
+HELD_CACHES = "_bench_static_caches"     # set by hold_static_caches: max_cache_len -> the one StaticCache
+
+
+def hold_static_caches(model) -> None:
+    """From now on new_cache hands this model one StaticCache per max_cache_len, reset() between trajectories,
+    instead of a new one each time. A compiled model needs it: CUDA graph trees re-record a graph whose static
+    inputs (the cache tensors transformers marks with torch._dynamo.mark_static_address) land at new addresses.
+    transformers 4.x's generate reused its cache the same way (`self._cache.reset()` in `_get_cache`); eager
+    models keep a fresh cache, so their prefill still allocates it (the memory columns read that)."""
+    setattr(model, HELD_CACHES, {})
+
+
 def new_cache(model, cache: str, max_cache_len: int | None):
     from transformers import DynamicCache, StaticCache
     if cache == "dynamic":
         return DynamicCache(config=model.config)
-    if cache == "static":
+    if cache != "static":
+        raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
+    held = getattr(model, HELD_CACHES, None)
+    if held is None:
         return StaticCache(config=model.config, max_cache_len=max_cache_len)
-    raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
+    if max_cache_len in held:
+        with torch.inference_mode():          # its tensors were made by passes under inference_mode
+            held[max_cache_len].reset()       # Cache.reset: every layer's tensors zeroed in place, length 0
+    else:
+        held[max_cache_len] = StaticCache(config=model.config, max_cache_len=max_cache_len)
+    return held[max_cache_len]
+
+
+class CacheUnused(RuntimeError):
+    """A forward pass did not grow the cache it was given (a transformers release that ignores the argument)."""
+
+
+def cache_argument(model) -> str:
+    """The forward's keyword for the KV cache: `cache` where the installed transformers has it (5.x deprecates
+    `past_key_values` for it: deprecate_kwarg("past_key_values", "5.40.0", new_name="cache") on every Llama
+    forward), else `past_key_values`. Read from the class, since a compiled model's forward is a wrapper."""
+    import inspect
+    params = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def seq_length(cache) -> int:
+    """Tokens the cache holds (a StaticCache keeps it in a device tensor: reading it synchronises)."""
+    return int(cache.get_seq_length())
+
+
+class Passes:
+    """Every forward pass bench runs goes through one of these: the cache handed in by the current argument
+    name, and check() (after the passes, outside any timed region) fails loudly when the cache did not grow by
+    the tokens passed, i.e. the forward ignored the cache it was given."""
+
+    def __init__(self, model, cache):
+        self.model, self.cache, self.kwarg = model, cache, cache_argument(model)
+        self.start, self.tokens = seq_length(cache), 0
+
+    def __call__(self, tokens):
+        out = self.model(input_ids=tokens, **{self.kwarg: self.cache}, use_cache=True, logits_to_keep=1)
+        self.tokens += tokens.shape[-1]
+        return out
+
+    def check(self) -> None:
+        grown = seq_length(self.cache) - self.start
+        if grown != self.tokens:
+            raise CacheUnused(f"the cache passed as {self.kwarg}= grew by {grown} tokens over passes of "
+                              f"{self.tokens}: this transformers release ignored it (pin the version bench was "
+                              f"tested with, see pyproject.toml)")
 
 
 def cache_tensor_bytes(cache) -> int:

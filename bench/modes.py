@@ -9,7 +9,12 @@ before each call).
 
 Compilation is watched with dynamo's counters (torch._dynamo.utils.counters["stats"]["unique_graphs"]): the
 warm-up runs until a trajectory compiles nothing new, and a graph compiled during the timed trajectories is a
-recompilation, which flags the point instead of being averaged in.
+recompilation, which flags the point instead of being averaged in. A `cudagraphs` point is also checked to
+have replayed graphs: Inductor counts each graph it could not put in a CUDA graph
+(torch._dynamo.utils.counters["inductor"]["cudagraph_skips"], bumped by
+torch/_inductor/cudagraph_utils.py log_cudagraph_skip_and_bump_counter and output_code.py), and the CUDA graph
+trees (torch/_inductor/cudagraph_trees.py) hold one node per graph recorded: a node recorded during the timed
+trajectories is a re-recording (a static input at a new address, say), which no dynamo counter sees.
 """
 import time
 from dataclasses import dataclass, field
@@ -128,13 +133,39 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+def cudagraph_skips() -> int:
+    """Graphs Inductor ran without a CUDA graph so far in this process (each logs its reason)."""
+    from torch._dynamo.utils import counters
+    return int(counters["inductor"]["cudagraph_skips"])
+
+
+def cudagraphs_recorded() -> int:
+    """CUDA graphs recorded so far by this thread's CUDA graph trees, on every device: the CUDAGraphNodes under
+    each tree manager's roots (warm-up runs are not nodes there). 0 where no tree was ever made (the CPU)."""
+    from torch._inductor import cudagraph_trees
+    containers = cudagraph_trees.get_obj(cudagraph_trees.local, "tree_manager_containers")
+    n = 0
+    for container in list(containers.values()):
+        manager = getattr(container, "tree_manager", None)
+        stack = [node for nodes in (getattr(manager, "roots", None) or {}).values() for node in nodes]
+        while stack:
+            node = stack.pop()
+            n += 1
+            stack.extend(child for kids in node.children.values() for child in kids)
+    return n
+
+
 class CompileWatch:
     """Call tick() after each untimed trajectory (cold, warm-ups): it says whether compilation has settled
-    and keeps the wall time of the trajectories that compiled, so compile time stays apart from timed steps."""
+    and keeps the wall time of the trajectories that compiled, so compile time stays apart from timed steps.
+    For a CUDA-graph mode it also counts the graphs Inductor skipped and the graphs recorded after settling."""
 
     def __init__(self, execution: str):
         self.execution = execution
         self.graphs_start = self.graphs_settled = graphs_compiled()
+        self.cudagraphs = mode(execution).cuda_only
+        self.skips_start = cudagraph_skips()
+        self.recorded_settled = cudagraphs_recorded() if self.cudagraphs else 0
         self.compiling_wall_s: list[float] = []
         self.n_ticks = 0
         self._t = time.perf_counter()
@@ -145,8 +176,19 @@ class CompileWatch:
         if new:
             self.compiling_wall_s.append(now - self._t)
         self.graphs_settled, self._t = graphs, now
+        recorded = cudagraphs_recorded() if self.cudagraphs else 0
+        new += recorded - self.recorded_settled             # a graph recorded is not settled yet either
+        self.recorded_settled = recorded
         self.n_ticks += 1
         return not mode(self.execution).compiled or new == 0 or self.n_ticks >= MAX_SETTLE_TRAJECTORIES
+
+    def cudagraph_skips(self) -> int:
+        """Graphs of this point that ran without a CUDA graph (a CUDA-graph mode only; else 0)."""
+        return cudagraph_skips() - self.skips_start if self.cudagraphs else 0
+
+    def rerecords_since_settled(self) -> int:
+        """CUDA graphs recorded after warm-up settled, i.e. during the timed (or later) trajectories."""
+        return cudagraphs_recorded() - self.recorded_settled if self.cudagraphs else 0
 
     def graphs(self) -> int:
         return self.graphs_settled - self.graphs_start

@@ -72,3 +72,46 @@ def test_dead_rank_fails_the_run_instead_of_hanging(tmp_path):
     r = torchrun(["--out", str(tmp_path), "--timeout-s", "10", "--fail-rank", "1", "--no-tp"], tmp_path, timeout=120)
     assert r.returncode != 0
     assert "rank 1" in r.stderr or "failed" in r.stderr.lower()
+
+
+def test_collectives_are_timed_between_device_syncs_that_never_sleep(monkeypatch, tmp_path):
+    """The timing path on CPU: a one-rank gloo group times all-reduce and all-gather between Ctx.sync calls; on
+    CUDA, Ctx.sync spins on an event (no sleep, unlike TORCH_NCCL_BLOCKING_WAIT's wait) up to the run's
+    timeout, past which the rank stops with a TimeoutError (main prints it as its one line)."""
+    import time
+    import torch.distributed as dist
+    from bench import comms
+    from bench.devices import fake
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ctx = comms.Ctx("gloo", "cpu", 5.0)
+        calls = []
+        monkeypatch.setattr(ctx, "sync", lambda: calls.append("sync"))
+        for op in ("all_reduce", "all_gather"):
+            samples = comms.time_collective(ctx, op, 1024, 1, 3)
+            assert len(samples) == 3 and all(s > 0 for s in samples)
+        assert len(calls) == 2 * 4 * 3                      # before and after each call, and before each .item()
+    finally:
+        dist.destroy_process_group()
+
+    class SlowEvent:
+        polls = 0
+
+        def record(self):
+            pass
+
+        def query(self):
+            SlowEvent.polls += 1
+            return SlowEvent.polls > 3
+    cuda = fake.FakeCuda(1)
+    cuda.Event = SlowEvent
+    ctx = object.__new__(comms.Ctx)
+    ctx.backend, ctx.device, ctx.rank, ctx.world, ctx.cuda, ctx.timeout_s = "nccl", "cuda:0", 0, 2, cuda, 30.0
+    monkeypatch.setattr(time, "sleep", lambda s: pytest.fail("a timed wait slept"))
+    ctx.sync()
+    assert SlowEvent.polls == 4
+    SlowEvent.polls = -10**9                                 # a device that never finishes (a dead peer)
+    now = iter(range(0, 10**6, 10))
+    ctx.clock = lambda: next(now)
+    with pytest.raises(TimeoutError, match="did not finish within 30 s"):
+        ctx.sync()

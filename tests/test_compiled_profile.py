@@ -129,6 +129,41 @@ def test_cuda_graph_replay_names_device_kernels_alone():
     assert total == pytest.approx(54e-6)
 
 
+def test_a_real_cuda_graph_replay_under_the_graph_call_is_attributed_to_its_kernels():
+    """A replay as the profiler records it (torch 2.13: output_code.py's `## Call CompiledFxGraph <key> ##`
+    record function; cudagraph_trees.py CUDAGraphNode.run copies the inputs with torch._foreach_copy_, then
+    graph.replay(), whose runtime event is cudaGraphLaunch; autograd/profiler.py hangs each device kernel on the
+    CPU op its linked_correlation_id names). Before, the copy and the launch were taken for the step's units, so
+    the replay branch never ran and the graph's kernels, carried by the graph call, came out as framework."""
+    _, spec = _layer_events(True)
+    cpu = lambda name, t0, parent, id_, device, self_device=0.0: SimpleNamespace(
+        name=name, cpu_parent=parent, cpu_children=[], time_range=SimpleNamespace(start=t0), input_shapes=[],
+        cpu_time_total=5.0, self_cpu_time_total=5.0, device_time_total=device, self_device_time_total=self_device,
+        device_type=SimpleNamespace(name="CPU"), id=id_, linked_correlation_id=0)
+    lookup = cpu("TorchDynamo Cache Lookup", 0, None, 1, 0.0)
+    region = cpu("Torch-Compiled Region: 0/0", 1, None, 2, 55.0)
+    call = cpu("## Call CompiledFxGraph abc ##", 2, region, 3, 55.0, self_device=54.0)     # carries the kernels
+    copy = cpu("aten::_foreach_copy_", 3, call, 4, 1.0, self_device=1.0)
+    launch_copy = cpu("cudaLaunchKernel", 3.5, copy, 5, 0.0)
+    graph_launch = cpu("cudaGraphLaunch", 4, call, 6, 0.0)
+    copy.cpu_children, call.cpu_children, region.cpu_children = [launch_copy], [copy, graph_launch], [call]
+    dev = lambda name, t0, us, linked: SimpleNamespace(
+        name=name, cpu_parent=None, cpu_children=[], time_range=SimpleNamespace(start=t0), input_shapes=[],
+        cpu_time_total=0.0, self_cpu_time_total=0.0, device_time_total=us, self_device_time_total=us,
+        device_type=SimpleNamespace(name="CUDA"), id=0, linked_correlation_id=linked)
+    kernels = [dev("void at::native::multi_tensor_apply_kernel<TensorListMetadata<2>, CopyFunctor>", 5, 1.0, 4),
+               dev("triton_red_fused_add_embedding_mean_mul_pow_rsqrt_0", 6, 4.0, 3), dev("sm90_xmma_gemm_f32", 7, 20.0, 3),
+               dev("triton_red_fused_add_mean_mul_pow_rsqrt_1", 8, 2.0, 3), dev("triton_poi_fused_mul_silu_2", 9, 6.0, 3),
+               dev("sm90_xmma_gemm_f32", 10, 20.0, 3), dev("triton_red_fused_add_mean_mul_pow_rsqrt_3", 11, 2.0, 3)]
+    per, total = attribute_compiled([lookup, region, call, copy, launch_copy, graph_launch] + kernels, spec, cuda=True)
+    assert set(per) == {"fused(embedding+input_norm)", "fused(residual_add+post_attention_norm)", "act_mul",
+                        "fused(residual_add+final_norm)", "unattributed", FRAMEWORK}
+    assert per["unattributed"]["kernel"] == "sm90_xmma_gemm_f32" and per["unattributed"]["calls"] == 2
+    assert per[FRAMEWORK]["time_s"] == pytest.approx(1e-6)                 # the input copy only
+    assert "aten::_foreach_copy_" in per[FRAMEWORK]["kernel"]
+    assert total == pytest.approx(55e-6)                                   # each kernel once
+
+
 def test_compiled_profile_on_the_cuda_standin(monkeypatch):
     """profile_compiled_point's CUDA branch on the stand-in (CPU tensors, fake torch.cuda): a real Inductor graph
     is profiled with device times, which a CPU build of torch reports as zero: rows, no crash, no division by
@@ -140,10 +175,18 @@ def test_compiled_profile_on_the_cuda_standin(monkeypatch):
     w = torch.randn(16, 8)
     step = torch.compile(lambda ids: (w[ids] * 2).relu(), options={"cpp.enable_kernel_profile": True})
 
+    class Cache:                                               # grows by the tokens passed, as a real one does
+        n = 0
+
+        def get_seq_length(self):
+            return self.n
+
     class Model:
-        def __call__(self, input_ids, **_):
+        def forward(self, input_ids, cache=None, **_):
+            cache.n += input_ids.shape[-1]
             return SimpleNamespace(logits=step(input_ids))
-    monkeypatch.setattr(cprof, "new_cache", lambda *a: None)
+        __call__ = forward
+    monkeypatch.setattr(cprof, "new_cache", lambda *a: Cache())
     ids = torch.zeros(1, 1, dtype=torch.long)
     with torch.inference_mode():                               # compiled before profiling, as after timing:
         step(step(ids)[:, -1].argmax(-1, keepdim=True))        # the prompt, then a step's inference tensor

@@ -116,7 +116,7 @@ def test_tiny_build_weight_and_cache_bytes_equal_theory_every_step(family):
     import torch
     from transformers import DynamicCache
     from bench.model import build_model, weight_bytes as built_bytes
-    from bench.model import cache_tensor_bytes
+    from bench.model import Passes, cache_tensor_bytes
     torch.set_num_threads(1)
     spec = from_hf_config(FAMILIES[family], family)
     model = build_model(spec, "cpu", "fp32")
@@ -125,11 +125,13 @@ def test_tiny_build_weight_and_cache_bytes_equal_theory_every_step(family):
     batch, prompt = 2, 7
     ids = torch.randint(3, 128, (batch, prompt))
     with torch.no_grad():
-        out = model(ids, past_key_values=cache, use_cache=True)
+        run = Passes(model, cache)                  # also proves every family grows the cache it is given
+        out = run(ids)
         seen = [cache_tensor_bytes(cache)]
         for _ in range(3):
-            out = model(out.logits[:, -1:].argmax(-1), past_key_values=cache, use_cache=True)
+            out = run(out.logits[:, -1:].argmax(-1))
             seen.append(cache_tensor_bytes(cache))
+    run.check()
     assert seen == [kv_cache_bytes(spec, batch, prompt + s, "fp32", as_run=True) for s in range(4)]
 
 

@@ -15,7 +15,7 @@ from bench.kernels.cache import KernelCache, box_key
 from bench.kernels.microbench import copies_for, median_interval, time_kernel
 from bench.kernels.plan import passes
 from bench.kernels.shapes import pass_kernels
-from bench.model import new_cache
+from bench.model import Passes, new_cache
 from bench.sweep import Point
 
 
@@ -35,14 +35,14 @@ class Recorder(TorchDispatchMode):
 def dispatched(p: Point, phase: str):
     """aten calls of the prefill or the first decode step of the real model."""
     m = build_model(p.spec(), "cpu", "fp32", p.attention)
-    past = new_cache(m, p.cache, p.max_cache_len)
+    run = Passes(m, new_cache(m, p.cache, p.max_cache_len))
     ids = torch.randint(0, p.vocab_size, (p.batch, p.prompt_len))
     with torch.inference_mode():
         if phase == "decode":
-            out = m(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+            out = run(ids)
             ids = out.logits[:, -1].argmax(-1, keepdim=True)
         with Recorder() as r:
-            m(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+            run(ids)
     return r.calls
 
 

@@ -142,6 +142,81 @@ def test_recompilation_on_a_shape_change_is_detected():
     assert fields["status"] == "recompiled" and "1 graph(s)" in fields["message"]
 
 
+class _NoSteps:
+    def step_stats(self):
+        return []
+
+
+def test_a_cudagraphs_point_whose_graph_inductor_skipped_is_flagged_not_ok():
+    """On CPU tensors Inductor cannot make a CUDA graph: it runs the graph as is and bumps
+    counters["inductor"]["cudagraph_skips"] (the installed torch's name); the point is `cudagraph_skipped`, which
+    is what the stand-in's cudagraphs point was (recorded ok with 9 dispatches before)."""
+    import torch
+    from bench.point.rows import mode_fields
+    watch = CompileWatch("cudagraphs")
+    f = torch.compile(lambda x: x * 2 + 1, mode="reduce-overhead", fullgraph=True, dynamic=False)
+    f(torch.ones(3))
+    assert not watch.tick()
+    f(torch.ones(3))
+    assert watch.tick() and watch.cudagraph_skips() == 1
+    fields = mode_fields(watch, _NoSteps())
+    assert fields["status"] == "cudagraph_skipped" and fields["cudagraph_skips"] == 1
+    assert "without a CUDA graph" in fields["message"] and fields["recompiles_timed"] == 0
+    assert CompileWatch("compile-static").cudagraph_skips() == 0     # other modes never read it
+
+
+def test_a_cuda_graph_recorded_while_timed_is_flagged(monkeypatch):
+    """The CUDA graph trees' nodes, counted through the installed module's own names (get_obj(local,
+    "tree_manager_containers"), tree_manager, roots, children), faked here: a node recorded after warm-up settled
+    (a static input at a new address) makes the point `cudagraph_rerecorded`; a recompilation still comes first."""
+    from types import SimpleNamespace
+    from torch._inductor import cudagraph_trees
+    from bench import modes
+    from bench.point.rows import mode_fields
+
+    def node(*kids):
+        return SimpleNamespace(children={"f": list(kids)} if kids else {})
+    roots = {"f": [node(node(), node())]}
+    containers = {0: SimpleNamespace(tree_manager=SimpleNamespace(roots=roots)), 1: SimpleNamespace(tree_manager=None)}
+    monkeypatch.setattr(cudagraph_trees, "get_obj", lambda local, name: containers)
+    assert modes.cudagraphs_recorded() == 3
+    watch = CompileWatch("cudagraphs")
+    roots["f"].append(node())                          # recorded during warm-up: not settled yet
+    assert not watch.tick() and watch.tick()
+    assert mode_fields(watch, _NoSteps())["status"] == "ok"
+    roots["f"][0].children["f"].append(node())          # recorded during the timed trajectories
+    fields = mode_fields(watch, _NoSteps())
+    assert fields["status"] == "cudagraph_rerecorded" and fields["cudagraph_rerecords_timed"] == 1
+    monkeypatch.setattr(watch, "recompiles_since_settled", lambda: 2)
+    fields = mode_fields(watch, _NoSteps())
+    assert fields["status"] == "recompiled" and "recorded during the timed" in fields["message"]
+
+
+def test_flagged_points_are_finished_and_kept_out_of_the_ok_rows(tmp_path):
+    """A flagged point has every pass's row: resuming a run does not measure it again, analysis never takes it
+    as ok, and the modes table gives a skipped CUDA-graph point its kernels, not one launch."""
+    import pandas as pd
+    from analysis.modes import modes_table
+    from bench.store.points import point_done
+    rows = [{"point_id": "p", "phase": ph, "step": st, "generated": 2, "status": "cudagraph_skipped"}
+            for ph, st in (("prefill", 0), ("decode", 0))]
+    save_point(tmp_path, "p", rows, [])
+    assert point_done(tmp_path, "p")
+    save_point(tmp_path, "q", [{**rows[0], "point_id": "q", "status": "error"}] * 2, [])
+    assert not point_done(tmp_path, "q")
+    key = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4, head_dim=16,
+               intermediate_size=128, vocab_size=256, model="m", dtype="fp32", batch=1, prompt_len=8, generated=2,
+               attention="sdpa", cache="static", phase="decode", measured_time_s=1e-3,
+               predicted_time_s_ceilings=5e-4, compile_s=1.0, recompiles_timed=0, n_dispatch=9)
+    df = pd.DataFrame([{**key, "point_id": "e", "execution": "eager", "cudagraph_skips": 0, "n_dispatch": 90},
+                       {**key, "point_id": "g", "execution": "cudagraphs", "cudagraph_skips": 1}])
+    samples = pd.DataFrame(columns=["point_id", "phase", "repeat", "time_s"])
+    for skips, launches in ((1, 9), (0, 1)):
+        df.loc[1, "cudagraph_skips"] = skips
+        t = modes_table(df, samples, 1e-6, 1e-6)
+        assert t.loc[0, "predicted_s"] == pytest.approx(5e-4 + launches * 1e-6)
+
+
 def test_more_compiled_models_than_dynamos_recompile_limit(monkeypatch):
     """modes-cpu compiles 11 models of one class in one process, and each compiled point also compiles its tiny
     framework model: past torch._dynamo.config.recompile_limit (8) a fullgraph compile failed

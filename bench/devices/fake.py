@@ -59,6 +59,9 @@ class _Event:
     def synchronize(self):
         pass
 
+    def query(self) -> bool:
+        return self.t is not None                     # recorded: done (the stand-in's work is synchronous)
+
     def elapsed_time(self, end) -> float:
         return (end.t - self.t) * 1e3                 # milliseconds, like torch.cuda.Event
 

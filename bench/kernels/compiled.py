@@ -15,7 +15,7 @@ import torch
 
 from bench import modes
 from bench.profiling.dispatch import count_ops
-from bench.model import build_model
+from bench.model import build_model, hold_static_caches
 from bench.kernels.framework import RULE, framework_table, tiny_spec
 from bench.kernels.plan import compose_rows, kernel_sums, passes
 from bench.timing.repeats import collect
@@ -40,6 +40,7 @@ def compiled_framework_rows(point_id: str, spec, device, kcache, batch: int, pro
     tiny = tiny_spec(spec)
     model = build_model(tiny, device.torch_device, dtype, attention)
     modes.prepare(model, execution, device.kind)
+    hold_static_caches(model)              # as the point's own compiled model (bench/point/measure.py)
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, tiny.vocab_size, (batch, prompt_len), generator=gen).to(device.torch_device)
     run = lambda: trajectory.run_trajectory(model, device, ids, generated, cache, max_cache_len)

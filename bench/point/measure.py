@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from bench import modes
-from bench.model import build_model, weight_bytes as model_weight_bytes
+from bench.model import build_model, hold_static_caches, weight_bytes as model_weight_bytes
 from bench.point import rows
 from bench.point.job import PointJob
 from bench.profiling.compiled import save_compiled_profile
@@ -87,6 +87,8 @@ def build(job: PointJob, b: Built) -> None:
     gen = torch.Generator(device="cpu").manual_seed(1)
     b.ids = torch.randint(0, b.spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(device.torch_device)
     modes.prepare(b.model, p.execution, device.kind)
+    if job.mode.compiled:                  # one static cache, reset() per trajectory: stable graph inputs
+        hold_static_caches(b.model)
     b.watch = modes.CompileWatch(p.execution)
 
 

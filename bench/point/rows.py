@@ -72,12 +72,20 @@ def sample_marks(measured) -> list[int]:
 
 def mode_fields(watch, m) -> dict:
     """Compile time (apart from the timed steps), graphs compiled, and recompilations during the timed and
-    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok."""
+    memory trajectories: a point that recompiled there is flagged `recompiled`, never averaged in as ok. A
+    CUDA-graph point whose graphs Inductor skipped is `cudagraph_skipped` (its steps ran kernel by kernel, not as
+    one launch); one that recorded a graph while timed is `cudagraph_rerecorded` (a capture was timed)."""
     steady_s = sum(st.median_s for st in m.step_stats())
     recompiles = watch.recompiles_since_settled()
+    skips, rerecords = watch.cudagraph_skips(), watch.rerecords_since_settled()
+    flags = [(recompiles, "recompiled", f"{recompiles} graph(s) compiled during the timed trajectories"),
+             (skips, "cudagraph_skipped", f"{skips} graph(s) ran without a CUDA graph (Inductor's cudagraph_skips; "
+                                          "its log says why)"),
+             (rerecords, "cudagraph_rerecorded", f"{rerecords} CUDA graph(s) recorded during the timed trajectories")]
+    raised = [(status, text) for n, status, text in flags if n]
     return {"compile_s": watch.compile_s(steady_s), "graphs_compiled": watch.graphs() + recompiles,
-            "recompiles_timed": recompiles, "status": "recompiled" if recompiles else "ok",
-            "message": f"{recompiles} graph(s) compiled during the timed trajectories" if recompiles else ""}
+            "recompiles_timed": recompiles, "cudagraph_skips": skips, "cudagraph_rerecords_timed": rerecords,
+            "status": raised[0][0] if raised else "ok", "message": "; ".join(text for _, text in raised)}
 
 
 def point_rows(job, base: dict, build_s: float, t, probed) -> tuple[list[dict], list[dict]]:

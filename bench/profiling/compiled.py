@@ -14,7 +14,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench.profiling.compiled_attribute import attribute_compiled, row_group
-from bench.model import new_cache
+from bench.model import Passes, new_cache
 from bench.modes import graphs_compiled, mode
 from bench.profiling.profile import MAX_TRACE_BYTES
 
@@ -32,20 +32,20 @@ def _compiled_steps(model, device, point_id, input_ids, generated, cache, max_ca
     cuda = device.kind == "cuda"
     activities = [a for a in [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
                   if a in torch.profiler.supported_activities()]
-    past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, new_cache(model, cache, max_cache_len))
     prompt_len = input_ids.shape[1]
     rows, tokens, graphs = [], input_ids, graphs_compiled()
     with torch.inference_mode():
         for i in range(generated):
             if i not in chosen:
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
                 tokens = out.logits[:, -1].argmax(-1, keepdim=True)
                 continue
             phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
             with profile(activities=activities, record_shapes=True) as prof:
                 device.sync()
                 t0 = time.perf_counter()
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
                 device.sync()
                 wall = time.perf_counter() - t0
             per_op, total = attribute_compiled(prof.events(), spec, cuda)
@@ -59,6 +59,7 @@ def _compiled_steps(model, device, point_id, input_ids, generated, cache, max_ca
                              "inflation": wall / step_medians[i], "flops_counted": None, "cpu_bytes_allocated": None,
                              "gpu_idle_fraction": None, "kernel": rec["kernel"], "trace": trace})
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    run.check()
     return rows if graphs_compiled() == graphs else []
 
 

@@ -16,6 +16,8 @@ step's work in program order: Inductor's generated kernels (names: bench/profili
   eps), so it counts residual_add as a member unless a kernel of its own did that add since the last matmul.
 - The graph's wrappers (guards, the compiled region, the Python that calls the kernels) are `framework`; aten
   ops outside any graph (graph breaks) are attributed to nothing and stay `unattributed` with their name.
+- A CUDA graph replay (a `cudaGraphLaunch` under the graph call, after the input copy `aten::_foreach_copy_`)
+  runs no CPU op per kernel: the graph's device kernels are the units, the input copy is framework.
 Time per event: CPU, the event's total time (its sub-ops included: an extern's internal copies are its own);
 CUDA, the device time of the kernels it launched. Each row keeps the kernel names it sums.
 """
@@ -25,6 +27,7 @@ from bench.profiling.compiled_names import NORM, UNATTRIBUTED, group_name, group
 
 FRAMEWORK = "framework"
 GRAPH_CALL = "CompiledFxGraph"
+GRAPH_LAUNCH = "GraphLaunch"          # the runtime event of a CUDA graph replay: cudaGraphLaunch (hipGraphLaunch)
 LAYER_ORDER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out")
 MATMULS = {"aten::mm": 1, "aten::addmm": 2, "aten::_addmm_activation": 2}   # index of the (in, out) operand
 SDPA = ("aten::_scaled_dot_product", "aten::scaled_dot_product")
@@ -120,12 +123,20 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
             units.append((e, kernel_members(e.name)[0], in_graph))
         else:
             units.append((e, [], in_graph))
-    replay = cuda and not units and bool(device_kernels)
+    launched = any(GRAPH_LAUNCH in e.name for e, _, _ in units)
+    replay = cuda and bool(device_kernels) and (launched or not units)
+    staged = []
     if replay:
-        # CUDA graphs (unverified on a GPU): one replay launches every kernel, so no CPU op per kernel; the device
-        # kernels are named alone: Inductor's by their names, the rest (cuBLAS, attention) stay unattributed; the
-        # replay's CPU ops may carry the same kernels' device time, so no framework row (no double count).
-        units = [(k, kernel_members(k.name)[0] if is_generated_kernel(k.name) else [], True) for k in device_kernels]
+        # CUDA graphs: one replay launches every kernel, so no CPU op per kernel. Under the graph call a replay
+        # (cudagraph_trees CUDAGraphNode.run) copies the inputs into the graph's buffers (aten::_foreach_copy_)
+        # and launches the graph (the runtime event cudaGraphLaunch). The graph's device kernels are named
+        # alone: Inductor's by their names, the rest (cuBLAS, attention) stay unattributed; the staging ops'
+        # own kernels (the input copy) are framework. The wrappers' device time is these same kernels (the
+        # profiler hangs them on the CPU op that launched them): no framework row from them (no double count).
+        staged = [e for e, _, _ in units if GRAPH_LAUNCH not in e.name]
+        own = {i for e in staged for i in _ids_within(e)}
+        units = [(k, kernel_members(k.name)[0] if is_generated_kernel(k.name) else [], True) for k in device_kernels
+                 if getattr(k, "linked_correlation_id", 0) not in own]
     _name_norms(units)
     per = defaultdict(lambda: {"time_s": 0.0, "calls": 0, "kernel": "", "input_shapes": ""})
     total = 0.0
@@ -149,7 +160,25 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
             rec["calls"] += 1
         total += rec["time_s"]
         rec["kernel"] = "guards, compiled region, the graph's Python wrapper"
+    if staged:
+        rec = per[FRAMEWORK]
+        for e in staged:
+            rec["time_s"] += _time_us(e, cuda, total=True) / 1e6
+            rec["calls"] += 1
+        total += rec["time_s"]
+        rec["kernel"] = "the replay's staging: " + " | ".join(sorted({e.name for e in staged}))[:380]
     return dict(per), total
+
+
+def _ids_within(e) -> set:
+    """The profiler ids of an event and every CPU event under it (a device kernel names its launcher's id as
+    its linked_correlation_id)."""
+    out, stack = set(), [e]
+    while stack:
+        x = stack.pop()
+        out.add(getattr(x, "id", None))
+        stack.extend(getattr(x, "cpu_children", None) or [])
+    return out - {None}
 
 
 def _is_device(e) -> bool:

@@ -12,7 +12,7 @@ column (it includes what the C allocator retains).
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from bench.model import cache_tensor_bytes, new_cache
+from bench.model import Passes, cache_tensor_bytes, new_cache
 from bench.profiling.alloctrace import cpu_profiler_events, module_tensors, trace_from_events
 
 MARK = "pass::"
@@ -59,11 +59,13 @@ def cpu_memory_and_trace(model, input_ids, generated: int, cache: str, max_cache
     tokens, kv = input_ids, []
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         past = new_cache(model, cache, max_cache_len)
+        run = Passes(model, past)
         for i in range(n):
             with record_function(f"{MARK}{i}"):
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
             kv.append(cache_tensor_bytes(past))
+    run.check()
     trace = trace_from_events(point_id, module_tensors(model), *cpu_profiler_events(prof, MARK))
     return per_pass(*memory_events(prof)) + [None] * (generated - n), trace, kv
 

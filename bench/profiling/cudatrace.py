@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from bench.model import cache_tensor_bytes, new_cache
+from bench.model import Passes, cache_tensor_bytes, new_cache
 from bench.profiling.alloctrace import TraceBuilder, module_tensors, pass_of, snapshot_events
 
 MAX_TRACE_ENTRIES = 2_000_000
@@ -27,14 +27,16 @@ def cuda_memory_and_trace(model, input_ids, generated: int, cache: str, max_cach
     try:
         with torch.inference_mode():
             past = new_cache(model, cache, max_cache_len)
+            run = Passes(model, past)
             for i in range(generated):
                 cuda.synchronize()
                 starts.append((time.time_ns() / 1000, i))          # the trace's time_us is epoch microseconds
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
                 tokens = out.logits[:, -1].argmax(-1, keepdim=True)
                 cuda.synchronize()
                 measured.append({"allocated_bytes": cuda.memory_allocated(), "reserved_bytes": cuda.memory_reserved()})
                 kv.append(cache_tensor_bytes(past))
+            run.check()
         snap = cuda.memory._snapshot()
     finally:
         cuda.memory._record_memory_history(enabled=None)

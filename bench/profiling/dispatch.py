@@ -3,7 +3,7 @@ TorchDispatchMode) or compiled (torch.profiler), as the execution mode runs the 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from bench.model import new_cache
+from bench.model import Passes, new_cache
 from bench.modes import mode
 
 
@@ -19,15 +19,16 @@ class DispatchCounter(TorchDispatchMode):
 
 def count_dispatches(model, input_ids, cache: str, max_cache_len: int | None) -> tuple[int, int]:
     """Ops dispatched by the prefill and by the first decode step (later steps dispatch the same ops)."""
-    past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, new_cache(model, cache, max_cache_len))
     counts = []
     tokens = input_ids
     with torch.inference_mode():
         for _ in range(2):
             with DispatchCounter() as c:
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
             counts.append(c.count)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    run.check()
     return counts[0], counts[1]
 
 
@@ -38,9 +39,10 @@ def count_ops(model, input_ids, cache: str, max_cache_len: int | None, execution
         return count_dispatches(model, input_ids, cache, max_cache_len)
     compiled = count_compiled_ops(model, input_ids, cache, max_cache_len)
     if m.decode_only:            # the eager prefill alone: a dispatch mode would break the compiled step
+        run = Passes(model, new_cache(model, cache, max_cache_len))
         with torch.inference_mode(), DispatchCounter() as c:
-            model(input_ids=input_ids, past_key_values=new_cache(model, cache, max_cache_len), use_cache=True,
-                  logits_to_keep=1)
+            run(input_ids)
+        run.check()
         return c.count, compiled[1]
     return compiled
 
@@ -49,14 +51,15 @@ def count_compiled_ops(model, input_ids, cache: str, max_cache_len: int | None) 
     """Ops a compiled forward dispatches (prefill, first decode step), counted with torch.profiler: the
     kernels and extern calls directly inside each CompiledFxGraph call, plus aten ops run outside any graph
     (graph breaks). A TorchDispatchMode, which counts eager dispatches, would disable the compiled code."""
-    past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, new_cache(model, cache, max_cache_len))
     counts, tokens = [], input_ids
     with torch.inference_mode():
         for _ in range(2):
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
             counts.append(count_graph_ops(prof.events()))
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    run.check()
     return counts[0], counts[1]
 
 

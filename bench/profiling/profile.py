@@ -10,7 +10,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from bench.profiling.attribution import EAGER_MATMUL, attribute, group_of
-from bench.model import new_cache
+from bench.model import Passes, new_cache
 
 MAX_TRACE_BYTES = 20 * 2**20
 PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "time_s", "calls", "input_shapes",
@@ -197,11 +197,12 @@ def count_flops(model, input_ids, cache: str, max_cache_len) -> dict[tuple[str, 
     from bench.profiling.attribution import MODULE_OPS
     _register_cpu_sdpa_formula()
     past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, past)
     out_counts, tokens = {}, input_ids
     with torch.inference_mode():
         for key in (("prefill", 0), ("decode", 0)):
             with FlopCounterMode(display=False) as fc:
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
             totals = {path: sum(c.values()) for path, c in fc.get_flop_counts().items()}
             per_op = defaultdict(int)
             for path, flops in totals.items():
@@ -212,6 +213,7 @@ def count_flops(model, input_ids, cache: str, max_cache_len) -> dict[tuple[str, 
                     per_op["attention_core"] += flops - sum(v for p, v in totals.items() if p.startswith(path + "."))
             out_counts[key] = dict(per_op)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    run.check()
     return out_counts
 
 
@@ -224,20 +226,21 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                   if a in torch.profiler.supported_activities()]
     chosen = {0} | ({1, generated - 1} if steps is None else set(steps))
     past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, past)
     rows, tokens = [], input_ids
     prompt_len = input_ids.shape[1]
     with torch.inference_mode():
         for i in range(generated):
             phase, step = ("prefill", 0) if i == 0 else ("decode", i - 1)
             if i not in chosen:
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
                 tokens = out.logits[:, -1].argmax(-1, keepdim=True)
                 continue
             with labelled(model, past, device.cuda.nvtx if cuda else None), profile(activities=activities, profile_memory=True,
                                                       record_shapes=True) as prof:
                 device.sync()
                 t0 = time.perf_counter()
-                out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+                out = run(tokens)
                 device.sync()
                 wall = time.perf_counter() - t0
             per_op, total = attribute_events(prof.events(), cuda)
@@ -261,4 +264,5 @@ def profile_point(model, device, point_id: str, input_ids, generated: int, cache
                              "flops_counted": None, "cpu_bytes_allocated": rec["cpu_bytes_allocated"],
                              "gpu_idle_fraction": idle, "kernel": rec["kernel"], "trace": trace})
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
+    run.check()
     return rows

@@ -20,7 +20,7 @@ MEASUREMENT_COLUMNS = [
     "tokens_per_s",                 # batch × tokens of the pass / time_s (prompt tokens for prefill, 1 per decode step)
     "status", "message",
     "time_ci_low_s", "time_ci_high_s", "time_ci_met", "repeats_disturbed", "interference", "canary_ratio",
-    "compile_s", "graphs_compiled", "recompiles_timed",
+    "compile_s", "graphs_compiled", "recompiles_timed", "cudagraph_skips", "cudagraph_rerecords_timed",
 ]
 # repeat −1 is the cold trajectory; disturbed: taken while the interference canary ran slow (bench/timing/repeats.py)
 SAMPLE_COLUMNS = ["point_id", "phase", "step", "repeat", "time_s", "disturbed"]
@@ -39,7 +39,9 @@ def save_point(run_dir: Path, point_id: str, rows: list[dict], samples: list[dic
     atomic_write(m, csv_text(rows, MEASUREMENT_COLUMNS))
 
 
-ROW_STATUSES = ("ok", "oom", "skipped_memory", "error")
+# Timed in full but flagged (bench/point/rows.py mode_fields): every pass has its row, none is averaged in as ok.
+FLAGGED_STATUSES = ("recompiled", "cudagraph_skipped", "cudagraph_rerecorded")
+ROW_STATUSES = ("ok", "oom", "skipped_memory", "error") + FLAGGED_STATUSES
 
 
 def point_done(run_dir: Path, point_id: str) -> bool:
@@ -57,10 +59,11 @@ def point_done(run_dir: Path, point_id: str) -> bool:
     if any(None in r or None in r.values() or r["point_id"] != point_id or r["status"] not in ROW_STATUSES
            for r in rows):
         return False
-    if rows[0]["status"] != "ok":
+    timed = ("ok",) + FLAGGED_STATUSES
+    if rows[0]["status"] not in timed:
         return len(rows) == 1
     try:
-        return len(rows) == int(rows[0]["generated"]) and all(r["status"] == "ok" for r in rows)
+        return len(rows) == int(rows[0]["generated"]) and all(r["status"] == rows[0]["status"] for r in rows)
     except ValueError:
         return False
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.devices.base import MemorySample
-from bench.model import cache_tensor_bytes, new_cache
+from bench.model import Passes, cache_tensor_bytes, new_cache
 
 
 @dataclass
@@ -20,6 +20,7 @@ def run_trajectory(model, device, input_ids, generated: int, cache: str, max_cac
                    probe_memory: bool = False) -> Trajectory:
     """Prefill input_ids, then generated−1 decode steps; time each pass with the device timer."""
     past = new_cache(model, cache, max_cache_len)
+    run = Passes(model, past)
     times, kv, mem = [], [], []
     tokens = input_ids
     with torch.inference_mode():
@@ -28,10 +29,11 @@ def run_trajectory(model, device, input_ids, generated: int, cache: str, max_cac
                 device.reset_peak()
             device.sync()
             t = device.start()
-            out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+            out = run(tokens)
             times.append(device.stop(t))
             if probe_memory:
                 mem.append(device.read_peak())
             kv.append(cache_tensor_bytes(past))
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)   # stays on the device
+    run.check()                                   # after the timed passes: one synchronisation
     return Trajectory(times, kv, mem)

@@ -18,11 +18,12 @@ SPEC = from_hf_config({"hidden_size": 256, "num_hidden_layers": 4, "num_attentio
 
 def bare_loop(model, ids, generated):
     from transformers import DynamicCache
-    past = DynamicCache(config=model.config)
+    from bench.model import Passes
+    run = Passes(model, DynamicCache(config=model.config))
     tokens = ids
     with torch.inference_mode():
         for _ in range(generated):
-            out = model(input_ids=tokens, past_key_values=past, use_cache=True, logits_to_keep=1)
+            out = run(tokens)
             tokens = out.logits[:, -1].argmax(-1, keepdim=True)
 
 
