@@ -41,7 +41,7 @@ def save_point(run_dir: Path, point_id: str, rows: list[dict], samples: list[dic
 
 # Timed in full but flagged (bench/point/rows.py mode_fields): every pass has its row, none is averaged in as ok.
 FLAGGED_STATUSES = ("recompiled", "cudagraph_skipped", "cudagraph_rerecorded")
-ROW_STATUSES = ("ok", "oom", "skipped_memory", "error") + FLAGGED_STATUSES
+ROW_STATUSES = ("ok", "oom", "skipped_memory", "error", "timeout") + FLAGGED_STATUSES
 
 
 def point_done(run_dir: Path, point_id: str) -> bool:
