@@ -3,10 +3,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.kernels import KERNELS_EXAMPLE
+from bench.kernels import DEFAULT_KERNEL_CACHE, KERNELS_EXAMPLE, RESULTS_DIR
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
-DEFAULT_OUT = Path("results")
+DEFAULT_OUT = RESULTS_DIR
 
 
 def build_parser() -> OneLineParser:
@@ -27,6 +27,9 @@ def build_parser() -> OneLineParser:
                    help="time kernels after each point and reuse the per-box kernel cache (faster, but the kernels "
                    "carry the box's speed of whenever they were timed); default: each eager point's kernels are "
                    "sampled in rounds between its own repeats")
+    r.add_argument("--kernel-cache", type=Path,
+                   help=f"per-box kernel cache directory (default: <--out>/kernel-cache, which for the default --out "
+                        f"is {DEFAULT_KERNEL_CACHE}, the folder `bench kernels` uses)")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
@@ -101,7 +104,7 @@ def main(argv=None) -> int:
                 print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
                 run_dir = create.create_run(sweep, path, device, a.out, profile=not a.no_profile, isolate=a.isolate,
-                                            gpus=gpus, kernels=not a.no_kernels,
+                                            gpus=gpus, kernels=not a.no_kernels, kernel_cache=a.kernel_cache,
                                             kernel_timing="cached" if a.cached_kernels else "paired")
             else:
                 run_dir = a.run_dir

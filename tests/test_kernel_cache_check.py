@@ -198,3 +198,22 @@ def test_the_verdict_is_one_line_on_stderr(tmp_path, monkeypatch, capsys):
     compose(tmp_path, monkeypatch, 1.0)
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kernel cache ")]
     assert len(err) == 1 and str(cache_file(tmp_path)) in err[0] and ": reused (sentinels new/cached: linear x0.98" in err[0]
+
+
+def test_bench_run_and_bench_kernels_share_one_kernel_cache_folder(tmp_path, tiny_sweep_file):
+    from bench.cli import DEFAULT_OUT, build_parser
+    from bench.kernels.cli import build_parser as kernels_parser
+    from bench.kernels.point import run_kernel_cache
+    from bench.run.create import create_run
+    from bench.store.meta import read_meta
+    from bench.sweep import load_sweep
+    kernels_default = kernels_parser().parse_args(["--model", "x", "--prompt-len", "8"]).kernel_cache
+    sweep, path = load_sweep(str(tiny_sweep_file), "cpu")
+    quiet = open("/dev/null", "w")
+    beside = create_run(sweep, path, CpuDevice(1), tmp_path / "runs", log=quiet)        # the default: beside the runs
+    assert run_kernel_cache(beside, CpuDevice(1)).root == (tmp_path / "runs" / "kernel-cache").resolve()
+    assert (DEFAULT_OUT / "kernel-cache") == kernels_default         # bench run's default --out: the same folder
+    given = create_run(sweep, path, CpuDevice(1), tmp_path / "runs", log=quiet, kernel_cache=tmp_path / "kc")
+    assert read_meta(given)["kernel_cache_dir"] == str((tmp_path / "kc").resolve())
+    assert run_kernel_cache(given, CpuDevice(1)).root == (tmp_path / "kc").resolve()
+    assert build_parser().parse_args(["run", "--kernel-cache", "kc"]).kernel_cache.name == "kc"

@@ -26,7 +26,7 @@ from theory.calibration.interp import op_work
 from theory.calibration.merge import merge
 from theory.calibration.regime import op_size
 from theory.ops import count_ops
-from bench.kernels import KERNELS_EXAMPLE
+from bench.kernels import DEFAULT_KERNEL_CACHE, KERNELS_EXAMPLE
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 
@@ -47,8 +47,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to time (auto: CUDA if present)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     p.add_argument("--out", type=Path, help="calibration JSON (default results/calibration-<model>-b<B>-t<T>.json)")
-    p.add_argument("--kernel-cache", type=Path, default=Path("results/kernel-cache"),
-                   help="per-box kernel cache directory (shapes already measured on this box are reused)")
+    p.add_argument("--kernel-cache", type=Path, default=DEFAULT_KERNEL_CACHE,
+                   help="per-box kernel cache directory, the one `bench run` uses by default (shapes already "
+                        "measured on this box are reused once its sentinels agree)")
     return p
 
 

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from bench.kernels import kernel_cache_dir
 from bench.kernels.cache import KERNEL_COLUMNS, KernelCache
 from bench.kernels.framework import FRAMEWORK_COLUMNS, framework_rows
 from bench.kernels.plan import COMPOSE_COLUMNS, compose_rows, passes
@@ -104,13 +105,15 @@ def assemble_kernels(run_dir: Path, point_ids: list[str], done) -> None:
 
 
 def run_kernel_cache(run_dir: Path, device) -> KernelCache:
-    """The per-box cache lives beside the runs (results/kernel-cache/), shared by every run on this box. Whether a
-    point's weights stay cached is judged against the effective LLC its run measured (run.json ceilings).
+    """The per-box cache run.json names (kernel_cache_dir; older runs: beside the runs, results/kernel-cache/),
+    shared by every run on this box and by `bench kernels`. Whether a point's weights stay cached is judged against
+    the effective LLC its run measured (run.json ceilings).
     kcache.paired: the run times its eager points' kernels in rounds beside the model (run.json kernel_timing)."""
-    kcache = KernelCache(run_dir.parent / "kernel-cache", device, llc_of(device))
-    kcache.fits_bytes = effective_llc_of(run_dir) or kcache.llc_bytes
     path = run_dir / "run.json"
-    kcache.paired = path.exists() and json.loads(path.read_text()).get("kernel_timing") == "paired"
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    kcache = KernelCache(Path(meta.get("kernel_cache_dir") or kernel_cache_dir(run_dir.parent)), device, llc_of(device))
+    kcache.fits_bytes = effective_llc_of(run_dir) or kcache.llc_bytes
+    kcache.paired = meta.get("kernel_timing") == "paired"
     return kcache
 
 
