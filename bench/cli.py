@@ -7,6 +7,12 @@ from bench.kernels import DEFAULT_KERNEL_CACHE, KERNELS_EXAMPLE, RESULTS_DIR
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
 DEFAULT_OUT = RESULTS_DIR
+SWEEP_DIR = Path(__file__).parent / "sweeps"         # bench.sweep.SWEEP_DIR (not imported: --help stays light)
+
+
+def shipped_sweeps() -> list[str]:
+    """Every file in bench/sweeps/, and `default`, which picks default-cpu or default-cuda by device."""
+    return ["default (default-cpu or default-cuda, by device)", *sorted(p.stem for p in SWEEP_DIR.glob("*.json"))]
 
 
 def build_parser() -> OneLineParser:
@@ -15,7 +21,8 @@ def build_parser() -> OneLineParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, help="what to do")
     r = sub.add_parser("run", help="run a sweep into a new results/<run_id>/", formatter_class=HelpFormatter,
                        epilog=EXAMPLES)
-    r.add_argument("--sweep", default="default", help="shipped sweep (smoke, seed-001, default) or a path to a sweep JSON")
+    r.add_argument("--sweep", default="default", help=f"a shipped sweep: {', '.join(shipped_sweeps())}; or a path to a "
+                   "sweep JSON")
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to measure (auto: CUDA if present)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
@@ -98,7 +105,10 @@ def main(argv=None) -> int:
                 gpus = parse_gpus(a.gpus)
                 device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
                                     isolated=a.isolate is not False)
-                if gpus and (device.kind != "cuda" or a.isolate is False):
+                if gpus and device.kind != "cuda":
+                    raise ValueError(f"--gpus {a.gpus}: no CUDA device here (this run measures on {device.kind}: "
+                                     f"{device.name()}); --gpus needs CUDA")
+                if gpus and a.isolate is False:
                     raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
                 sweep, path = load_sweep(a.sweep, device.kind)   # bad sweep files fail here, before anything runs
                 print(f"sweep {sweep.name}: {len(sweep.points)} points on {device.name()} ({device.kind}, "
@@ -113,6 +123,11 @@ def main(argv=None) -> int:
             with run_lock(run_dir):                      # one process per run directory
                 if a.command == "resume":
                     sweep, meta = load_run_sweep(run_dir)
+                    if execute.run_finished(run_dir, sweep, meta["device"]):
+                        print(f"{run_dir} is finished: all {len(sweep.points)} points measured and the end of the "
+                              f"run recorded; nothing to resume. Its report: python -m analysis report {run_dir}",
+                              file=sys.stderr)
+                        return 0
                     device = get_device(meta["device"], meta.get("threads", 1), isolated=meta.get("isolate", False))
                     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
                 execute.execute(run_dir, sweep, device)   # measures missing ceilings first

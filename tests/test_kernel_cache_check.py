@@ -86,7 +86,7 @@ def test_an_empty_or_absent_cache_needs_no_check(tmp_path, monkeypatch):
 
 
 def tiny_config(tmp_path, monkeypatch):
-    import bench.kernels.cli as cli_mod                # the framework's tiny model is not what is tested here
+    import bench.kernels.calibrate as cli_mod          # the framework's tiny model is not what is tested here
     monkeypatch.setattr(cli_mod, "framework_rows", lambda *a, **kw: [
         {"phase": ph, "step": st, "framework_s": 1e-5} for ph, st in [("prefill", 0), ("decode", 0), ("decode", 1)]])
     cfg = tmp_path / "config.json"

@@ -17,3 +17,8 @@ DEFAULT_KERNEL_CACHE = kernel_cache_dir(RESULTS_DIR)
 # `python -m bench kernels`'s example, shown by `bench --help` too (kept here: torch-free, below both CLIs)
 KERNELS_EXAMPLE = ("example:\n  python -m bench kernels --model tinyllama-1.1b --batch 1 --prompt-len 128\n"
                    "  python -m theory --model tinyllama-1.1b --hardware results/calibration-<...>.json --prompt-len 128")
+
+
+def first_paragraph(doc: str) -> str:
+    """A module docstring's first paragraph as one line: an argparse description, never cut mid-sentence."""
+    return " ".join(doc.strip().split("\n\n")[0].split())

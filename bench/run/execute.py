@@ -29,6 +29,14 @@ class ChildLauncher:
         return run_child(self.run_dir, index, p, pid, self.device, self.sweep)
 
 
+def run_finished(run_dir: Path, sweep: Sweep, device_kind: str) -> bool:
+    """Every point measured and the end of the run recorded (repeat_summary is execute's last write; a --gpus run
+    ends with its points)."""
+    meta = read_meta(run_dir)
+    return ("repeat_summary" in meta or bool(meta.get("gpus"))) and all(
+        point_done(run_dir, p.point_id(device_kind)) for p in sweep.points)
+
+
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     ensure_ceilings(run_dir, sweep, device, log)
     meta = read_meta(run_dir)
