@@ -3,10 +3,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.kernels import KERNELS_EXAMPLE
+from bench.kernels import DEFAULT_KERNEL_CACHE, KERNELS_EXAMPLE, RESULTS_DIR
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 
-DEFAULT_OUT = Path("results")
+DEFAULT_OUT = RESULTS_DIR
+SWEEP_DIR = Path(__file__).parent / "sweeps"         # bench.sweep.SWEEP_DIR (not imported: --help stays light)
+
+
+def shipped_sweeps() -> list[str]:
+    """Every file in bench/sweeps/, and `default`, which picks default-cpu or default-cuda by device."""
+    return ["default (default-cpu or default-cuda, by device)", *sorted(p.stem for p in SWEEP_DIR.glob("*.json"))]
 
 
 def build_parser() -> OneLineParser:
@@ -15,7 +21,8 @@ def build_parser() -> OneLineParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, help="what to do")
     r = sub.add_parser("run", help="run a sweep into a new results/<run_id>/", formatter_class=HelpFormatter,
                        epilog=EXAMPLES)
-    r.add_argument("--sweep", default="default", help="shipped sweep (smoke, seed-001, default) or a path to a sweep JSON")
+    r.add_argument("--sweep", default="default", help=f"a shipped sweep: {', '.join(shipped_sweeps())}; or a path to a "
+                   "sweep JSON")
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to measure (auto: CUDA if present)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on shared cores)")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent directory of the run directory")
@@ -27,6 +34,9 @@ def build_parser() -> OneLineParser:
                    help="time kernels after each point and reuse the per-box kernel cache (faster, but the kernels "
                    "carry the box's speed of whenever they were timed); default: each eager point's kernels are "
                    "sampled in rounds between its own repeats")
+    r.add_argument("--kernel-cache", type=Path,
+                   help=f"per-box kernel cache directory (default: <--out>/kernel-cache, which for the default --out "
+                        f"is {DEFAULT_KERNEL_CACHE}, the folder `bench kernels` uses)")
     r.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each point in a child process (default: on for CUDA, off for CPU)")
     r.add_argument("--gpus", help="CUDA: GPU indices measuring isolated points in parallel, e.g. 0,1,2,3")
@@ -121,7 +131,10 @@ def main(argv=None) -> int:
                 gpus = parse_gpus(a.gpus)
                 device = get_device(a.device, a.threads, index=gpus[0] if gpus else 0, log=sys.stderr,
                                     isolated=a.isolate is not False)
-                if gpus and (device.kind != "cuda" or a.isolate is False):
+                if gpus and device.kind != "cuda":
+                    raise ValueError(f"--gpus {a.gpus}: no CUDA device here (this run measures on {device.kind}: "
+                                     f"{device.name()}); --gpus needs CUDA")
+                if gpus and a.isolate is False:
                     raise ValueError("--gpus needs CUDA and isolated points (leave --isolate on)")
                 if gpus:                                 # before any ceilings: a missing GPU is refused up front
                     from bench.launch.parallel import check_gpus
@@ -142,7 +155,7 @@ def main(argv=None) -> int:
                       f"{device.threads} thread(s))", file=sys.stderr, flush=True)
                 run_dir = create.create_run(sweep, path, device, a.out, profile=not a.no_profile,
                                             isolate=True if executor else a.isolate,
-                                            gpus=gpus, kernels=not a.no_kernels,
+                                            gpus=gpus, kernels=not a.no_kernels, kernel_cache=a.kernel_cache,
                                             kernel_timing="cached" if a.cached_kernels else "paired",
                                             shard=shard, executor=executor)
             else:
@@ -152,6 +165,11 @@ def main(argv=None) -> int:
             with run_lock(run_dir):                      # one process per run directory
                 if a.command == "resume":
                     sweep, meta = load_run_sweep(run_dir)
+                    if execute.run_finished(run_dir, sweep, meta["device"]):
+                        print(f"{run_dir} is finished: all {len(sweep.points)} points measured and the end of the "
+                              f"run recorded; nothing to resume. Its report: python -m analysis report {run_dir}",
+                              file=sys.stderr)
+                        return 0
                     device = get_device(meta["device"], meta.get("threads", 1), index=(meta.get("gpus") or [0])[0],
                                         isolated=meta.get("isolate", False))
                     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)

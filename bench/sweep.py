@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from bench.modes import EXECUTIONS, check_execution
+from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import check_keys, read_json
 from theory.model import ModelSpec
@@ -139,6 +140,10 @@ def _validate_point(p: Point, where: str) -> None:
         raise TheoryError(f"{where}: rotary embeddings need an even head_dim, got {spec.head_dim}")
     if spec.mlp != "gated" and spec.hf_config is None:     # other families build from their config.json
         raise TheoryError(f"{where}: bench builds {p.model} only from a config.json naming its model_type")
+    try:                        # a learned position table too short for the trajectory: refused before anything runs
+        check_positions(spec, p.prompt_len + p.generated - 1)     # the last decode step feeds this many positions
+    except TheoryError as e:
+        raise TheoryError(f"{where}: {p.label()}: {e}") from None
 
 
 def parse_sweep(obj, text: str, where: str) -> Sweep:

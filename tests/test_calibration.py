@@ -119,7 +119,7 @@ def test_versus_bad_input_is_one_line_and_its_help_has_an_example(capsys):
 
 
 def test_versus_times_the_largest_decode_kernels_again_to_show_box_drift(calibration, monkeypatch):
-    import bench.kernels.versus as versus
+    import bench.kernels.recheck as versus
     from bench.devices.cpu import CpuDevice
     from bench.kernels.microbench import KernelTime
     cfg, out = calibration

@@ -20,11 +20,11 @@ POINT = Point(hidden_size=64, num_hidden_layers=2, head_dim=16, kv_group=2, voca
 
 
 def true_s(k) -> float:
-    """A deterministic 'true' kernel time, different per kernel (1–2 µs per element-ish, never 0)."""
+    """A deterministic 'true' kernel time, different per kernel, each at least the 50 µs a sentinel needs."""
     n = 1
     for _, v in k.shape:
         n *= v if isinstance(v, int) else 1
-    return 1e-6 + 1e-9 * n
+    return 50e-6 + 1e-9 * n
 
 
 def fake_timer(scale: float, calls: list):
@@ -86,7 +86,7 @@ def test_an_empty_or_absent_cache_needs_no_check(tmp_path, monkeypatch):
 
 
 def tiny_config(tmp_path, monkeypatch):
-    import bench.kernels.cli as cli_mod                # the framework's tiny model is not what is tested here
+    import bench.kernels.calibrate as cli_mod          # the framework's tiny model is not what is tested here
     monkeypatch.setattr(cli_mod, "framework_rows", lambda *a, **kw: [
         {"phase": ph, "step": st, "framework_s": 1e-5} for ph, st in [("prefill", 0), ("decode", 0), ("decode", 1)]])
     cfg = tmp_path / "config.json"
@@ -137,3 +137,83 @@ def test_a_stale_sentinel_is_timed_once_and_its_fresh_time_is_the_row(tmp_path, 
     row = kc.get(k, "llc")
     assert len(calls) == 1 and kc.checks["fp32"]["validated"] is False
     assert row["median_s"] == kc.checks["fp32"]["sentinels"][0]["new_median_s"]
+
+
+def cache_file(tmp_path) -> "Path":
+    return cache_mod.KernelCache(tmp_path, CpuDevice(1), 2**25)._path("fp32")
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("text", "no median_s column"),
+    ("bytes", "not UTF-8 text"),
+    ("short", "fewer fields than the header"),
+    ("nan", "median_s 'nan' is not a positive time"),
+])
+def test_a_damaged_cache_is_ignored_named_in_one_line_and_rewritten(tmp_path, monkeypatch, capsys, damage, needle):
+    compose(tmp_path, monkeypatch, 1.0)
+    path = cache_file(tmp_path)
+    text = path.read_text()
+    if damage == "text":                                    # a cache CSV without median_s (once a KeyError)
+        path.write_text(text.replace("median_s", "median"))
+    elif damage == "bytes":                                 # random bytes (once "'utf-8' codec can't decode")
+        path.write_bytes(bytes([0xfe, 0xff, 0x00, 0x9c]) * 64)
+    elif damage == "short":
+        path.write_text(text.splitlines()[0] + "\n" + text.splitlines()[1][:40] + "\n")
+    else:
+        lines = text.splitlines()
+        head, row = lines[0].split(","), lines[1].split(",")
+        row[head.index("median_s")] = "nan"
+        path.write_text("\n".join([lines[0], ",".join(row)]) + "\n")
+    capsys.readouterr()
+    kc, rows, calls = compose(tmp_path, monkeypatch, 1.0)
+    err = [line for line in capsys.readouterr().err.splitlines() if "damaged" in line]
+    assert len(err) == 1 and str(path) in err[0] and needle in err[0], err
+    assert len(calls) == len({r["kernel_id"] for r in rows})          # every kernel measured again
+    assert kc.checks["fp32"]["damaged"] and all(r["source"] == "measured" for r in kc.rows.values())
+    with open(path, newline="") as f:                                  # rewritten: a cache the next run reads
+        saved = list(csv.DictReader(f))
+    assert saved and all(float(r["median_s"]) > 0 for r in saved)
+    assert cache_mod.read_cache_file(path)[1] is None
+
+
+def test_sentinels_are_the_longest_kernel_of_each_kind_and_at_least_50_us():
+    from bench.kernels.validate import pick_sentinels, verdict
+    ks = list(KERNELS.items())
+    linear = [(kid, k) for kid, k in ks if k.impl == "linear"][:3]
+    adds = [(kid, k) for kid, k in ks if kind_of(k.impl) == "elementwise"][:2]
+    times = dict(zip([kid for kid, _ in linear], [3e-6, 15e-6, 2e-3])) | dict(zip([kid for kid, _ in adds],
+                                                                                  [4e-6, 30e-6]))
+    cached = {kid: {"median_s": str(t)} for kid, t in times.items()}
+    candidates = {kid: (k, "llc") for kid, k in linear + adds}
+    assert pick_sentinels(candidates, cached) == [linear[2][0]]       # elementwise: none long enough to check
+    short = {kid: {"median_s": "1.5e-05"} for kid in times}           # framework-sized kernels only
+    assert pick_sentinels(candidates, short) == []
+    v = verdict("f.csv", 5, [], needed=5)
+    assert v["validated"] is False and "too short" in v["action"]
+
+
+def test_the_verdict_is_one_line_on_stderr(tmp_path, monkeypatch, capsys):
+    compose(tmp_path, monkeypatch, 1.02)
+    capsys.readouterr()
+    compose(tmp_path, monkeypatch, 1.0)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kernel cache ")]
+    assert len(err) == 1 and str(cache_file(tmp_path)) in err[0] and ": reused (sentinels new/cached: linear x0.98" in err[0]
+
+
+def test_bench_run_and_bench_kernels_share_one_kernel_cache_folder(tmp_path, tiny_sweep_file):
+    from bench.cli import DEFAULT_OUT, build_parser
+    from bench.kernels.cli import build_parser as kernels_parser
+    from bench.kernels.point import run_kernel_cache
+    from bench.run.create import create_run
+    from bench.store.meta import read_meta
+    from bench.sweep import load_sweep
+    kernels_default = kernels_parser().parse_args(["--model", "x", "--prompt-len", "8"]).kernel_cache
+    sweep, path = load_sweep(str(tiny_sweep_file), "cpu")
+    quiet = open("/dev/null", "w")
+    beside = create_run(sweep, path, CpuDevice(1), tmp_path / "runs", log=quiet)        # the default: beside the runs
+    assert run_kernel_cache(beside, CpuDevice(1)).root == (tmp_path / "runs" / "kernel-cache").resolve()
+    assert (DEFAULT_OUT / "kernel-cache") == kernels_default         # bench run's default --out: the same folder
+    given = create_run(sweep, path, CpuDevice(1), tmp_path / "runs", log=quiet, kernel_cache=tmp_path / "kc")
+    assert read_meta(given)["kernel_cache_dir"] == str((tmp_path / "kc").resolve())
+    assert run_kernel_cache(given, CpuDevice(1)).root == (tmp_path / "kc").resolve()
+    assert build_parser().parse_args(["run", "--kernel-cache", "kc"]).kernel_cache.name == "kc"

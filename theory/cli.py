@@ -81,6 +81,9 @@ def check_options(a) -> None:
         raise TheoryError(f"--reserve-fraction must be in [0, 1), got {a.reserve_fraction}")
     if a.generated is not None and a.generated < 1:
         raise TheoryError(f"--generated must be at least 1, got {a.generated}")
+    if a.max_cache_len is not None and a.kv_update != "static" and not is_calibration(a.hardware):
+        raise TheoryError(f"--max-cache-len sizes a static cache, and this prediction has a "
+                          f"{a.kv_update or 'append'} one: add --kv-update static, or drop --max-cache-len")
 
 
 def throughput(out: dict) -> float | None:

@@ -5,14 +5,17 @@ A run's own kernels.csv records, per kernel, whether it was measured now or reus
 (`cache_check`)."""
 import csv
 import fcntl
+import math
 import re
+import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from bench.kernels.microbench import KernelTime, time_kernel
 from bench.kernels.shapes import Kernel
-from bench.kernels.validate import check_text, pick_sentinels, sentinel_record, unchecked, verdict
+from bench.kernels.validate import (check_line, check_text, damaged, pick_sentinels, sentinel_record, unchecked,
+                                    verdict)
 from bench.store.files import atomic_write, csv_text
 
 KERNEL_COLUMNS = ["kernel_id", "op", "impl", "dtype", "shape", "cache_state_wanted"] + \
@@ -31,6 +34,37 @@ def kernel_row(k: Kernel, cache_state: str, kt: KernelTime, source: str, cache_c
             "cache_check": cache_check}
 
 
+TIME_COLUMNS = ("median_s", "ci_low_s", "ci_high_s")
+
+
+def read_cache_file(path: Path) -> tuple[dict[str, dict], str | None]:
+    """The file's rows by kernel id, or ({}, why) when it cannot be a cache this code wrote: not UTF-8 text, not a
+    CSV, a column of KERNEL_COLUMNS missing, a short row, or a time that is not a positive finite number."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in KERNEL_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                return {}, f"no {missing[0]} column"
+            rows = {}
+            for r in reader:
+                if None in r.values() or None in r:
+                    return {}, f"line {reader.line_num} has {'fewer' if None in r.values() else 'more'} fields than the header"
+                for c in TIME_COLUMNS:
+                    try:
+                        ok = 0 < float(r[c]) < math.inf
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        return {}, f"line {reader.line_num}: {c} {r[c]!r} is not a positive time"
+                rows[r["kernel_id"]] = r
+    except UnicodeDecodeError as e:
+        return {}, f"not UTF-8 text (byte {e.start})"
+    except csv.Error as e:
+        return {}, f"not a CSV ({e})"
+    return rows, None
+
+
 def box_key(device_name: str, torch_version: str, threads: int, dtype: str) -> str:
     text = f"{device_name}-torch{torch_version}-t{threads}-{dtype}"
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
@@ -39,9 +73,10 @@ def box_key(device_name: str, torch_version: str, threads: int, dtype: str) -> s
 class KernelCache:
     """In memory for a run; persisted per box and dtype under `root` (None: in memory only)."""
 
-    def __init__(self, root: Path | None, device, llc_bytes: int | None, budget_s: float = 0.06):
+    def __init__(self, root: Path | None, device, llc_bytes: int | None, budget_s: float = 0.06, log=None):
         import torch
         self.root, self.device, self.llc_bytes, self.budget_s = root, device, llc_bytes, budget_s
+        self.log = log                     # where the one-line verdicts go (None: stderr)
         self.fits_bytes = llc_bytes        # what a model's working set must fit to run cached (effective LLC)
         self.torch_version = torch.__version__
         self.rows: dict[str, dict] = {}              # the kernels this run used (reused or measured now)
@@ -59,12 +94,16 @@ class KernelCache:
         if dtype in self.cached:
             return
         path = self._path(dtype)
-        rows = {}
-        if path is not None and path.exists():
-            with open(path, newline="") as f:
-                rows = {r["kernel_id"]: r for r in csv.DictReader(f)}
+        rows, why = read_cache_file(path) if path is not None and path.exists() else ({}, None)
         self.cached[dtype] = rows
         self.checks[dtype] = unchecked(str(path) if path else "", len(rows))
+        if why is not None:                          # damaged: said once, ignored, and rewritten from this run
+            self.checks[dtype] = damaged(str(path), why)
+            self._say(check_line(self.checks[dtype]))
+            self._save(dtype)
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.log or sys.stderr, flush=True)
 
     def need(self, kernels: list[tuple[Kernel, str]], check: bool = True) -> None:
         """The kernels (with their cache state) a pass or point will ask for: sentinels are drawn from these.
@@ -90,7 +129,8 @@ class KernelCache:
             k, state = candidates[kid]
             fresh[kid] = self._measure(k, state)
             sentinels.append(sentinel_record(kid, k, cached[kid], float(fresh[kid]["median_s"])))
-        check = self.checks[dtype] = verdict(check["file"], len(cached), sentinels)
+        check = self.checks[dtype] = verdict(check["file"], len(cached), sentinels, len(candidates))
+        self._say(check_line(check))
         if not check["validated"]:
             self.cached[dtype] = {}                  # ignored for this run; the sentinels' fresh times are kept
             self.rows.update(fresh)
@@ -138,8 +178,7 @@ class KernelCache:
             fcntl.flock(lock, fcntl.LOCK_EX)           # released when the file closes
             disk = {}
             if path.exists() and self.checks.get(dtype, {}).get("validated") is not False:
-                with open(path, newline="") as f:
-                    disk = {r["kernel_id"]: r for r in csv.DictReader(f)}
+                disk, _ = read_cache_file(path)        # a damaged file contributes nothing and is rewritten
             rows = {**disk, **self.cached.get(dtype, {}),
                     **{kid: r for kid, r in self.rows.items() if r["dtype"] == dtype}}
             atomic_write(path, csv_text([{**r, "source": "measured", "cache_check": ""} for r in rows.values()],

@@ -9,29 +9,25 @@ moved, the check is interleaved A-B-A: the calibration's DRIFT_OPS largest decod
 shapes) are timed right before the model and again right after it, against their calibrated times
 (`box_before_over_calibrated`, `box_after_over_calibrated`, `box_moved_during_model`), and the error is reported
 both as measured (`*_error`) and with the prediction scaled by the measured drift (`*_error_drift_scaled`).
+The model's cache state is judged again too (the effective LLC measured now): a calibration timed in the other
+state than the rule gives this box today is said on the first line (`cache_state_moved`).
 """
-import dataclasses
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-from bench.model import build_model
-from bench.devices.select import get_device
-from bench.kernels.microbench import time_kernel
-from bench.kernels.plan import passes
-from bench.kernels.shapes import pass_kernels
-from bench.timing.trajectory import run_trajectory
-from theory.calibration import SHAPE_FIELDS, load_calibration, request
+# torch-free down to the parser (--help is instant); the model, the trajectory and bench/kernels/recheck.py
+# (what is timed again) are imported by main
+from bench.kernels import first_paragraph
+from theory.calibration import load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hfconfig import load_model
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m bench.kernels.versus", description=__doc__.strip().splitlines()[0],
+    p = OneLineParser(prog="python -m bench.kernels.versus", description=first_paragraph(__doc__),
                       formatter_class=HelpFormatter,
                       epilog="example:\n  python -m bench.kernels.versus --calibration cal.json --model tinyllama-1.1b "
                              "--prompt-len 128")
@@ -45,48 +41,21 @@ def build_parser() -> OneLineParser:
     return p
 
 
-DRIFT_OPS = 3
-
-
-def box_drift(cal: dict, spec, device) -> dict | None:
-    """The calibration's largest decode kernels (count × kernel time, its first workload's first decode step) timed
-    again now: Σ count × now / Σ count × calibrated, at the shapes of the model the calibration measured (which may
-    differ from the model being predicted). None when the calibration holds no such pass (or is format 1)."""
-    if "workloads" not in cal:
-        return None
-    spec = dataclasses.replace(spec, **{k: cal["model"][k] for k in SHAPE_FIELDS})
-    w = cal["workloads"][0]
-    first = next((x for x in cal["passes"] if x["phase"] == "decode" and x["batch"] == w["batch"]
-                  and x["prompt_len"] == w["prompt_len"]), None)
-    if first is None:
-        return None
-    shapes = passes(spec, w["batch"], w["prompt_len"], w["generated"], cal["dtype"], cal.get("attention", "sdpa"),
-                    cal.get("cache", "dynamic"), w.get("max_cache_len"))
-    kernels = {op: k for op, _, k in pass_kernels(shapes[1])}
-    top = sorted(first["ops"].items(), key=lambda kv: -kv[1]["count"] * kv[1]["kernel_s"])[:DRIFT_OPS]
-    now = {op: time_kernel(kernels[op], device, w["cache_state"], cal.get("llc_bytes")).median_s for op, _ in top}
-    ratio = sum(o["count"] * now[op] for op, o in top) / sum(o["count"] * o["kernel_s"] for op, o in top)
-    return {"ops": [op for op, _ in top], "now_s": now, "now_over_calibrated": ratio}
-
-
 def ms(seconds: float) -> str:
     """Milliseconds to four significant figures or more (a 0.6 ms TTFT is not "1 ms"; 5,470.2 ms keeps its tenths)."""
     v = seconds * 1e3
     return f"{v:,.{1 if v >= 100 else 2 if v >= 10 else 3}f}"
 
 
-def aba(before: dict | None, after: dict | None, m_ttft: float, m_tpot: float, p_ttft: float, p_tpot: float) -> dict:
-    """The interleaved check: the calibration's kernels timed before (A) and after (A) the model (B). The drift
-    scale is the geometric mean of the two now/calibrated ratios (the box's speed while the model ran, against
-    the calibration's); the error is given as measured and with the prediction scaled by it."""
-    if not (before and after):
-        return {"box_before_over_calibrated": None, "box_after_over_calibrated": None, "box_moved_during_model": None,
-                "drift_scale": None, "ttft_error_drift_scaled": None, "tpot_error_drift_scaled": None}
-    b, a = before["now_over_calibrated"], after["now_over_calibrated"]
-    scale = (a * b) ** 0.5
-    return {"box_before_over_calibrated": b, "box_after_over_calibrated": a, "box_moved_during_model": a / b - 1,
-            "drift_scale": scale, "ttft_error_drift_scaled": m_ttft / (p_ttft * scale) - 1,
-            "tpot_error_drift_scaled": m_tpot / (p_tpot * scale) - 1}
+def state_line(state: dict, name: str) -> str:
+    """One line: the calibration timed its kernels in the other cache state than the rule gives this box now."""
+    mib = lambda b: "?" if b is None else f"{b / 2**20:.1f}"
+    m = state["cache_margin_now"] or {}
+    return (f"CACHE STATE MOVED: the calibration timed its kernels as {state['cache_state_calibrated']} (effective "
+            f"LLC {mib(state['llc_effective_bytes_calibrated'])} MiB then), but on this box now {name} streaming "
+            f"{mib(m.get('streamed_bytes'))} MiB per pass is {state['cache_state_now']} (effective LLC "
+            f"{mib(state['llc_effective_bytes_now'])} MiB now): the prediction below is from the other state; "
+            f"calibrate again with `python -m bench kernels ... --cache-state {state['cache_state_now']}`")
 
 
 def main(argv=None) -> int:
@@ -101,8 +70,17 @@ def main(argv=None) -> int:
     a.threads = a.threads or cal_threads or 1
     spec = load_model(a.model)
     pred = request(cal, spec, a.batch, a.prompt_len, a.generated)
+    import torch
+
+    from bench.devices.select import get_device
+    from bench.kernels.recheck import aba, box_drift, cache_state_now
+    from bench.model import build_model
+    from bench.timing.trajectory import run_trajectory
     device = get_device("cpu" if cal.get("device") == "cpu" else "auto", a.threads)
     dtype = cal["dtype"]
+    state = cache_state_now(cal, spec, a.batch, a.prompt_len, a.generated, device)
+    if state["cache_state_moved"]:                  # said first: the comparison below is across cache states
+        print(state_line(state, spec.name), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     model = build_model(spec, device.torch_device, dtype, cal.get("attention", "sdpa"))
     build_s = time.perf_counter() - t0
@@ -128,7 +106,7 @@ def main(argv=None) -> int:
            "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "box_drift_ops": drift["ops"] if drift else None,
            "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None,
-           **aba(before, drift, m_ttft, m_tpot, p_ttft, p_tpot)}
+           **aba(before, drift, m_ttft, m_tpot, p_ttft, p_tpot), **state}
     print(json.dumps(out, indent=2))
     print(f"TPOT measured {ms(m_tpot)} ms (range {ms(min(tpots))}–{ms(max(tpots))}, {a.repeats} "
           f"repeats) vs predicted {ms(p_tpot)} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from bench.env import run_metadata
+from bench.kernels import kernel_cache_dir
 from bench.run.ceilings import ensure_ceilings
 from bench.store.files import atomic_write
 from bench.store.meta import create_meta
@@ -30,12 +31,15 @@ def new_run_dir(out_root: Path, device_kind: str, sweep_name: str) -> Path:
 
 def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.stderr, profile: bool = True,
                isolate: bool | None = None, gpus: list[int] | None = None, kernels: bool = True,
-               kernel_timing: str = "paired", shard: dict | None = None, executor: dict | None = None) -> Path:
+               kernel_timing: str = "paired", kernel_cache: Path | None = None, shard: dict | None = None,
+               executor: dict | None = None) -> Path:
     """The run directory with sweep.json and run.json (no ceilings yet), printed before anything is measured.
     isolate: one child process per point (default on CUDA, where errors poison a process; off on CPU).
     gpus: CUDA only, several GPUs measuring isolated points in parallel (bench/launch/parallel.py).
     kernel_timing: "paired" (an eager point's kernels in rounds between its repeats, bench/kernels/paired.py) or
     "cached" (after the point, from the per-box kernel cache).
+    kernel_cache: the per-box kernel cache folder (default: beside the runs, bench.kernels.kernel_cache_dir);
+    run.json records it (absolute), so a resume or a point's child uses the same one.
     shard: bench/run/shard.py shard_record (the sweep is already restricted to it). executor: where the points run
     when not on this box ({"name": "ray", ...}, bench/launch/ray.py)."""
     name = sweep.name if shard is None else f"{sweep.name}-shard{shard['index']}of{shard['count']}"
@@ -51,6 +55,7 @@ def create_run(sweep: Sweep, sweep_path: Path, device, out_root: Path, log=sys.s
         "min_repeats": sweep.min_repeats, "max_repeats": sweep.max_repeats, "max_point_s": sweep.max_point_s,
         "points": len(sweep.points), "profile": profile, "kernels": kernels,
         "kernel_timing": kernel_timing if kernels else None,
+        "kernel_cache_dir": str(Path(kernel_cache or kernel_cache_dir(out_root)).resolve()),
         "isolate": device.kind == "cuda" if isolate is None else isolate, **({"gpus": gpus} if gpus else {}),
         **({"shard": shard} if shard else {}), **({"executor": executor} if executor else {}),
         "ceilings": {}, "ceilings_detail": {},

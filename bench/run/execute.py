@@ -65,6 +65,12 @@ class ChildLauncher:
             save_point_kernels(self.run_dir, pid, parts)
 
 
+def run_finished(run_dir: Path, sweep: Sweep, device_kind: str) -> bool:
+    """Every point measured and the end of the run recorded (repeat_summary is execute's last write)."""
+    meta = read_meta(run_dir)
+    return "repeat_summary" in meta and all(point_done(run_dir, p.point_id(device_kind)) for p in sweep.points)
+
+
 def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     ensure_ceilings(run_dir, sweep, device, log)
     meta = read_meta(run_dir)

@@ -13,7 +13,8 @@ META_NAME = "run.json"
 RUN_KEYS = (
     # create_run (bench/run/create.py)
     "run_id", "device", "threads", "sweep_name", "sweep_path", "sweep_sha1", "repeats", "warmup_s", "min_repeats",
-    "max_repeats", "max_point_s", "points", "profile", "kernels", "kernel_timing", "isolate", "gpus",
+    "max_repeats", "max_point_s", "points", "profile", "kernels", "kernel_timing", "kernel_cache_dir",
+    "isolate", "gpus",
     # a shard of a sweep (bench/run/shard.py), where the points ran (bench/launch/ray.py)
     "shard", "executor",
     # ceilings at the start (bench/run/ceilings.py) and on every GPU

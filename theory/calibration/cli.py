@@ -22,6 +22,9 @@ def check_honoured(a, cal: dict, model) -> None:
     check_matches(cal, a.dtype)
     if a.tp != 1:
         raise TheoryError("a kernel calibration is one device's kernels; --tp is not modelled from it")
+    if getattr(a, "max_cache_len", None) is not None and cal["cache"] != "static":
+        raise TheoryError(f"--max-cache-len sizes a static cache, and the calibration timed a {cal['cache']} one: "
+                          "drop it, or calibrate with `python -m bench kernels --cache static ...`")
     if a.kv_dtype is not None and a.kv_dtype != cal["dtype"]:
         raise TheoryError(f"the calibration's KV cache is {cal['dtype']}, not {a.kv_dtype}")
     if a.mode != "max":
