@@ -36,6 +36,7 @@ def sweeps_along(points: pd.DataFrame, axis: str) -> list[pd.DataFrame]:
     """Groups of points that differ only along `axis` (at least three values)."""
     keys = [k for k in SHAPE_KEYS if k != axis and not (axis == "hidden_size" and k in ("num_attention_heads",
                                                                                          "num_key_value_heads", "intermediate_size"))]
+    keys += ["model"] if "model" in points else []          # one model's points: families never form one sweep
     groups = []
     for _, g in points.groupby(keys, dropna=False):
         if g[axis].nunique() >= 3:

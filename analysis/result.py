@@ -15,6 +15,7 @@ from analysis.join import join
 from analysis.load import Run, load_run
 from analysis.modes import modes_table
 from analysis.loo import run_loo
+from analysis.uncomposed import composition_hook
 
 EMPTY = pd.DataFrame()
 
@@ -54,7 +55,7 @@ def loo_hook(a) -> dict:
     return {"loo": run_loo(a.run) if len(a.df) else None}
 
 
-SUMMARY_HOOKS: list = [loo_hook]
+SUMMARY_HOOKS: list = [loo_hook, composition_hook]
 
 
 def analyse(run_dir: Path) -> Analysis:

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.kernels.point import assemble_kernels
+from bench.kernels.point import assemble_kernels, not_composed_note
 from bench.launch.child import run_child
 from bench.launch.inline import InlineLauncher
 from bench.launch.parallel import execute_parallel
@@ -52,7 +52,8 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
-              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)"
+              f"{not_composed_note(p, meta.get('kernels', False), rows[0]['status'])}", file=log, flush=True)
     if not isolate and sweep.max_retries != 0:     # isolated (CUDA) runs and fixed-count sweeps keep their first
         remeasure_noisy(run_dir, dict(zip(ids, sweep.points)), REMEASURE_POINTS_S * sweep.max_point_s, launcher, log)
     assemble(run_dir, ids)
