@@ -18,14 +18,20 @@ PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "t
                    "flops_counted", "cpu_bytes_allocated", "gpu_idle_fraction", "kernel", "trace"]
 
 
+# The modeling files whose module-level rotary, repeat_kv and eager attention the profile labels: each family's
+# attention calls its own copy of these functions (transformers/models/<family>/modeling_<family>.py).
+FAMILY_MODULES = tuple(f"transformers.models.{f}.modeling_{f}" for f in
+                       ("llama", "mistral", "qwen2", "qwen3", "mixtral", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
+                        "olmo", "qwen2_moe", "falcon"))
+
+
 @contextlib.contextmanager
 def labelled(model, cache, nvtx=None):
     """Push a labelled range around every module and around the non-module functions theory names
     (and the same NVTX range, for Nsight, when `nvtx` is the device's torch.cuda.nvtx)."""
     import transformers.integrations.sdpa_attention as sdpa_mod
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.llama import modeling_llama
-    from transformers.models.mistral import modeling_mistral
+    import importlib
     stack, handles, patches = [], [], []
 
     def push(name):
@@ -54,7 +60,7 @@ def labelled(model, cache, nvtx=None):
             continue
         handles.append(mod.register_forward_pre_hook(lambda m, a, _p=path: push(f"mod::{_p}")))
         handles.append(mod.register_forward_hook(lambda m, a, o: pop()))
-    for ns in (modeling_llama, modeling_mistral):
+    for ns in map(importlib.import_module, FAMILY_MODULES):
         for attr, name in (("apply_rotary_pos_emb", "op::rotary"), ("repeat_kv", "op::repeat_kv"),
                            ("eager_attention_forward", "op::attn_eager")):
             if hasattr(ns, attr):
