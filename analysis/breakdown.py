@@ -2,8 +2,7 @@
 the seeds' attention / MLP / other breakdown, measured against predicted, and the FLOP cross-check."""
 import pandas as pd
 
-from analysis.join import SHAPE, no_overhead, row_workloads
-from theory.hfconfig import from_hf_config
+from analysis.join import no_overhead, row_spec, row_workloads
 from theory.roofline import predict
 
 GROUPS = ["attention", "mlp", "other", "unattributed"]
@@ -18,7 +17,7 @@ def profiled_steps(run, joined: pd.DataFrame, prof: pd.DataFrame):
         if (pid, phase, step) not in keyed.index:
             continue
         r = keyed.loc[(pid, phase, step)]
-        spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
+        spec = row_spec(r)                   # the model's own config (a family's MLP, experts), else its shape
         as_run, _ = row_workloads({**r.to_dict(), "phase": phase})
         yield (pid, phase, step), g, r, spec, as_run, predict(spec, no_overhead(run.ceilings(r["dtype"], r.get("box") or None)),
                                                       as_run)     # the row's own box's ceilings (merged runs)

@@ -36,6 +36,7 @@ def sweeps_along(points: pd.DataFrame, axis: str) -> list[pd.DataFrame]:
     """Groups of points that differ only along `axis` (at least three values)."""
     keys = [k for k in SHAPE_KEYS if k != axis and not (axis == "hidden_size" and k in ("num_attention_heads",
                                                                                          "num_key_value_heads", "intermediate_size"))]
+    keys += ["model"] if "model" in points else []          # one model's points: families never form one sweep
     groups = []
     for _, g in points.groupby(keys, dropna=False):
         if g[axis].nunique() >= 3:
@@ -230,10 +231,36 @@ def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFra
     return flags, table
 
 
-def share_flags(shares: pd.DataFrame) -> list[dict]:
-    """Attention and MLP shares of profiled time (analysis.breakdown) against theory's, per phase."""
+# A profiled step whose aten ops fall outside theory's ops by more than this share (modules the profile does not
+# name: bench/profiling/attribution.py), or whose MLP shows nothing where theory puts time, has incomplete
+# attribution: its attention / MLP shares are left out of the share flag, and said so.
+ATTRIBUTION_GAP_SHARE = 0.2
+
+
+def incomplete_attribution(t: pd.DataFrame) -> pd.Series:
+    """Per profiled step: True where its attribution is too incomplete to state group shares."""
+    return (t["measured_share_unattributed"] > ATTRIBUTION_GAP_SHARE) | (
+        (t["measured_share_mlp"] <= 0) & (t["predicted_share_mlp"] > 0))
+
+
+def share_flags(shares: pd.DataFrame, names: dict | None = None) -> list[dict]:
+    """Attention and MLP shares of profiled time (analysis.breakdown) against theory's, per phase, over the steps
+    whose attribution is complete; the others are named in an `attribution_incomplete` flag instead."""
     flags = []
     for phase, t in (shares.groupby("phase") if len(shares) else []):
+        gap = incomplete_attribution(t)
+        if gap.any():
+            left = sorted(t.loc[gap, "point_id"].astype(str).unique())
+            flags.append({"kind": "attribution_incomplete", "phase": phase, "points": left,
+                          "message": f"{phase}: {int(gap.sum())} of {len(t)} profiled step(s) ({len(left)} point(s)) "
+                                     f"leave {t.loc[gap, 'measured_share_unattributed'].mean():.0%} of profiled time "
+                                     f"unattributed or show no MLP time where theory puts "
+                                     f"{t.loc[gap, 'predicted_share_mlp'].mean():.0%}: modules the profile does not "
+                                     "name, so their attention / MLP shares are left out of attention_mlp_share: "
+                                     + ", ".join((names or {}).get(p, p) for p in left)})
+            t = t[~gap]
+            if t.empty:
+                continue
         m, p = t["measured_share_attention"].mean(), t["predicted_share_attention"].mean()
         mm, pm = t["measured_share_mlp"].mean(), t["predicted_share_mlp"].mean()
         kernels = "kernel_s" in t and t["kernel_s"].notna().all()         # CUDA: kernel time vs roofline alone

@@ -106,7 +106,16 @@ def per_point_counts(pts: pd.DataFrame, noise: dict) -> dict:
 def first_screen(a) -> dict:
     return {"what_ran": what_ran(a.run), "speed": speed_rows(a.points, a.run),
             "accuracy": accuracy(a.summary, a.extra), "classes": class_rows(a.classes),
-            "per_point": per_point_counts(a.point_shares, a.noise), "flags": flag_counts(a.flags)}
+            "per_point": per_point_counts(a.point_shares, a.noise), "flags": flag_counts(a.flags),
+            **composition_counts(a.extra.get("composition"))}
+
+
+def composition_counts(comp: dict | None) -> dict:
+    """The run's sentence for having no composed prediction (None where it has one) and how many points measured
+    ok are not composed while kernels were asked for (analysis/uncomposed.py)."""
+    comp = comp or {}
+    n = len(comp.get("not_composed", [])) if comp.get("kernels_asked") else 0
+    return {"kernel_absence": comp.get("absence"), "not_composed": n}
 
 
 def flag_counts(flags: list[dict]) -> dict[str, int]:

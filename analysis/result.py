@@ -14,7 +14,9 @@ from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import Run, load_run
 from analysis.modes import modes_table
+from analysis.names import names_by_id
 from analysis.loo import run_loo
+from analysis.uncomposed import composition_hook
 
 EMPTY = pd.DataFrame()
 
@@ -54,7 +56,7 @@ def loo_hook(a) -> dict:
     return {"loo": run_loo(a.run) if len(a.df) else None}
 
 
-SUMMARY_HOOKS: list = [loo_hook]
+SUMMARY_HOOKS: list = [loo_hook, composition_hook]
 
 
 def analyse(run_dir: Path) -> Analysis:
@@ -72,7 +74,7 @@ def analyse(run_dir: Path) -> Analysis:
     flags, kv = all_flags(df, points, run.meta.get("device", "cpu"), run.samples) if len(df) else ([], EMPTY)
     shares = breakdown_table(run, df) if len(df) else EMPTY
     flops = flop_check(run, df) if len(df) else EMPTY
-    flags += share_flags(shares)
+    flags += share_flags(shares, names_by_id(df))
     a = Analysis(run, df, points, summary, flags, kv, shares, flops, modes)
     loaded = load_compose(Path(run.path))
     if a.composed and loaded is not None:

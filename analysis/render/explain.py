@@ -13,8 +13,9 @@ def explain_section(a) -> list[str]:
     run, df, summary, ops = a.run, a.df, a.summary, a.ops
     loaded = load_compose(Path(run.path))
     if loaded is None or not a.composed:
-        return ["", "## Where every microsecond goes", "",
-                "No kernel table in this run (`--no-kernels`), so no composed prediction."]
+        why = (a.extra.get("composition") or {}).get("absence") or "no kernel table in this run"
+        text = why if why.startswith("no composed prediction") else f"{why}, so no composed prediction"
+        return ["", "## Where every microsecond goes", "", f"{text[0].upper()}{text[1:]}."]
     lines = ["", "## Where every microsecond goes", "",
              "Composed = Σ over op instances of the op's kernel timed alone at the point's shapes (`kernels.csv`: "
              "sampled between the point's own repeats where `source` is `paired`; "
@@ -63,4 +64,8 @@ def explain_section(a) -> list[str]:
         if "kernels_wall_s" in comp:
             wall = comp.groupby("point_id")["kernels_wall_s"].first().sum()
             lines[-1] += f" Kernels and the framework's tiny-shape runs took {wall:.1f} s of this run's wall time."
+    elif (a.extra.get("composition") or {}).get("kernels_csv_missing"):
+        lines += ["", "`kernels.csv` is missing from the run directory, though run.json records that kernels were "
+                  "asked for (deleted, or never assembled): the composed prediction above comes from compose.csv, "
+                  "but the kernel timings behind it cannot be listed."]
     return lines

@@ -54,6 +54,12 @@ def _loo_text(loo) -> str:
     return "leave-one-out: " + (_loo_phases(loo) or str(loo))
 
 
+def _not_composed_text(fs: dict) -> str:
+    """Points a composed score leaves out where some are composed: counted here, named under *Not composed*."""
+    n = fs.get("not_composed") or 0
+    return f" ({n} point(s) measured ok not composed: *Not composed* says why)" if n and not fs.get("kernel_absence") else ""
+
+
 def first_screen_md(fs: dict) -> list[str]:
     w = fs["what_ran"]
     failed = f", {w['points_failed']} failed" if w["points_failed"] else ", none failed"
@@ -76,7 +82,8 @@ def first_screen_md(fs: dict) -> list[str]:
     roof = [f"{ph} {_pct(v['roofline_median_abs_error'])}" for ph, v in acc["phases"].items()]
     lines += ["", "**How well predicted** (|measured / predicted − 1|, median / p90 over points): composed from "
               "kernels timed alone + the framework at tiny shapes, nothing fitted: "
-              + ("; ".join(comp) if comp else "no kernel table in this run") + f"; {_loo_text(acc.get('loo'))}; "
+              + ("; ".join(comp) if comp else fs.get("kernel_absence") or "no kernel table in this run")
+              + _not_composed_text(fs) + f"; {_loo_text(acc.get('loo'))}; "
               "the bare roofline misses by " + ", ".join(roof) + " (median).", ""]
     if fs["classes"]:
         lines += ["**Where the time goes** (share of measured time per point class: median over its points "
@@ -95,8 +102,8 @@ def first_screen_md(fs: dict) -> list[str]:
                   f"of measured/composed, {_pct(pp['repeat_rel'])}); {pp['residual_named']} differ beyond it "
                   f"(*Causes per point* below).", ""]
     else:
-        lines += ["**Where the time goes**: no kernel table in this run (`--no-kernels`), so no measured "
-                  "decomposition; the fits below describe it.", ""]
+        lines += [f"**Where the time goes**: {fs.get('kernel_absence') or 'no kernel table in this run'}, so no "
+                  "measured decomposition; the fits below describe it.", ""]
     flags = fs.get("flags") or {}
     if flags:
         lines += ["**Flags** (details in *Why: flags*): " + ", ".join(f"{k} ×{n}" if n > 1 else k

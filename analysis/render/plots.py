@@ -7,6 +7,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.flags import sweeps_along  # noqa: E402
+from analysis.names import point_name  # noqa: E402
 
 
 def _save(fig, path):
@@ -55,7 +56,7 @@ def time_vs_tokens(df: pd.DataFrame, path) -> str | None:
     ax.plot(g["context_len"], (g["predicted_time_s_ceilings_ideal"] + g["predicted_time_s_fitted"]
                                - g["predicted_time_s_ceilings"]) * 1e3, ":", label="ideal (append) + fitted overhead")
     r0 = g.iloc[0]
-    ax.set_title(f"decode step vs context: d={r0['hidden_size']} L={r0['num_hidden_layers']} b={r0['batch']} {r0['cache']}")
+    ax.set_title(f"decode step vs context: {point_name(r0)} ({r0['cache']} cache)")
     ax.set_xlabel("context_len (tokens in cache before the step)")
     ax.set_ylabel("decode step time (ms)")
     ax.grid(alpha=0.3)
@@ -81,7 +82,7 @@ def memory_vs_tokens(df: pd.DataFrame, path) -> str | None:
             ax.step(tokens, (g[col] - base) / 1e6, where="post", label=f"{label}, offset to the cache at step 0")
     ax.set_xlabel("tokens in cache after the step")
     ax.set_ylabel("memory (MB)")
-    ax.set_title("KV-cache memory vs tokens")
+    ax.set_title(f"KV-cache memory vs tokens: {point_name(g.iloc[0])}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -11,6 +11,7 @@ from analysis.names import names_by_id, point_name
 from analysis.render.explain import explain_section
 from analysis.render.first_screen import PIECE_WORDS, cause_words, first_screen_md
 from analysis.render.noise import noise_md
+from analysis.uncomposed import not_composed_md
 from analysis.render.tables import ceil_overhead_s, ceilings_md, fits_md, kv_md, points_md, profile_md
 
 GLOSSARY = [
@@ -24,6 +25,10 @@ GLOSSARY = [
     "fraction of the measured ceiling the model's real layers reach (k_mem 2 = half the streaming bandwidth).",
     "- **throughput** (tokens/s): batch × prompt tokens / prefill time, or batch × 1 token / decode step time.",
 ]
+
+
+def not_composed_section(a) -> list[str]:
+    return not_composed_md(a.extra.get("composition"))
 
 
 def first_screen_section(a) -> list[str]:
@@ -178,6 +183,7 @@ def loo_section(a) -> list[str]:
 
 
 SECTIONS = [first_screen_section, partial_section, class_section, point_causes_section, explain_md_section,
+            not_composed_section,
             loo_section, fits_section, ceilings_section, boxes_section, noise_section, flags_section, kv_section,
             kv_allocator_md_section, modes_section, profile_section, points_section, not_measured_section,
             figures_section, files_section]

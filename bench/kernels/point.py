@@ -174,6 +174,15 @@ def plans_family(spec) -> bool:
     return unplanned_reason(spec) is None
 
 
+def not_composed_note(p, kernels_asked: bool, status: str) -> str:
+    """The progress line's word for a point whose kernels were asked for but are not planned: "" otherwise.
+    The report and summary.json say the same per point (analysis/uncomposed.py)."""
+    if not kernels_asked or status != "ok":
+        return ""
+    why = unplanned_reason(p.spec())
+    return "" if why is None else f"  not composed: no kernel plan for its family ({why})"
+
+
 def measure_point_kernels(run_dir: Path, p, point_id: str, device, rows: list[dict], kcache: KernelCache) -> None:
     """For a point that measured ok: its kernels, saved before the point's measurements mark it done."""
     if not rows or rows[0].get("status") != "ok":

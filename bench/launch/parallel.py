@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.kernels.point import assemble_kernels
+from bench.kernels.point import assemble_kernels, not_composed_note
 from bench.launch.child import run_child
 from bench.store.points import assemble, point_done
 
@@ -64,8 +64,8 @@ def execute_parallel(run_dir: Path, sweep, device, meta: dict, log=sys.stderr) -
         p, rows, gpu, secs = results.get()
         assemble(run_dir, ids)                         # only this thread writes the run's files
         assemble_kernels(run_dir, ids, point_done)
-        print(f"[{done_before + k + 1}/{len(ids)}] GPU {gpu}  {p.label()}  {rows[0]['status']}  {secs:.1f} s",
-              file=log, flush=True)
+        print(f"[{done_before + k + 1}/{len(ids)}] GPU {gpu}  {p.label()}  {rows[0]['status']}  {secs:.1f} s"
+              f"{not_composed_note(p, meta.get('kernels', False), rows[0]['status'])}", file=log, flush=True)
     for t in threads:
         t.join()
     assemble(run_dir, ids)

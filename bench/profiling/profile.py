@@ -18,14 +18,21 @@ PROFILE_COLUMNS = ["point_id", "phase", "step", "context_len", "op", "group", "t
                    "flops_counted", "cpu_bytes_allocated", "gpu_idle_fraction", "kernel", "trace"]
 
 
+def modeling_modules(model, loaded: dict) -> list:
+    """The modeling files the model's classes come from (transformers/models/<family>/modeling_<family>.py): each
+    family's attention calls its own module-level rotary, repeat_kv and eager attention, so those are the ones to
+    label. Only modules already loaded: importing others would grow the heap between profiled steps."""
+    names = sorted({type(m).__module__ for m in model.modules()} | {"transformers.models.llama.modeling_llama"})
+    return [loaded[n] for n in names if n.startswith("transformers.models.") and n in loaded]
+
+
 @contextlib.contextmanager
 def labelled(model, cache, nvtx=None):
     """Push a labelled range around every module and around the non-module functions theory names
     (and the same NVTX range, for Nsight, when `nvtx` is the device's torch.cuda.nvtx)."""
     import transformers.integrations.sdpa_attention as sdpa_mod
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.llama import modeling_llama
-    from transformers.models.mistral import modeling_mistral
+    import sys
     stack, handles, patches = [], [], []
 
     def push(name):
@@ -54,7 +61,7 @@ def labelled(model, cache, nvtx=None):
             continue
         handles.append(mod.register_forward_pre_hook(lambda m, a, _p=path: push(f"mod::{_p}")))
         handles.append(mod.register_forward_hook(lambda m, a, o: pop()))
-    for ns in (modeling_llama, modeling_mistral):
+    for ns in modeling_modules(model, sys.modules):
         for attr, name in (("apply_rotary_pos_emb", "op::rotary"), ("repeat_kv", "op::repeat_kv"),
                            ("eager_attention_forward", "op::attn_eager")):
             if hasattr(ns, attr):

@@ -9,6 +9,24 @@ from bench.store.meta import read_meta, update_meta
 from bench.store.points import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, point_files
 from bench.store.repeats import repeat_record_path
 
+# Columns only the profiled trajectories fill (bench/profiling/cpumem.py cpu_memory_fields: on CPU the profiler's
+# memory events stand in for an allocator). The re-measure runs unprofiled, so a kept second set takes them from the
+# first set's row of the same pass: the same model and trajectory, and the memory a pass allocates does not depend
+# on how quietly it was timed.
+PROFILED_COLUMNS = ("mem_allocated_peak_total_bytes", "mem_allocated_step_bytes", "mem_source")
+
+
+def with_profiled_columns(second: list[dict], first: list[dict]) -> list[dict]:
+    """The second set's rows, their empty profiler-only columns filled from the first set's row of the same pass."""
+    by_pass = {(r.get("phase"), str(r.get("step"))): r for r in first}
+    out = []
+    for r in second:
+        f = by_pass.get((r.get("phase"), str(r.get("step"))), {})
+        out.append({**r, **{c: f[c] for c in PROFILED_COLUMNS
+                            if r.get(c) in (None, "") and f.get(c) not in (None, "")}})
+    return out
+
+
 def mean_rel_width(rows: list[dict]) -> float:
     """Mean over a point's ok rows of (interval width / median): smaller is better measured."""
     ws = [(float(r["time_ci_high_s"]) - float(r["time_ci_low_s"])) / float(r["time_s"])
@@ -42,6 +60,7 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, launcher, log=
         m_path, s_path = point_files(run_dir, pid)
         first_rows, first_samples = read_csv(m_path), read_csv(s_path)
         rows, samples = launcher.measure(points[pid], pid)
+        rows = with_profiled_columns(rows, first_rows)
         w1, w2 = mean_rel_width(first_rows), mean_rel_width(rows)
         keep_second = w2 < w1
         kept, other = ((rows, samples), (first_rows, first_samples)) if keep_second else \

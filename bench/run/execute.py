@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.kernels.point import assemble_kernels
+from bench.kernels.point import assemble_kernels, not_composed_note
 from bench.kernels.point import drop_point_kernels, save_point_kernels
 from bench.launch.child import remeasure_child, run_child
 from bench.launch.inline import InlineLauncher
@@ -27,6 +27,7 @@ def run_points(run_dir: Path, ids: list[str], sweep: Sweep, launcher, log) -> No
     if done_before:
         print(f"resuming: {done_before} of {len(ids)} points already done", file=log, flush=True)
     t_start = time.perf_counter()
+    kernels = read_meta(run_dir).get("kernels", False)      # asked for: a point not composed says why
     for k, (i, p, pid) in enumerate(todo):
         t0 = time.perf_counter()
         rows = launcher.run(i, p, pid)
@@ -35,7 +36,8 @@ def run_points(run_dir: Path, ids: list[str], sweep: Sweep, launcher, log) -> No
         elapsed = time.perf_counter() - t_start
         eta = elapsed / (k + 1) * (len(todo) - k - 1)
         print(f"[{done_before + k + 1}/{len(ids)}] {p.label()}  {rows[0]['status']}  "
-              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)", file=log, flush=True)
+              f"{time.perf_counter() - t0:.1f} s  (ETA {eta:.0f} s)"
+              f"{not_composed_note(p, kernels, rows[0]['status'])}", file=log, flush=True)
 
 
 class ChildLauncher:
