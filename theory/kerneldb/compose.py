@@ -18,9 +18,11 @@ from theory.ops import Workload
 from theory.roofline import Prediction
 
 RUNTIMES = ("graphs", "eager")
-# Host cost of one eager PyTorch op on a CUDA tensor when no measured ceilings are given: 8 µs, an assumed
-# order-of-magnitude default (kernel launch plus dispatcher/Python work), NOT a measurement and not from a source
-# read here. A run's measured `launch_overhead_s` (bench ceilings, --host-ceilings) replaces it.
+# Host cost of one eager PyTorch op on a CUDA tensor when no measured ceilings are given: 8 µs, an order-of-magnitude
+# default inside the "~5–25 µs of CPU-side work per op" (Python, pybind11, dispatcher, backend, cudaLaunchKernel) that
+# J. Lin's lesson "From PyTorch op to kernel launch" (jiahuanglin.xyz, gpu_kernel_serving/18) gives for an H100
+# bf16 matmul; NOT a measurement of ours. A run's measured `launch_overhead_s` (bench ceilings, --host-ceilings)
+# replaces it.
 DEFAULT_HOST_DISPATCH_S = 8e-6
 
 GEMM_OPS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc_in", "fc_out",
