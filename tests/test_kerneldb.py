@@ -209,3 +209,18 @@ def test_vsdb_sets_our_kernels_beside_the_databases(db, capsys):
     from theory.cliutil import run_main
     assert run_main(vsdb.main, args) == 2
     assert "hidden_size differ" in capsys.readouterr().err
+
+
+def test_table_columns_never_run_together():
+    """A ratio past 999 (an embedding under --runtime eager) once printed `0.00801635.74`: columns stay apart."""
+    from theory.kerneldb.cli import render
+    row = {"name": "embedding", "count": 1, "source": "derived", "datasheet_s": 8.0e-9, "time_s": 1.3086e-5,
+           "how": "floor", "shape": "(1, 4096)"}
+    out = {"kernel_db": {"spec": "aiconfigurator", "system": "h100_sxm", "versions": {"vllm": "0.24.0"},
+                         "derived_bandwidth_bytes_per_s": 3.0e12, "bandwidth_source": "x", "kernel_floor_s": 2.5e-6,
+                         "floor_source": "y"},
+           "model": "m", "hardware": "h", "phase": "decode", "batch": 1, "prompt_len": 1, "context_len": 8,
+           "dtype": "bf16", "tp": 1, "runtime_note": "eager", "ops": [row], "groups": {},
+           "datasheet_time_s": 8.016e-9, "time_s": 8.0e-6, "ratio": 998.0, "flags": []}
+    line = next(ln for ln in render(out).splitlines() if ln.startswith("embedding"))
+    assert line.split()[3:6] == ["0.0000", "0.0131", "1635.75"], line

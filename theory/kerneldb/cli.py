@@ -118,11 +118,11 @@ def render(out: dict) -> str:
              f"runtime    {out['runtime_note']}",
              f"derived    {k['derived_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s ({k['bandwidth_source']}); "
              f"per-kernel floor {k['kernel_floor_s'] * 1e6:.2f} µs ({k['floor_source']})", "",
-             f"{'op':<20}{'count':>6}  {'source':<16}{'datasheet ms':>13}{'db ms':>10}{'ratio':>7}  {'how':<13}shape"]
+             f"{'op':<20}{'count':>6}  {'source':<16}{'datasheet ms':>13}  {'db ms':>10}  {'ratio':>7}  {'how':<13}shape"]
     for o in out["ops"]:
         ratio = f"{o['time_s'] / o['datasheet_s']:.2f}" if o["datasheet_s"] else "-"
-        lines.append(f"{o['name']:<20}{o['count']:>6}  {o['source']:<16}{o['datasheet_s'] * 1e3:>13.4f}"
-                     f"{o['time_s'] * 1e3:>10.4f}{ratio:>7}  {o['how']:<13}{o['shape']}")
+        lines.append(f"{o['name']:<20}{o['count']:>6}  {o['source']:<16}{o['datasheet_s'] * 1e3:>13.4f}  "
+                     f"{o['time_s'] * 1e3:>10.4f}  {ratio:>7}  {o['how']:<13}{o['shape']}")
     lines.append("")
     for g, v in out["groups"].items():
         r = "-" if v["ratio"] is None else f"{v['ratio']:.2f}x"
