@@ -101,7 +101,8 @@ def kv_allocator_section(run_dir: Path, measurements, names: dict | None = None)
     for p in points:
         lines.append(f"| {names.get(p['point_id'], p['point_id'])} | {p['steps']} | {f(p['tensor'])} | {f(p['allocated'])} | {f(p['reserved'])} | "
                      f"{f(p['measured']) or 'n/a (no CUDA)'} | {f(p['rounding'])} | {f(p['free_in_segments'])} | "
-                     f"{p['jumps']}, {f(p['jump'])} B, {f(p['period'])} |")
+                     + (f"{p['jumps']}, {f(p['jump'])} B, {f(p['period'])} |" if p["jumps"] else
+                        "none in these steps (the segments reserved at the prefill absorb them) |"))
     first = points[0]["point_id"]
     rows = [r for r in steps if r["point_id"] == first]
     keep = [r for i, r in enumerate(rows) if i in (0, len(rows) - 1) or r["reserved_bytes"] != rows[i - 1]["reserved_bytes"]
