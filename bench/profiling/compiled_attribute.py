@@ -154,20 +154,21 @@ def attribute_compiled(events, spec, cuda: bool = False) -> tuple[dict, float]:
         total += t
     fw = [] if replay else [e for e in events if not _is_unit(e) and not _inside_unit(e)]
     if fw:
-        rec = per[FRAMEWORK]
-        for e in fw:
-            rec["time_s"] += _time_us(e, cuda, total=False) / 1e6
-            rec["calls"] += 1
-        total += rec["time_s"]
-        rec["kernel"] = "guards, compiled region, the graph's Python wrapper"
+        total += _add_framework(per, fw, cuda, False, "guards, compiled region, the graph's Python wrapper")
     if staged:
-        rec = per[FRAMEWORK]
-        for e in staged:
-            rec["time_s"] += _time_us(e, cuda, total=True) / 1e6
-            rec["calls"] += 1
-        total += rec["time_s"]
-        rec["kernel"] = "the replay's staging: " + " | ".join(sorted({e.name for e in staged}))[:380]
+        total += _add_framework(per, staged, cuda, True,
+                                "the replay's staging: " + " | ".join(sorted({e.name for e in staged}))[:380])
     return dict(per), total
+
+
+def _add_framework(per: dict, events, cuda: bool, whole: bool, what: str) -> float:
+    """The framework row gains these events' time (their whole span when `whole`); returns the row's time."""
+    rec = per[FRAMEWORK]
+    for e in events:
+        rec["time_s"] += _time_us(e, cuda, total=whole) / 1e6
+        rec["calls"] += 1
+    rec["kernel"] = what
+    return rec["time_s"]
 
 
 def _ids_within(e) -> set:

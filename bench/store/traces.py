@@ -2,20 +2,17 @@
 run's alloc_trace.csv.gz assembled from them in sweep order. File operations only: no torch."""
 import csv
 import gzip
-import io
 import os
 import tempfile
 from pathlib import Path
+
+from bench.store.files import csv_text
 
 TRACE_COLUMNS = ["point_id", "phase", "step", "event_index", "action", "size_bytes", "addr_id"]
 
 
 def trace_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TRACE_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, TRACE_COLUMNS)
 
 
 RUN_TRACE = "alloc_trace.csv.gz"      # the run's traces, points in sweep order; gzip without a timestamp: reruns match
