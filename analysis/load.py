@@ -119,7 +119,7 @@ def load_run(path: str | Path) -> Run:
     rows = read_table(mpath, REQUIRED_COLUMNS, {"model": str, "message": str, "point_id": str})
     check_times(mpath, rows, where=rows["status"] == "ok")
     rows["model"] = rows["model"].fillna("")
-    rows["box"] = rows["box"].fillna("").astype(str) if "box" in rows else ""     # runs before per-box rows
+    rows["box"] = rows["box"].astype(object).fillna("").astype(str) if "box" in rows else ""   # runs before per-box rows
     rows["execution"] = rows["execution"].fillna("eager") if "execution" in rows else "eager"   # runs before the axis
     spath = path / "samples.csv"
     if spath.exists():
