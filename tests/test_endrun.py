@@ -3,9 +3,21 @@ import json
 import shutil
 from types import SimpleNamespace
 
+import pytest
+
 from bench.store.points import point_files
 from bench.store.files import read_csv
 from bench.run.endrun import missed_points, remeasure_noisy
+
+
+def fresh_copy(tiny_run, tmp_path):
+    """The tiny run copied, as if its end-of-run re-measure had not happened yet."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta.pop("remeasured", None)
+    (run / "run.json").write_text(json.dumps(meta))
+    return run
 
 
 def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
@@ -55,11 +67,28 @@ def test_better_measured_set_is_kept_and_both_recorded(tiny_run, tmp_path):
 
 
 def test_budget_skips_points_that_would_overrun(tiny_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    meta = json.loads((run / "run.json").read_text())
-    meta.pop("remeasured", None)
-    (run / "run.json").write_text(json.dumps(meta))
+    run = fresh_copy(tiny_run, tmp_path)
     ids = [r["point_id"] for r in read_csv(run / "measurements.csv") if r["phase"] == "prefill"]
     never = SimpleNamespace(measure=lambda p, q: 1 / 0, kept=None, replacing=None)
     assert remeasure_noisy(run, {pid: None for pid in ids}, 0.0, never) == []
+
+
+def test_remeasured_second_set_keeps_the_profilers_memory_columns(tiny_run, tmp_path):
+    run = fresh_copy(tiny_run, tmp_path)
+    pid = read_csv(run / "measurements.csv")[0]["point_id"]
+    first = read_csv(point_files(run, pid)[0])
+    assert first[0]["mem_source"] == "profiler" and first[0]["mem_allocated_step_bytes"] not in ("", None)
+
+    def measure(point, p):                   # an unprofiled, better-measured second set: no profiler columns
+        rows = [dict(r, mem_source="", mem_allocated_step_bytes="", mem_allocated_peak_total_bytes="",
+                     time_ci_low_s=float(r["time_s"]) * 0.999, time_ci_high_s=float(r["time_s"]) * 1.001,
+                     time_ci_met=1) for r in read_csv(point_files(run, p)[0])]
+        return rows, read_csv(point_files(run, p)[1])
+
+    launcher = SimpleNamespace(measure=measure, kept=lambda *a: None, replacing=lambda p: None)
+    done = remeasure_noisy(run, {pid: None}, 1e9, launcher)
+    assert done and done[0]["kept"] == "second"
+    kept = read_csv(point_files(run, pid)[0])
+    assert float(kept[0]["time_ci_high_s"]) == pytest.approx(float(kept[0]["time_s"]) * 1.001)
+    for a, b in zip(kept, first):
+        assert (a["mem_source"], a["mem_allocated_step_bytes"]) == (b["mem_source"], b["mem_allocated_step_bytes"])

@@ -3,7 +3,6 @@ a composed prediction or the reason it has none, profiler attribution that cover
 not), and labels that tell the models apart. The ceilings are the committed CPU run's, so the sweep takes seconds."""
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -151,32 +150,3 @@ def test_same_name_at_two_dtypes_is_told_apart_by_id():
     base = {"hidden_size": 64, "num_hidden_layers": 2, "batch": 1, "prompt_len": 8, "generated": 3, "model": ""}
     names = names_by_id(pd.DataFrame([{**base, "point_id": "aaaaaa1"}, {**base, "point_id": "bbbbbb2"}]))
     assert len(set(names.values())) == 2
-
-
-def test_remeasured_second_set_keeps_the_profilers_memory_columns(tiny_run, tmp_path):
-    from types import SimpleNamespace
-    from bench.run.endrun import remeasure_noisy
-    from bench.store.files import read_csv
-    from bench.store.points import point_files
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    meta = json.loads((run / "run.json").read_text())
-    meta.pop("remeasured", None)
-    (run / "run.json").write_text(json.dumps(meta))
-    pid = read_csv(run / "measurements.csv")[0]["point_id"]
-    first = read_csv(point_files(run, pid)[0])
-    assert first[0]["mem_source"] == "profiler" and first[0]["mem_allocated_step_bytes"] not in ("", None)
-
-    def measure(point, p):                   # an unprofiled, better-measured second set: no profiler columns
-        rows = [dict(r, mem_source="", mem_allocated_step_bytes="", mem_allocated_peak_total_bytes="",
-                     time_ci_low_s=float(r["time_s"]) * 0.999, time_ci_high_s=float(r["time_s"]) * 1.001,
-                     time_ci_met=1) for r in read_csv(point_files(run, p)[0])]
-        return rows, read_csv(point_files(run, p)[1])
-
-    launcher = SimpleNamespace(measure=measure, kept=lambda *a: None, replacing=lambda p: None)
-    done = remeasure_noisy(run, {pid: None}, 1e9, launcher)
-    assert done and done[0]["kept"] == "second"
-    kept = read_csv(point_files(run, pid)[0])
-    assert float(kept[0]["time_ci_high_s"]) == pytest.approx(float(kept[0]["time_s"]) * 1.001)
-    for a, b in zip(kept, first):
-        assert (a["mem_source"], a["mem_allocated_step_bytes"]) == (b["mem_source"], b["mem_allocated_step_bytes"])
