@@ -100,31 +100,38 @@ def boundary_warning(per_model: list[list[Point]], dtype: str, llc_bytes: int | 
             f"{argv_hint} --cache-state {other} --out <another.json>, and compare with `bench.kernels.versus`")
 
 
+def measure(device, per_model: list[list[Point]], dtype: str, forced: str, kernel_cache, argv_hint: str | None) -> dict:
+    """One calibration of every model's workloads, timed now (kernel_cache None: every kernel timed afresh, none
+    read from or written to the per-box cache). With argv_hint, a workload near the cache-state threshold is said
+    first, on stderr, with the command that calibrates the other state."""
+    t0 = time.perf_counter()
+    kcache = KernelCache(kernel_cache, device, llc_of(device))
+    sweep = llc_sweep(device, dtype, kcache.llc_bytes)          # CPU: the effective LLC (~2 s); CUDA: None
+    kcache.fits_bytes = (sweep or {}).get("effective_bytes") or kcache.llc_bytes
+    if argv_hint is not None:                                    # the first line: before any verdict or timing
+        warning = boundary_warning(per_model, dtype, kcache.fits_bytes, argv_hint)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+    cals = [calibration(points, device, dtype, kcache, forced) for points in per_model]
+    cal = merge(cals) if len(cals) > 1 else cals[0]
+    meta = run_metadata(device)
+    return {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
+            "threads": device.threads, "memory_capacity_bytes": int(device.total_bytes()),
+            "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
+            "wall_s": time.perf_counter() - t0,
+            "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
+                        "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),
+                        "cache_check": kcache.report()}}
+
+
 def calibrate(a, per_model: list[list[Point]]) -> int:
     device = get_device(a.device, a.threads)
     dtype = per_model[0][0].resolved_dtype(device.kind)
-    t0 = time.perf_counter()
-    kcache = KernelCache(a.kernel_cache, device, llc_of(device))
-    sweep = llc_sweep(device, dtype, kcache.llc_bytes)          # CPU: the effective LLC (~2 s); CUDA: None
-    kcache.fits_bytes = (sweep or {}).get("effective_bytes") or kcache.llc_bytes
-    if a.cache_state == "auto":                                  # the first line: before any verdict or timing
-        hint = (f"python -m bench kernels --model {' '.join(a.model)} --batch {' '.join(map(str, a.batch))} "
-                f"--prompt-len {' '.join(map(str, a.prompt_len))} --generated {a.generated}")
-        warning = boundary_warning(per_model, dtype, kcache.fits_bytes, hint)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
-    cals = [calibration(points, device, dtype, kcache, a.cache_state) for points in per_model]
-    cal = merge(cals) if len(cals) > 1 else cals[0]
-    meta = run_metadata(device)
-    cal = {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
-           "threads": device.threads, "memory_capacity_bytes": int(device.total_bytes()),
-           "llc_bytes": kcache.llc_bytes, "llc_effective_bytes": kcache.fits_bytes, "utc_time": meta.get("utc_time"),
-           "wall_s": time.perf_counter() - t0,
-           "kernels": {"distinct": len(kcache.rows), "measured_s": kcache.measured_s,
-                       "reused": sum(r["source"] == "cache" for r in kcache.rows.values()),
-                       "cache_check": kcache.report()}}
+    hint = (f"python -m bench kernels --model {' '.join(a.model)} --batch {' '.join(map(str, a.batch))} "
+            f"--prompt-len {' '.join(map(str, a.prompt_len))} --generated {a.generated}")
+    cal = measure(device, per_model, dtype, a.cache_state, a.kernel_cache, hint if a.cache_state == "auto" else None)
     tag = lambda xs: "_".join(str(x) for x in sorted(set(xs)))
-    names = "+".join(Path(c["model"]["name"]).stem for c in cals)
+    names = "+".join(Path(points[0].spec().name).stem for points in per_model)
     state = "" if a.cache_state == "auto" else f"-{a.cache_state}"
     out = a.out or Path("results") / f"calibration-{names}-b{tag(a.batch)}-t{tag(a.prompt_len)}{state}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,21 +42,28 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def main(argv=None) -> int:
-    a = build_parser().parse_args(argv)
-    for name in ("batch", "prompt_len", "generated", "threads"):
-        value = getattr(a, name)
-        if min(value if isinstance(value, list) else [value]) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    per_model = [[Point(model=m, batch=b, prompt_len=t, generated=a.generated, dtype=a.dtype, attention=a.attention,
-                        cache=a.cache) for b in sorted(set(a.batch)) for t in sorted(set(a.prompt_len))]
-                 for m in dict.fromkeys(a.model)]
+def calibration_points(models, batches, prompt_lens, generated: int, dtype: str, attention: str,
+                       cache: str) -> list[list[Point]]:
+    """Per model (each once), every batch × prompt workload; a model whose layers bench cannot plan is refused."""
+    per_model = [[Point(model=m, batch=b, prompt_len=t, generated=generated, dtype=dtype, attention=attention,
+                        cache=cache) for b in sorted(set(batches)) for t in sorted(set(prompt_lens))]
+                 for m in dict.fromkeys(models)]
     for points in per_model:
         spec = points[0].spec()
         why = unplanned_reason(spec)
         if why is not None:
             raise ValueError(f"bench kernels plans Llama-structured layers only (rotary, gated SiLU MLP, RMSNorm, no "
                              f"experts or biases); {spec.name} has {why}")
+    return per_model
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    for name in ("batch", "prompt_len", "generated", "threads"):
+        value = getattr(a, name)
+        if min(value if isinstance(value, list) else [value]) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    per_model = calibration_points(a.model, a.batch, a.prompt_len, a.generated, a.dtype, a.attention, a.cache)
     from bench.kernels.calibrate import calibrate
     return calibrate(a, per_model)
 

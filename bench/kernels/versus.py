@@ -11,6 +11,13 @@ shapes) are timed right before the model and again right after it, against their
 both as measured (`*_error`) and with the prediction scaled by the measured drift (`*_error_drift_scaled`).
 The model's cache state is judged again too (the effective LLC measured now): a calibration timed in the other
 state than the rule gives this box today is said on the first line (`cache_state_moved`).
+
+`--calibrate-from A.json B.json` instead times the calibration of those other models here, interleaved with the
+model: one before its first timed trajectory and one after each (A B A ... A, bench/kernels/interleave.py). The
+prediction is from the calibrations pooled (each op's median, its interval spanning theirs:
+theory/calibration/pool.py); how far each calibration's own prediction lies from the pooled one is how far the
+box moved (`calibrations_tpot_over_pooled`, `within_drift_bound`: all within ±5%), and the error from the first
+calibration alone is kept beside it (`first_calibration_only`), what calibrating first and measuring after gives.
 """
 import json
 import statistics
@@ -25,13 +32,25 @@ from theory.calibration import load_calibration, request
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hfconfig import load_model
 
+DRIFT_BOUND_REL = 0.05      # issue 21: a try counts when the box's drift over it is within ±5%
+
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m bench.kernels.versus", description=first_paragraph(__doc__),
                       formatter_class=HelpFormatter,
-                      epilog="example:\n  python -m bench.kernels.versus --calibration cal.json --model tinyllama-1.1b "
-                             "--prompt-len 128")
-    p.add_argument("--calibration", type=Path, required=True, help="a calibration JSON from `python -m bench kernels`")
+                      epilog="examples:\n  python -m bench.kernels.versus --calibration cal.json --model tinyllama-1.1b "
+                             "--prompt-len 128\n  python -m bench.kernels.versus --calibrate-from a.json b.json "
+                             "--model tinyllama-1.1b --prompt-len 128 --out-dir results/try-1")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--calibration", type=Path, help="a calibration JSON from `python -m bench kernels`, timed before")
+    src.add_argument("--calibrate-from", nargs="+", metavar="MODEL",
+                     help="other models (preset names or config.json paths) to calibrate from here and now, "
+                          "interleaved with the model: a calibration before its first timed trajectory and after "
+                          "each one (sdpa, dynamic cache; bench/kernels/interleave.py)")
+    p.add_argument("--out-dir", type=Path,
+                   help="with --calibrate-from: write every calibration, the pooled one and the result here")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="with --calibrate-from: where to time (auto: CUDA if present)")
     p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
     p.add_argument("--batch", type=int, default=1, help="sequences per pass")
     p.add_argument("--prompt-len", type=int, required=True, help="prompt tokens")
@@ -58,10 +77,107 @@ def state_line(state: dict, name: str) -> str:
             f"calibrate again with `python -m bench kernels ... --cache-state {state['cache_state_now']}`")
 
 
+def measured_line(out: dict) -> str:
+    r_tpot, r_ttft = out["measured_tpot_range_s"], out["measured_ttft_range_s"]
+    return (f"TPOT measured {ms(out['measured_tpot_s'])} ms (range {ms(r_tpot[0])}–{ms(r_tpot[1])}, "
+            f"{out['repeats']} repeats) vs predicted {ms(out['predicted_tpot_s'])} ms ({out['prediction']}): "
+            f"{out['tpot_error']:+.1%}; TTFT measured {ms(out['measured_ttft_s'])} ms (range {ms(r_ttft[0])}–"
+            f"{ms(r_ttft[1])}) vs predicted {ms(out['predicted_ttft_s'])} ms: {out['ttft_error']:+.1%}")
+
+
+def measured(runs: list[list[float]]) -> dict:
+    """TTFT: the median prefill; TPOT: the median over repeats of the mean decode step; each with its range."""
+    ttfts = [r[0] for r in runs]
+    tpots = [statistics.fmean(r[1:]) for r in runs]
+    return {"measured_ttft_s": statistics.median(ttfts), "measured_ttft_range_s": [min(ttfts), max(ttfts)],
+            "measured_tpot_s": statistics.median(tpots), "measured_tpot_range_s": [min(tpots), max(tpots)]}
+
+
+def how_predicted(pred: dict) -> str:
+    return "extrapolated" if pred["extrapolated"] else "interpolated" if pred["interpolated"] else "calibrated"
+
+
+def drift_summary(pooled: dict, each: list[dict]) -> dict:
+    """How far the box moved over the interleaved calibrations, in the units a user reads: each calibration's
+    predicted TPOT and TTFT for the target against the pooled one's. A try is within the drift bound when every
+    calibration lands within DRIFT_BOUND_REL of the pooled prediction (issue 21's "box drift within ±5%")."""
+    rel = lambda key: [p[key] / pooled[key] - 1 for p in each]
+    tpot, ttft = rel("time_per_output_token_s"), rel("time_to_first_token_s")
+    return {"calibrations_tpot_over_pooled": tpot, "calibrations_ttft_over_pooled": ttft,
+            "box_moved_first_to_last_tpot": each[-1]["time_per_output_token_s"] /
+            each[0]["time_per_output_token_s"] - 1,
+            "drift_bound_rel": DRIFT_BOUND_REL,
+            "within_drift_bound": max(abs(x) for x in tpot + ttft) <= DRIFT_BOUND_REL}
+
+
+def interleaved_main(a) -> int:
+    """--calibrate-from: A B A B ... A in this process (bench/kernels/interleave.py), the prediction from the
+    calibrations pooled (theory/calibration/pool.py), the target's own measurements in none of them."""
+    from bench.kernels.cli import calibration_points
+    from theory.calibration.pool import pool
+    spec = load_model(a.model)
+    per_model = calibration_points(a.calibrate_from, [a.batch], [a.prompt_len], a.generated, "auto", "sdpa",
+                                   "dynamic")
+    if spec.name in {points[0].spec().name for points in per_model}:
+        raise ValueError(f"{spec.name} is one of --calibrate-from: a never-built prediction calibrates from "
+                         "other models")
+    if a.out_dir is not None and a.out_dir.exists() and any(a.out_dir.iterdir()):
+        raise ValueError(f"--out-dir {a.out_dir} is not empty: every try keeps its own folder")
+    from bench.devices.select import get_device
+    from bench.kernels.interleave import interleaved
+    from bench.store.files import write_json
+    device = get_device(a.device, a.threads or 1)
+    dtype = per_model[0][0].resolved_dtype(device.kind)
+    say = lambda text: print(text, file=sys.stderr, flush=True)
+    got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, say=say)
+    cals = got["calibrations"]
+    pooled = pool(cals)
+    pred = request(pooled, spec, a.batch, a.prompt_len, a.generated)
+    each = [request(c, spec, a.batch, a.prompt_len, a.generated) for c in cals]
+    m = measured(got["runs"])
+    p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
+    first = each[0]
+    out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
+           "dtype": dtype, "threads": device.threads, "repeats": a.repeats, "build_s": got["build_s"], **m,
+           "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot,
+           "predicted_ttft_interval_s": pred["time_to_first_token_interval_s"],
+           "predicted_tpot_interval_s": pred["time_per_output_token_interval_s"], "prediction": how_predicted(pred),
+           "ttft_error": m["measured_ttft_s"] / p_ttft - 1, "tpot_error": m["measured_tpot_s"] / p_tpot - 1,
+           "calibration": "interleaved", "calibrated_from": [points[0].spec().name for points in per_model],
+           "calibrations": len(cals), "calibration_utc": [c.get("utc_time") for c in cals],
+           "calibrations_wall_s": [c["wall_s"] for c in cals],
+           "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "first_calibration_only": {"predicted_ttft_s": first["time_to_first_token_s"],
+                                      "predicted_tpot_s": first["time_per_output_token_s"],
+                                      "ttft_error": m["measured_ttft_s"] / first["time_to_first_token_s"] - 1,
+                                      "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
+           **drift_summary(pred, each), "own_shapes": pred["own_shapes"]}
+    if a.out_dir is not None:
+        a.out_dir.mkdir(parents=True, exist_ok=True)
+        for i, c in enumerate(cals, 1):
+            write_json(a.out_dir / f"calibration-{i}.json", c)
+        write_json(a.out_dir / "calibration-pooled.json", pooled)
+        write_json(a.out_dir / "versus.json", out)
+    print(json.dumps(out, indent=2))
+    print(measured_line(out), file=sys.stderr)
+    tp = out["calibrations_tpot_over_pooled"]
+    print(f"interleaved: {len(cals)} calibrations around {a.repeats} trajectories; each one's TPOT prediction "
+          f"{min(tp):+.1%} to {max(tp):+.1%} of the pooled one (the box moved "
+          f"{out['box_moved_first_to_last_tpot']:+.1%} first to last): "
+          f"{'within' if out['within_drift_bound'] else 'BEYOND'} the ±{DRIFT_BOUND_REL:.0%} drift bound; from "
+          f"the first calibration alone: TPOT {out['first_calibration_only']['tpot_error']:+.1%}, TTFT "
+          f"{out['first_calibration_only']['ttft_error']:+.1%}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if min(a.batch, a.prompt_len, a.generated - 1, a.repeats, 1 if a.threads is None else a.threads) < 1:
         raise ValueError("--batch, --prompt-len, --repeats, --threads must be at least 1 and --generated at least 2")
+    if a.calibrate_from:
+        return interleaved_main(a)
+    if a.out_dir is not None:
+        raise ValueError("--out-dir goes with --calibrate-from (a --calibration file is already written)")
     cal = load_calibration(str(a.calibration))
     cal_threads = cal.get("threads")
     if a.threads is not None and cal_threads is not None and a.threads != cal_threads:
@@ -92,15 +208,13 @@ def main(argv=None) -> int:
     before = box_drift(cal, spec, device)                                             # A: the calibration's kernels
     runs = [run_trajectory(model, device, ids, a.generated, cache, mcl).times_s for _ in range(a.repeats)]   # B
     drift = box_drift(cal, spec, device)                                              # A again
-    ttfts = [r[0] for r in runs]
-    tpots = [statistics.fmean(r[1:]) for r in runs]
-    m_ttft, m_tpot = statistics.median(ttfts), statistics.median(tpots)
+    m = measured(runs)
+    m_ttft, m_tpot = m["measured_ttft_s"], m["measured_tpot_s"]
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
-    how = "extrapolated" if pred["extrapolated"] else "interpolated" if pred["interpolated"] else "calibrated"
+    how = how_predicted(pred)
     out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
            "dtype": dtype, "threads": device.threads, "repeats": a.repeats, "build_s": build_s,
-           "measured_ttft_s": m_ttft, "measured_ttft_range_s": [min(ttfts), max(ttfts)],
-           "measured_tpot_s": m_tpot, "measured_tpot_range_s": [min(tpots), max(tpots)],
+           **m,
            "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot, "prediction": how,
            "ttft_error": m_ttft / p_ttft - 1, "tpot_error": m_tpot / p_tpot - 1, "calibration": str(a.calibration),
            "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -108,10 +222,7 @@ def main(argv=None) -> int:
            "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None,
            **aba(before, drift, m_ttft, m_tpot, p_ttft, p_tpot), **state}
     print(json.dumps(out, indent=2))
-    print(f"TPOT measured {ms(m_tpot)} ms (range {ms(min(tpots))}–{ms(max(tpots))}, {a.repeats} "
-          f"repeats) vs predicted {ms(p_tpot)} ms ({how}): {out['tpot_error']:+.1%}; TTFT measured "
-          f"{ms(m_ttft)} ms (range {ms(min(ttfts))}–{ms(max(ttfts))}) vs predicted {ms(p_ttft)} ms: "
-          f"{out['ttft_error']:+.1%}", file=sys.stderr)
+    print(measured_line(out), file=sys.stderr)
     if drift and before:
         print(f"A-B-A: the calibration's kernels ran x{out['box_before_over_calibrated']:.2f} their calibrated time "
               f"before the model and x{out['box_after_over_calibrated']:.2f} after (the box moved "
