@@ -30,15 +30,22 @@ def state_of(p: Point, dtype: str, kcache: KernelCache, forced: str) -> str:
     return cache_state(p.spec(), p.batch, p.prompt_len + p.generated, dtype, kcache.fits_bytes)
 
 
-def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache, state: str) -> list[dict]:
+def framework_of(p: Point, device, dtype: str, kcache: KernelCache) -> dict:
+    """(phase, step) -> the framework's own cost of one workload's passes (bench/kernels/framework.py)."""
+    return {(r["phase"], r["step"]): r["framework_s"] for r in framework_rows(
+        "calibration", p.spec(), device, kcache, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache,
+        p.max_cache_len)}
+
+
+def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache, state: str,
+                       framework: dict | None = None) -> list[dict]:
     """One workload's prefill and first and last decode step: per op, instances, kernel time and interval, the
-    kernel's shape, and one instance's work (FLOPs or bytes, theory's op table: what theory interpolates by)."""
+    kernel's shape, and one instance's work (FLOPs or bytes, theory's op table: what theory interpolates by).
+    framework: the workload's framework_of, when already measured."""
     spec = p.spec()
     shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
     compose = compose_rows("calibration", shapes, kcache, state)
-    framework = {(r["phase"], r["step"]): r["framework_s"] for r in framework_rows(
-        "calibration", spec, device, kcache, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache,
-        p.max_cache_len)}
+    framework = framework or framework_of(p, device, dtype, kcache)
     shape_text = {kid: r["shape"] for kid, r in kcache.rows.items()}
     last = p.generated - 2
     out = []
@@ -58,15 +65,17 @@ def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache, state:
     return out
 
 
-def calibration(points: list[Point], device, dtype: str, kcache: KernelCache, forced: str = "auto") -> dict:
+def calibration(points: list[Point], device, dtype: str, kcache: KernelCache, forced: str = "auto",
+                frameworks: list[dict] | None = None) -> dict:
+    """One model's calibration over its workloads; frameworks: each workload's framework_of, when measured."""
     spec = points[0].spec()
     for p in points:                     # every workload's kernels first: the cache's sentinels span them all
         shapes = passes(spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache, p.max_cache_len)
         kcache.need(needed(shapes, state_of(p, dtype, kcache, forced)), check=False)
     workloads, all_passes = [], []
-    for p in points:
+    for i, p in enumerate(points):
         state = state_of(p, dtype, kcache, forced)
-        all_passes += calibration_passes(p, device, dtype, kcache, state)
+        all_passes += calibration_passes(p, device, dtype, kcache, state, frameworks[i] if frameworks else None)
         workloads.append({"model": spec.name, "batch": p.batch, "prompt_len": p.prompt_len, "generated": p.generated,
                           "max_cache_len": p.max_cache_len, "cache_state": state,
                           "cache_state_from": "rule" if forced == "auto" else "--cache-state",
@@ -113,7 +122,11 @@ def measure(device, per_model: list[list[Point]], dtype: str, forced: str, kerne
         if warning:
             print(warning, file=sys.stderr, flush=True)
     cals = [calibration(points, device, dtype, kcache, forced) for points in per_model]
-    cal = merge(cals) if len(cals) > 1 else cals[0]
+    return stamped(merge(cals) if len(cals) > 1 else cals[0], device, kcache, t0)
+
+
+def stamped(cal: dict, device, kcache, t0: float) -> dict:
+    """The calibration with the box it was timed on, when, how long it took and what its kernel cache did."""
     meta = run_metadata(device)
     return {**cal, "device": device.kind, "device_name": device.name(), "torch": meta.get("torch"),
             "threads": device.threads, "memory_capacity_bytes": int(device.total_bytes()),

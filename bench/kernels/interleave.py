@@ -1,26 +1,107 @@
-"""The calibration and the model in the same minutes: A B A B ... A.
+"""The calibration and the model in the same minutes: rounds of the calibration's kernels around the model's
+trajectories (A B A ... A).
 
-`python -m bench.kernels.versus --calibrate-from` times a whole calibration of the other models (A, as
-`python -m bench kernels` would, every kernel timed afresh) before the model's first timed trajectory and again
-after each one (B), so that the kernels the prediction rests on span the minutes the model ran in. On this box a
-calibration timed a few minutes before the model carried a different speed: six tries against one calibration
-(results/never-built-20261202) read the calibration's own decode kernels at x0.59-0.83 of their calibrated time
-a minute later, and TPOT 10-35% off. The target model's own measurements never enter a calibration.
+`python -m bench.kernels.versus --calibrate-from` plans the calibration of the other models as
+`python -m bench kernels` would (the same kernels, cache states and operands, bench/kernels/calibrate.py), but
+times it in rounds, as a sweep point's paired kernels are (bench/kernels/paired.py): one round takes one sample of
+every kernel; `rounds` rounds run before the model's first timed trajectory and again after each one. A kernel's
+time is the median over all its rounds, so the kernels the prediction rests on span the minutes the model ran in.
+
+Why rounds: on this box one decode linear timed alone in a burst (up_proj of d=1536, 25 MB of fp32 weights) read
+1.4 ms in some bursts and 2.0-2.1 ms in others, six bursts in a row, whether it rotated 3 or 43 copies (measured
+2026-12-02, docs/calibration.md), and the same kernel sampled once per round over 30 rounds spread 1.31-2.22 ms.
+A calibration of bursts timed a minute before the model carries whichever level those seconds had: six tries
+against one calibration (results/never-built-20261202) were 10-35% off in TPOT. The framework's own cost is measured once per workload,
+at the start. The target model's own measurements never enter a calibration.
 """
 import time
 
 import torch
 
-from bench.kernels.calibrate import measure
+from bench.ceilings import llc_sweep
+from bench.kernels.cache import KernelCache, kernel_id, kernel_row
+from bench.kernels.calibrate import calibration, framework_of, stamped, state_of
+from bench.kernels.microbench import KernelSampler
+from bench.kernels.plan import needed, passes
+from bench.kernels.point import llc_of
 from bench.model import build_model
 from bench.timing.trajectory import run_trajectory
+from theory.calibration.merge import merge
+
+SOURCE = "interleaved"
+
+
+class CalibrationRounds:
+    """Every kernel of the calibration models' workloads, sampled one round at a time."""
+
+    def __init__(self, device, per_model, dtype: str):
+        self.device, self.per_model, self.dtype = device, per_model, dtype
+        self.t0 = time.perf_counter()
+        self.kcache = KernelCache(None, device, llc_of(device))       # the tiny framework models' kernels only
+        sweep = llc_sweep(device, dtype, self.kcache.llc_bytes)       # CPU: the effective LLC (~2 s); CUDA: None
+        self.kcache.fits_bytes = (sweep or {}).get("effective_bytes") or self.kcache.llc_bytes
+        self.kernels: dict[str, tuple] = {}
+        for points in per_model:
+            for p in points:
+                shapes = passes(p.spec(), p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache,
+                                p.max_cache_len)
+                for k, st in needed(shapes, state_of(p, dtype, self.kcache, "auto")):
+                    self.kernels.setdefault(kernel_id(k, st), (k, st))
+        self.frameworks = [[framework_of(p, device, dtype, self.kcache) for p in points] for points in per_model]
+        self.samplers = {kid: KernelSampler(k, device, st, self.kcache.llc_bytes)
+                         for kid, (k, st) in self.kernels.items()}
+        self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
+        self.rounds = 0
+
+    def round(self) -> None:
+        for kid, s in self.samplers.items():
+            self.samples[kid].append(s.sample())
+        self.rounds += 1
+
+    def calibration(self, rounds: list[int]) -> dict:
+        """The calibration (bench kernels' format) from the samples of `rounds` (indices) only."""
+        table = RoundsTable(self, rounds)
+        cals = [calibration(points, self.device, self.dtype, table, "auto", fw)
+                for points, fw in zip(self.per_model, self.frameworks)]
+        cal = stamped(merge(cals) if len(cals) > 1 else cals[0], self.device, table, self.t0)
+        return {**cal, "rounds": len(rounds)}
+
+
+class RoundsTable:
+    """What the calibration asks a kernel cache for, answered from the rounds (the calibration models' kernels)
+    or from the kernel cache (the tiny framework models' kernels, timed once)."""
+
+    def __init__(self, rounds: CalibrationRounds, used: list[int]):
+        self.r, self.used = rounds, used
+        self.llc_bytes, self.fits_bytes = rounds.kcache.llc_bytes, rounds.kcache.fits_bytes
+        self.rows: dict[str, dict] = {}
+        self.measured_s = 0.0
+
+    def need(self, kernels, check: bool = True) -> None:
+        pass
+
+    def get(self, k, cache_state: str) -> dict:
+        kid = kernel_id(k, cache_state)
+        if kid not in self.rows:
+            if kid in self.r.samplers:
+                xs = [self.r.samples[kid][i] for i in self.used]
+                self.rows[kid] = kernel_row(k, cache_state, self.r.samplers[kid].result(xs), SOURCE, "")
+            else:
+                self.rows[kid] = self.r.kcache.get(k, cache_state)
+        return self.rows[kid]
+
+    def report(self) -> dict:
+        return {}
 
 
 def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int, generated: int, repeats: int,
-                attention: str = "sdpa", cache: str = "dynamic", say=None) -> dict:
-    """repeats + 1 calibrations around `repeats` timed trajectories of the model (after one warm-up).
-    say(text): progress, one line per step."""
+                rounds: int, attention: str = "sdpa", cache: str = "dynamic", say=None) -> dict:
+    """`rounds` rounds of the calibration's kernels before the model's first timed trajectory (after one warm-up)
+    and after each of `repeats`; the calibrations pooled over every round, over the first gap's and over the
+    last gap's (the A-B-A drift). say(text): progress, one line per step."""
     say = say or (lambda text: None)
+    cr = CalibrationRounds(device, per_model, dtype)
+    say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s), framework measured")
     t0 = time.perf_counter()
     model = build_model(spec, device.torch_device, dtype, attention)
     build_s = time.perf_counter() - t0
@@ -28,11 +109,16 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     ids = ids.to(device.torch_device)
     mcl = prompt_len + generated if cache == "static" else None
     run_trajectory(model, device, ids, generated, cache, mcl)                           # warm-up
-    cals, runs = [], []
+    runs, gaps = [], []
     for i in range(repeats + 1):
-        cals.append(measure(device, per_model, dtype, "auto", None, None))             # A
-        say(f"calibration {i + 1}/{repeats + 1}: {cals[-1]['wall_s']:.1f} s")
+        t = time.perf_counter()
+        gaps.append(list(range(cr.rounds, cr.rounds + rounds)))
+        for _ in range(rounds):
+            cr.round()                                                                  # A
+        say(f"kernel rounds {i + 1}/{repeats + 1}: {rounds} in {time.perf_counter() - t:.1f} s")
         if i < repeats:
             runs.append(run_trajectory(model, device, ids, generated, cache, mcl).times_s)   # B
             say(f"model trajectory {i + 1}/{repeats}: prefill {runs[-1][0] * 1e3:.1f} ms")
-    return {"runs": runs, "calibrations": cals, "build_s": build_s}
+    every = [r for g in gaps for r in g]
+    return {"runs": runs, "build_s": build_s, "pooled": cr.calibration(every),
+            "first": cr.calibration(gaps[0]), "last": cr.calibration(gaps[-1]), "gaps": gaps}

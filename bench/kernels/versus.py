@@ -13,11 +13,11 @@ The model's cache state is judged again too (the effective LLC measured now): a 
 state than the rule gives this box today is said on the first line (`cache_state_moved`).
 
 `--calibrate-from A.json B.json` instead times the calibration of those other models here, interleaved with the
-model: one before its first timed trajectory and one after each (A B A ... A, bench/kernels/interleave.py). The
-prediction is from the calibrations pooled (each op's median, its interval spanning theirs:
-theory/calibration/pool.py); how far each calibration's own prediction lies from the pooled one is how far the
-box moved (`calibrations_tpot_over_pooled`, `within_drift_bound`: all within ±5%), and the error from the first
-calibration alone is kept beside it (`first_calibration_only`), what calibrating first and measuring after gives.
+model: `--rounds` rounds of every calibration kernel before its first timed trajectory and after each one (A B A
+... A, bench/kernels/interleave.py). The prediction is from every round; the same target predicted from the last
+gap's rounds against the first gap's is how far the box moved (`box_moved_first_to_last_*`, `within_drift_bound`:
+both within ±5%), and the error from the first gap's rounds
+alone is kept beside it (`first_gap_only`), what calibrating first and measuring after gives.
 """
 import json
 import statistics
@@ -47,8 +47,12 @@ def build_parser() -> OneLineParser:
                      help="other models (preset names or config.json paths) to calibrate from here and now, "
                           "interleaved with the model: a calibration before its first timed trajectory and after "
                           "each one (sdpa, dynamic cache; bench/kernels/interleave.py)")
+    p.add_argument("--rounds", type=int, default=8,
+                   help="with --calibrate-from: kernel rounds (one sample of every calibration kernel each) before "
+                        "the model's first timed trajectory and after each one")
     p.add_argument("--out-dir", type=Path,
-                   help="with --calibrate-from: write every calibration, the pooled one and the result here")
+                   help="with --calibrate-from: write the calibrations (pooled, first gap's, last gap's) and the "
+                        "result here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="with --calibrate-from: where to time (auto: CUDA if present)")
     p.add_argument("--model", required=True, help="preset name or path to a Hugging Face config.json")
@@ -97,24 +101,24 @@ def how_predicted(pred: dict) -> str:
     return "extrapolated" if pred["extrapolated"] else "interpolated" if pred["interpolated"] else "calibrated"
 
 
-def drift_summary(pooled: dict, each: list[dict]) -> dict:
-    """How far the box moved over the interleaved calibrations, in the units a user reads: each calibration's
-    predicted TPOT and TTFT for the target against the pooled one's. A try is within the drift bound when every
-    calibration lands within DRIFT_BOUND_REL of the pooled prediction (issue 21's "box drift within ±5%")."""
-    rel = lambda key: [p[key] / pooled[key] - 1 for p in each]
-    tpot, ttft = rel("time_per_output_token_s"), rel("time_to_first_token_s")
-    return {"calibrations_tpot_over_pooled": tpot, "calibrations_ttft_over_pooled": ttft,
-            "box_moved_first_to_last_tpot": each[-1]["time_per_output_token_s"] /
-            each[0]["time_per_output_token_s"] - 1,
+def drift_summary(pooled: dict, first: dict, last: dict) -> dict:
+    """How far the box moved over the try, in the units a user reads: the target predicted from the last gap's
+    kernel rounds against the first gap's (A-B-A: issue 21 item 4, "how far the box moved between them"), TPOT and
+    TTFT; a try is within the bound when both moved at most DRIFT_BOUND_REL. Each gap's prediction against the
+    pooled one is kept beside it."""
+    key_t, key_f = "time_per_output_token_s", "time_to_first_token_s"
+    tpot_moved, ttft_moved = last[key_t] / first[key_t] - 1, last[key_f] / first[key_f] - 1
+    return {"first_gap_tpot_over_pooled": first[key_t] / pooled[key_t] - 1,
+            "last_gap_tpot_over_pooled": last[key_t] / pooled[key_t] - 1,
+            "box_moved_first_to_last_tpot": tpot_moved, "box_moved_first_to_last_ttft": ttft_moved,
             "drift_bound_rel": DRIFT_BOUND_REL,
-            "within_drift_bound": max(abs(x) for x in tpot + ttft) <= DRIFT_BOUND_REL}
+            "within_drift_bound": max(abs(tpot_moved), abs(ttft_moved)) <= DRIFT_BOUND_REL}
 
 
 def interleaved_main(a) -> int:
-    """--calibrate-from: A B A B ... A in this process (bench/kernels/interleave.py), the prediction from the
-    calibrations pooled (theory/calibration/pool.py), the target's own measurements in none of them."""
+    """--calibrate-from: kernel rounds A B A ... A in this process (bench/kernels/interleave.py), the prediction from
+    every round's samples, the target's own measurements in none of them."""
     from bench.kernels.cli import calibration_points
-    from theory.calibration.pool import pool
     spec = load_model(a.model)
     per_model = calibration_points(a.calibrate_from, [a.batch], [a.prompt_len], a.generated, "auto", "sdpa",
                                    "dynamic")
@@ -123,20 +127,19 @@ def interleaved_main(a) -> int:
                          "other models")
     if a.out_dir is not None and a.out_dir.exists() and any(a.out_dir.iterdir()):
         raise ValueError(f"--out-dir {a.out_dir} is not empty: every try keeps its own folder")
+    if a.rounds < 1:
+        raise ValueError("--rounds must be at least 1")
     from bench.devices.select import get_device
     from bench.kernels.interleave import interleaved
     from bench.store.files import write_json
     device = get_device(a.device, a.threads or 1)
     dtype = per_model[0][0].resolved_dtype(device.kind)
     say = lambda text: print(text, file=sys.stderr, flush=True)
-    got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, say=say)
-    cals = got["calibrations"]
-    pooled = pool(cals)
-    pred = request(pooled, spec, a.batch, a.prompt_len, a.generated)
-    each = [request(c, spec, a.batch, a.prompt_len, a.generated) for c in cals]
+    got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, a.rounds,
+                      say=say)
+    pred, first, last = (request(got[k], spec, a.batch, a.prompt_len, a.generated) for k in ("pooled", "first", "last"))
     m = measured(got["runs"])
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
-    first = each[0]
     out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
            "dtype": dtype, "threads": device.threads, "repeats": a.repeats, "build_s": got["build_s"], **m,
            "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot,
@@ -144,29 +147,26 @@ def interleaved_main(a) -> int:
            "predicted_tpot_interval_s": pred["time_per_output_token_interval_s"], "prediction": how_predicted(pred),
            "ttft_error": m["measured_ttft_s"] / p_ttft - 1, "tpot_error": m["measured_tpot_s"] / p_tpot - 1,
            "calibration": "interleaved", "calibrated_from": [points[0].spec().name for points in per_model],
-           "calibrations": len(cals), "calibration_utc": [c.get("utc_time") for c in cals],
-           "calibrations_wall_s": [c["wall_s"] for c in cals],
+           "rounds_per_gap": a.rounds, "gaps": len(got["gaps"]), "calibration_wall_s": got["pooled"]["wall_s"],
            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "first_calibration_only": {"predicted_ttft_s": first["time_to_first_token_s"],
-                                      "predicted_tpot_s": first["time_per_output_token_s"],
-                                      "ttft_error": m["measured_ttft_s"] / first["time_to_first_token_s"] - 1,
-                                      "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
-           **drift_summary(pred, each), "own_shapes": pred["own_shapes"]}
+           "first_gap_only": {"predicted_ttft_s": first["time_to_first_token_s"],
+                              "predicted_tpot_s": first["time_per_output_token_s"],
+                              "ttft_error": m["measured_ttft_s"] / first["time_to_first_token_s"] - 1,
+                              "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
+           **drift_summary(pred, first, last), "own_shapes": pred["own_shapes"]}
     if a.out_dir is not None:
         a.out_dir.mkdir(parents=True, exist_ok=True)
-        for i, c in enumerate(cals, 1):
-            write_json(a.out_dir / f"calibration-{i}.json", c)
-        write_json(a.out_dir / "calibration-pooled.json", pooled)
+        for k in ("pooled", "first", "last"):
+            write_json(a.out_dir / f"calibration-{k}.json", got[k])
         write_json(a.out_dir / "versus.json", out)
     print(json.dumps(out, indent=2))
     print(measured_line(out), file=sys.stderr)
-    tp = out["calibrations_tpot_over_pooled"]
-    print(f"interleaved: {len(cals)} calibrations around {a.repeats} trajectories; each one's TPOT prediction "
-          f"{min(tp):+.1%} to {max(tp):+.1%} of the pooled one (the box moved "
-          f"{out['box_moved_first_to_last_tpot']:+.1%} first to last): "
+    print(f"interleaved: {a.rounds} kernel rounds before the model and after each of {a.repeats} trajectories; the "
+          f"box moved {out['box_moved_first_to_last_tpot']:+.1%} (TPOT) and {out['box_moved_first_to_last_ttft']:+.1%} "
+          f"(TTFT) from the first gap's rounds to the last's: "
           f"{'within' if out['within_drift_bound'] else 'BEYOND'} the ±{DRIFT_BOUND_REL:.0%} drift bound; from "
-          f"the first calibration alone: TPOT {out['first_calibration_only']['tpot_error']:+.1%}, TTFT "
-          f"{out['first_calibration_only']['ttft_error']:+.1%}", file=sys.stderr)
+          f"the first gap's rounds alone: TPOT {out['first_gap_only']['tpot_error']:+.1%}, TTFT "
+          f"{out['first_gap_only']['ttft_error']:+.1%}", file=sys.stderr)
     return 0
 
 
