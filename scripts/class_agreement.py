@@ -9,13 +9,14 @@ prints one line per class × share and the counts; exit status 0 (a check to rea
 import sys
 from pathlib import Path
 
-from analysis.classes import base_width, class_table, noise_floor, point_table
-from analysis.compose import load_compose
-from analysis.decompose import add_explain, op_table
-from analysis.fit import fit_and_score
-from analysis.join import join
-from analysis.load import load_run
-from theory.errors import TheoryError
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # this checkout's analysis/, run from anywhere
+from analysis.classes import base_width, class_table, noise_floor, point_table  # noqa: E402
+from analysis.compose import load_compose  # noqa: E402
+from analysis.decompose import add_explain, op_table  # noqa: E402
+from analysis.fit import fit_and_score  # noqa: E402
+from analysis.join import join  # noqa: E402
+from analysis.load import load_run  # noqa: E402
+from theory.errors import TheoryError  # noqa: E402
 
 PIECES = ("roofline", "kernel_gap", "framework", "residual")
 
