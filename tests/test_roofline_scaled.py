@@ -80,3 +80,10 @@ def test_class_interval_holds_the_rooflines_own_range():
     assert (c["kernel_gap_share_low"], c["kernel_gap_share_high"]) == pytest.approx((0.2, 0.4))     # the other way
     assert c["framework_share_low"] == c["framework_share_high"] == pytest.approx(0.1)
     assert c["roofline_unscaled_share"] == pytest.approx(0.5) and c["kernel_gap_unscaled_share"] == pytest.approx(0.4)
+
+
+def test_a_run_reads_its_canary_beside_the_end_ceilings(tiny_run):
+    import json
+    meta = json.loads((tiny_run / "run.json").read_text())
+    assert "ceilings_end" in meta and meta["canary_end_s"] > 0          # was absent: the end paired with a guess
+    assert canary_end_s(meta) == meta["canary_end_s"]
