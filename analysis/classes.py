@@ -10,6 +10,12 @@ point's own interval of measured/composed (its rows' 95% intervals of the median
 and the run's repeat-to-repeat spread of measured/composed (per repeat: Σ steps' times / Σ composed; a robust
 standard deviation, IQR / 1.349, over a point's repeats, median over points). A point's residual is named as a
 cause only beyond that noise; its largest piece only when it leads the next by more than the noise.
+
+The roofline is in the point's own seconds (analysis/roofscale.py), with a low and a high end where the run has
+end ceilings: a point's roofline and kernel-gap shares carry that range (the kernel gap's the other way round:
+kernels − the high roofline is its low end), and a class's interval runs from the 95% interval of the median of
+its points' low ends to that of their high ends, so it holds both the spread over points and what the box's
+speed allows. `*_unscaled_share`: against the start ceilings as measured.
 """
 import numpy as np
 import pandas as pd
@@ -22,6 +28,7 @@ LEVEL_COLS = {"roofline": "roofline_s", "kernel_gap": "kernel_gap_s", "framework
               "residual": "residual_s"}
 SHAPE = ["model", "hidden_size", "num_hidden_layers", "batch", "prompt_len", "generated", "attention", "cache"]
 IQR_TO_SD = 1.349                                          # IQR of a normal distribution in standard deviations
+ROOF_RANGE = ("roofline_low_s", "roofline_high_s", "roofline_unscaled_s")     # analysis/roofscale.py
 
 
 def base_width(run, df: pd.DataFrame) -> int:
@@ -68,7 +75,8 @@ def point_table(df: pd.DataFrame, ops: pd.DataFrame, noise: dict, base: int) -> 
     if d.empty:
         return pd.DataFrame()
     agg = {c: (c, "sum") for c in ("measured_time_s", "composed_time_s", "composed_ci_low_s", "composed_ci_high_s",
-                                   "predicted_memory_s", "predicted_compute_s", *LEVEL_COLS.values())}
+                                   "predicted_memory_s", "predicted_compute_s", *LEVEL_COLS.values(), *ROOF_RANGE)
+           if c in d}
     for c in ("time_ci_low_s", "time_ci_high_s"):
         if c in d:
             agg[c] = (c, "sum")
@@ -80,6 +88,14 @@ def point_table(df: pd.DataFrame, ops: pd.DataFrame, noise: dict, base: int) -> 
     p["point_class"] = [point_class(r, base) for _, r in p.iterrows()]
     for piece, col in LEVEL_COLS.items():
         p[f"{piece}_share"] = p[col] / p["measured_time_s"]
+        p[f"{piece}_share_low"] = p[f"{piece}_share_high"] = p[f"{piece}_share"]
+    if all(c in p for c in ROOF_RANGE):
+        low, high, unscaled = (p[c] / p["measured_time_s"] for c in ROOF_RANGE)
+        p["roofline_share_low"], p["roofline_share_high"] = low, high
+        p["kernel_gap_share_low"] = p["kernel_gap_share"] + p["roofline_share"] - high
+        p["kernel_gap_share_high"] = p["kernel_gap_share"] + p["roofline_share"] - low
+        p["roofline_unscaled_share"] = unscaled
+        p["kernel_gap_unscaled_share"] = p["kernel_gap_share"] + p["roofline_share"] - unscaled
     p["ratio"] = p["measured_time_s"] / p["composed_time_s"]
     lo = p.get("time_ci_low_s", p["measured_time_s"]) / p["composed_ci_high_s"]
     hi = p.get("time_ci_high_s", p["measured_time_s"]) / p["composed_ci_low_s"]
@@ -109,9 +125,12 @@ def top_op(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     return t[["point_id", "phase", "op", "gap_share"]].rename(columns={"op": "top_op", "gap_share": "top_op_gap_share"})
 
 
-def _interval(values) -> tuple[float, float, float]:
+def _interval(values, lows=None, highs=None) -> tuple[float, float, float]:
+    """The median of values, from the 95% interval of the median of the low ends to that of the high ends."""
     ci = median_ci(sorted(float(v) for v in values))
-    return ci.median_s, ci.low_s, ci.high_s
+    low = ci.low_s if lows is None else median_ci(sorted(float(v) for v in lows)).low_s
+    high = ci.high_s if highs is None else median_ci(sorted(float(v) for v in highs)).high_s
+    return ci.median_s, min(low, ci.low_s), max(high, ci.high_s)
 
 
 def class_ops(ops: pd.DataFrame, df: pd.DataFrame, members: pd.DataFrame, n: int = 3) -> list[dict]:
@@ -132,7 +151,8 @@ def class_ops(ops: pd.DataFrame, df: pd.DataFrame, members: pd.DataFrame, n: int
 
 def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     """Per class: the median share of each level over its points with the 95% interval of that median (order
-    statistics; the range below six points), the cause (the largest median gap beyond the roofline), whether its
+    statistics; the range below six points; the roofline's and kernel gap's widened by the points' own ranges,
+    as the module says), the cause (the largest median gap beyond the roofline), whether its
     interval is clear of the runner-up's, and how many of the class's points have that piece as their own largest."""
     if pts.empty:
         return pd.DataFrame()
@@ -141,7 +161,11 @@ def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.Da
         rec = {"point_class": cls, "phase": g["phase"].iloc[0], "points": int(len(g)),
                "names": "; ".join(sorted(g["name"]))}
         for piece in LEVEL_COLS:
-            rec[f"{piece}_share"], rec[f"{piece}_share_low"], rec[f"{piece}_share_high"] = _interval(g[f"{piece}_share"])
+            rec[f"{piece}_share"], rec[f"{piece}_share_low"], rec[f"{piece}_share_high"] = _interval(
+                g[f"{piece}_share"], g.get(f"{piece}_share_low"), g.get(f"{piece}_share_high"))
+        for piece in ("roofline", "kernel_gap"):
+            if f"{piece}_unscaled_share" in g:
+                rec[f"{piece}_unscaled_share"] = float(g[f"{piece}_unscaled_share"].median())
         ranked = sorted(PIECES, key=lambda k: (-abs(rec[f"{k}_share"]), PIECES.index(k)))
         rec["cause"], rec["runner_up"] = ranked[0], ranked[1]
         rec["cause_agree"] = int((g["largest"] == ranked[0]).sum())

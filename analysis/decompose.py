@@ -1,8 +1,11 @@
-"""Where every microsecond of a pass goes, per row: ideal roofline (theory, as run, measured ceilings) →
+"""Where every microsecond of a pass goes, per row: ideal roofline (theory, as run, measured ceilings, in the
+point's own seconds: analysis/roofscale.py) →
 kernels timed alone at these shapes (the kernel-efficiency gap) → composed (+ the framework's own cost) →
 measured in the model (the residual: composition, cache and allocator effects).
 
 roofline_s + kernel_gap_s + framework_gap_s + residual_s = measured_time_s, exactly (each gap is a difference).
+roofline_low_s / roofline_high_s: what the start and the end ceilings imply; roofline_unscaled_s: the start
+ceilings as measured (the kernel gap against it: kernel_gap_unscaled_s).
 """
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pandas as pd
 
 from analysis.compose import add_composed, composed_score, op_kernel_times
 from analysis.join import SHAPE, no_overhead, row_workloads
+from analysis.roofscale import add_roofline, factors, scaled
 from theory.hfconfig import from_hf_config
 from theory.roofline import predict
 
@@ -17,18 +21,19 @@ LEVELS = ("roofline_s", "kernel_gap_s", "framework_gap_s", "residual_s")
 HEADLINE = ("median_abs_error", "p90_abs_error", "points")
 
 
-def decompose(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    out["roofline_s"] = out["predicted_time_s_ceilings"]
+def decompose(df: pd.DataFrame, run=None) -> pd.DataFrame:
+    out = add_roofline(run, df)
     out["kernel_gap_s"] = out["kernels_s"] - out["roofline_s"]
+    out["kernel_gap_unscaled_s"] = out["kernels_s"] - out["roofline_unscaled_s"]
     out["framework_gap_s"] = out["framework_s"]
     out["residual_s"] = out["measured_time_s"] - out["composed_time_s"]
     return out
 
 
 def op_table(run, df: pd.DataFrame, compose: pd.DataFrame) -> pd.DataFrame:
-    """Per (point, phase, step, op): roofline time (theory, as run, ceilings) against instances × kernel time,
-    for one representative row per point and phase (the middle decode step; the prefill)."""
+    """Per (point, phase, step, op): roofline time (theory, as run, ceilings, in the point's seconds as the row's:
+    analysis/roofscale.py) against instances × kernel time, for one representative row per point and phase (the
+    middle decode step; the prefill)."""
     reps = []
     for (pid, phase), g in df[df["composed_time_s"].notna()].groupby(["point_id", "phase"], sort=False):
         reps.append(g.sort_values("step").iloc[len(g) // 2])
@@ -40,10 +45,15 @@ def op_table(run, df: pd.DataFrame, compose: pd.DataFrame) -> pd.DataFrame:
     for r in reps:
         box = r.get("box") or None                        # the row's own box's ceilings (merged runs)
         if (box, r["dtype"]) not in ceilings:
-            ceilings[(box, r["dtype"])] = no_overhead(run.ceilings(r["dtype"], box))
-        hw = ceilings[(box, r["dtype"])]
+            end = run.ceilings_end(r["dtype"], box)
+            ceilings[(box, r["dtype"])] = (no_overhead(run.ceilings(r["dtype"], box)),
+                                           None if end is None else no_overhead(end))
+        hw, hw_end = ceilings[(box, r["dtype"])]
         spec = from_hf_config({k: int(r[k]) for k in SHAPE}, "row")
-        roof = {o.op.name: (o.time_s, o.bound) for o in predict(spec, hw, row_workloads(r)[0]).ops}
+        f = factors(run, box, r.get("canary_ratio"))
+        at_end = {} if hw_end is None else {o.op.name: o.time_s for o in predict(spec, hw_end, row_workloads(r)[0]).ops}
+        roof = {o.op.name: (scaled(o.time_s, at_end.get(o.op.name), *f)[0], o.bound)
+                for o in predict(spec, hw, row_workloads(r)[0]).ops}
         mine = c[(c["point_id"] == r["point_id"]) & (c["phase"] == r["phase"]) & (c["step"] == r["step"])]
         for _, k in mine.iterrows():
             t_roof, bound = roof.get(k["op"], (0.0, ""))
@@ -106,7 +116,7 @@ def add_explain(run, df: pd.DataFrame, summary: dict) -> pd.DataFrame:
     df = add_composed(df, Path(run.path))
     if df.empty or not df["composed_time_s"].notna().any():
         return df
-    df = decompose(df)
+    df = decompose(df, run)
     for phase, s in summary.items():
         s["tau_fit"] = {k: s.get(k) for k in HEADLINE}
         comp = composed_score(df, phase)

@@ -1,6 +1,7 @@
 """Join every measured row with theory's prediction for the same shape, batch, tokens, phase, step and dtype:
 "as run" (the cache, attention and logits choices bench recorded) and ideal, under the run's measured
-ceilings and, when the catalog knows the device, its datasheet."""
+ceilings, those measured again at its end (`_ceilings_end`, where run.json has them) and, when the catalog knows
+the device, its datasheet."""
 import pandas as pd
 
 from theory.asrun import row_workload_terms
@@ -55,10 +56,10 @@ def join(run) -> pd.DataFrame:
         as_run, ideal = row_workloads(r)
         box = r.get("box") or None                 # a merged or Ray run: the ceilings of the box that measured it
         if (box, r["dtype"]) not in cache:
-            cache[(box, r["dtype"])] = run.ceilings(r["dtype"], box), run.datasheet(box)
-        ceil, datasheet = cache[(box, r["dtype"])]
+            cache[(box, r["dtype"])] = run.ceilings(r["dtype"], box), run.datasheet(box), run.ceilings_end(r["dtype"], box)
+        ceil, datasheet, ceil_end = cache[(box, r["dtype"])]
         rec = {}
-        for label, hw in (("ceilings", ceil), ("datasheet", datasheet)):
+        for label, hw in (("ceilings", ceil), ("datasheet", datasheet), ("ceilings_end", ceil_end)):
             if hw is None:
                 rec[f"predicted_time_s_{label}"] = rec[f"predicted_time_s_{label}_ideal"] = None
                 continue

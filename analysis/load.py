@@ -39,6 +39,22 @@ class Run:
         where = f"boxes.{box}.ceilings" if own else "ceilings"
         return None if obj is None else hardware_from_json(obj, f"{self.path}/run.json {where}.{dtype}")
 
+    def ceilings_end(self, dtype: str, box: str | None = None) -> HardwareSpec | None:
+        """The ceilings measured again at the end of the run (run.json `ceilings_end`, the detail), as the start's
+        spec with its rates replaced the way bench/ceilings.py measure_ceilings builds one: peak = the best matmul
+        shape, memory bandwidth = matrix-vector read, LLC bandwidth = the in-cache copy (where the start has one).
+        None where the run (or the row's own box) has no end ceilings."""
+        own = self.box(box)
+        start, end = self.ceilings(dtype, box), (own.get("ceilings_end") or {}).get(dtype)
+        if start is None or not isinstance(end, dict) or not end.get("matmul_flops_per_s_by_shape"):
+            return None
+        obj = {**start.to_json(), "peak_flops_per_s": {dtype: max(end["matmul_flops_per_s_by_shape"].values())},
+               "memory_bandwidth_bytes_per_s": end["gemv_read_bytes_per_s"],
+               "source": "measured by bench.ceilings at the end of this run"}
+        if start.llc_bandwidth_bytes_per_s is not None and end.get("copy_bytes_per_s_in_cache"):
+            obj["llc_bandwidth_bytes_per_s"] = end["copy_bytes_per_s_in_cache"]
+        return hardware_from_json(obj, f"{self.path}/run.json ceilings_end.{dtype}")
+
     def datasheet(self, box: str | None = None) -> HardwareSpec | None:
         b = self.box(box)
         return datasheet_for(b.get("device_name") or "", b.get("device") or self.meta.get("device", "cpu"),

@@ -22,7 +22,8 @@ def explain_section(a) -> list[str]:
              "median and 95% interval, rotating copies of weights and KV cache unless what the model streams per pass "
              "fits half the effective last-level cache) + the framework's own cost, measured on the same model structure at tiny shapes "
              "(`framework.csv`). Nothing is fitted; every point is scored. Per row, in `joined.csv`: roofline_s + "
-             "kernel_gap_s + framework_gap_s + residual_s = measured_time_s.", "",
+             "kernel_gap_s + framework_gap_s + residual_s = measured_time_s (roofline_s in the point's own seconds; "
+             "roofline_unscaled_s: the start ceilings as measured).", "",
              "| phase | points | measured/composed − 1: median | p90 | median point's \\|residual\\| / measured "
              "| τ fit (held out): median | p90 |",
              "|---|---|---|---|---|---|---|"]

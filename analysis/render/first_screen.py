@@ -87,8 +87,8 @@ def first_screen_md(fs: dict) -> list[str]:
               "the bare roofline misses by " + ", ".join(roof) + " (median).", ""]
     if fs["classes"]:
         lines += ["**Where the time goes** (share of measured time per point class: median over its points "
-                  "[95% interval of that median]; cause = the largest gap beyond the roofline, with the points that "
-                  "agree):", "",
+                  "[95% interval of that median]; the roofline in the point's own seconds, its ceilings scaled by the "
+                  "canary; cause = the largest gap beyond the roofline, with the points that agree):", "",
                   "| class | points | roofline | kernel gap (top ops) | framework | residual | cause |",
                   "|---|---|---|---|---|---|---|"]
         for c in fs["classes"]:

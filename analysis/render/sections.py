@@ -12,6 +12,7 @@ from analysis.render.explain import explain_section
 from analysis.render.first_screen import PIECE_WORDS, cause_words, first_screen_md
 from analysis.render.noise import noise_md
 from analysis.uncomposed import not_composed_md
+from analysis.roofscale import SCALE_LINE
 from analysis.render.tables import ceil_overhead_s, ceilings_md, fits_md, kv_md, points_md, profile_md
 
 GLOSSARY = [
@@ -52,7 +53,8 @@ def class_section(a) -> list[str]:
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
              "cause is the largest median gap beyond the roofline; where the runner-up's interval reaches it, the "
-             "first screen says so.",
+             "first screen says so.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
+             "what the start and the end ceilings imply (docs/report.md).",
              ""]
     for _, c in a.classes.iterrows():
         ops = ", ".join(f"{o['op']} {o['gap_share']:.0%}" for o in c["top_ops"]) or "none"

@@ -12,6 +12,7 @@ from bench.launch.parallel import check_gpus
 from bench.store.files import write_json
 from bench.store.meta import add_facts, read_meta, update_meta
 from bench.sweep import Sweep
+from bench.timing.canary import baseline
 
 
 def ensure_ceilings(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> None:
@@ -64,6 +65,15 @@ def end_ceilings(run_dir: Path, device, dtypes: list[str], log=sys.stderr) -> No
     if len(gpus) > 1:
         fields["ceilings_drift_by_gpu"] = drifts
     update_meta(run_dir, **fields, ceilings_end_wall_s=round(time.perf_counter() - t0, 3))
+
+
+def end_canary(run_dir: Path, canary) -> None:
+    """The canary read again right after the end ceilings, as at the start (the median of a baseline's readings):
+    run.json `canary_end_s`, which analysis pairs with `ceilings_end` (analysis/roofscale.py). Nothing where this
+    process holds no canary (isolated points: each child has its own)."""
+    if canary is None or "canary_end_s" in read_meta(run_dir):
+        return
+    update_meta(run_dir, canary_end_s=baseline(canary).time_s)
 
 
 MEMORY_PROBE_NOTE = ("each point's memory-probe trajectory starts from an empty caching allocator "

@@ -10,7 +10,7 @@ from bench.kernels.point import drop_point_kernels, save_point_kernels
 from bench.launch.child import remeasure_child, run_child
 from bench.launch.inline import InlineLauncher
 from bench.launch.parallel import execute_parallel
-from bench.run.ceilings import end_ceilings, ensure_ceilings
+from bench.run.ceilings import end_canary, end_ceilings, ensure_ceilings
 from bench.run.endrun import remeasure_noisy
 from bench.run.summary import record_profile_overhead, summarize
 from bench.store.meta import read_meta, update_meta
@@ -97,6 +97,7 @@ def execute(run_dir: Path, sweep: Sweep, device, log=sys.stderr) -> Path:
     assemble_kernels(run_dir, ids, point_done)
     print("measuring ceilings again (drift) ...", file=log, flush=True)
     end_ceilings(run_dir, device, sorted({p.resolved_dtype(device.kind) for p in sweep.points}), log)
+    end_canary(run_dir, getattr(launcher, "canary", None))
     record_profile_overhead(run_dir)
     fields = {"repeat_summary": summarize(run_dir, ids)}
     kcache = getattr(launcher, "kcache", None)

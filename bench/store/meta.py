@@ -24,7 +24,7 @@ RUN_KEYS = (
     "canary_baseline_s", "canary_slow_rel", "canary_by_gpu",
     # the end of the run (bench/run/endrun.py, ceilings.py, summary.py, execute.py)
     "remeasured", "remeasure_wall_s", "ceilings_end", "ceilings_drift", "ceilings_end_wall_s",
-    "ceilings_drift_by_gpu",
+    "ceilings_drift_by_gpu", "canary_end_s",
     "profile_inflation", "repeat_summary", "kernel_cache",
     # per-box facts: a merge of shards (bench/run/merge.py), a Ray run's node types (bench/launch/ray.py); each
     # row's `box` names its entry in `boxes`, whose ceilings analysis sets it against
