@@ -51,6 +51,18 @@ def test_one_depth_says_it_has_no_fixed_part():
     assert f.one_depth and f.fixed_s is None and f.time_s == pytest.approx(3e-3)
 
 
+def test_a_decode_steps_framework_comes_from_calibrated_steps_of_its_own_kind():
+    # the first decode step after a prefill costs ~2x a later one (framework.csv of the 2026-12-02 default run)
+    first = lambda n, fw: {**_p(n, fw), "prompt_len": 64, "context_len": 64}
+    later = lambda n, fw: {**_p(n, fw), "prompt_len": 64, "context_len": 70}
+    passes = [first(20, 0.68e-3), later(20, 0.32e-3), first(80, 1.4e-3), later(80, 0.7e-3)]
+    assert framework_estimate(passes, "decode", 20, "decode-later").time_s == pytest.approx(0.32e-3)
+    assert framework_estimate(passes, "decode", 20, "decode-first").time_s == pytest.approx(0.68e-3)
+    assert framework_estimate(passes, "decode", 20).time_s == pytest.approx(0.5e-3)        # both kinds pooled
+    only_first = [first(20, 0.68e-3), first(80, 1.4e-3)]       # none of the later kind: all decode passes
+    assert framework_estimate(only_first, "decode", 20, "decode-later").time_s == pytest.approx(0.68e-3)
+
+
 def test_merge_refuses_kernels_from_another_box_and_keeps_each_pass_model():
     a = {"format": "inference-gaps-kernel-calibration/2", "dtype": "fp32", "attention": "sdpa", "cache": "dynamic",
          "device_name": "x", "model": {"name": "a"}, "workloads": [{"batch": 1}], "passes": [{"phase": "decode"}]}

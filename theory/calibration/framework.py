@@ -6,6 +6,14 @@ constant per instance. Per phase, the calibrated passes are grouped by depth (th
 median cost is one point, and a least-squares line through them gives fixed_s + per_instance_s × instances
 (both held at ≥ 0). That needs two depths or more. From one depth the cost per instance is all there is: it is
 used as before, and `FrameworkEstimate.one_depth` says so (a pass of another depth is then `extrapolated`).
+
+Decode's first step apart from the later ones: the framework cost of the first decode step after a prefill is about
+twice a later step's (the committed default run of 2026-12-02, framework.csv, d=512 L=4: 0.68 ms at step 0, 0.46
+by step 2, 0.32-0.35 from step 8 on; every point decays alike). A calibration holds each workload's first and
+last decode step, so pooling them gave every step a cost between the two (leave-one-out at d=512 L=4: 0.64 ms
+predicted against 0.33-0.46 ms measured). So a decode pass is fitted from the calibrated passes of its own kind
+(`step_kind`: the first step, whose cache holds the prompt only, or a later one), and from all decode passes only
+when the calibration has none of that kind.
 """
 import statistics
 from dataclasses import dataclass
@@ -21,12 +29,24 @@ class FrameworkEstimate:
     inside: bool                    # the pass's instances within the calibrated ones
 
 
-def framework_fit(passes: list[dict], phase: str) -> tuple[list[tuple[int, float]], float | None, float]:
-    """(points (instances, median framework_s), fixed_s or None, per_instance_s) over the phase's passes."""
+def step_kind(phase: str, prompt_len: int | None, context_len: int | None) -> str:
+    """prefill | decode-first (the cache holds the prompt only) | decode-later (unknown context: decode-later)."""
+    if phase != "decode":
+        return phase
+    return "decode-first" if prompt_len is not None and context_len == prompt_len else "decode-later"
+
+
+def framework_fit(passes: list[dict], phase: str, kind: str | None = None
+                  ) -> tuple[list[tuple[int, float]], float | None, float]:
+    """(points (instances, median framework_s), fixed_s or None, per_instance_s) over the phase's passes (of
+    `kind`, step_kind's, when the calibration holds any such pass)."""
+    mine = [p for p in passes if p["phase"] == phase and p.get("framework_s") is not None]
+    if kind is not None:
+        same = [p for p in mine if step_kind(phase, p.get("prompt_len"), p.get("context_len")) == kind]
+        mine = same or mine
     by: dict[int, list[float]] = {}
-    for p in passes:
-        if p["phase"] == phase and p.get("framework_s") is not None:
-            by.setdefault(int(p["op_instances"]), []).append(p["framework_s"])
+    for p in mine:
+        by.setdefault(int(p["op_instances"]), []).append(p["framework_s"])
     pts = sorted((n, statistics.median(v)) for n, v in by.items())
     if not pts:
         raise ValueError(f"no calibrated {phase} pass with a framework cost")
@@ -42,8 +62,8 @@ def framework_fit(passes: list[dict], phase: str) -> tuple[list[tuple[int, float
     return pts, fixed, slope
 
 
-def framework_estimate(passes: list[dict], phase: str, instances: int) -> FrameworkEstimate:
-    pts, fixed, per = framework_fit(passes, phase)
+def framework_estimate(passes: list[dict], phase: str, instances: int, kind: str | None = None) -> FrameworkEstimate:
+    pts, fixed, per = framework_fit(passes, phase, kind)
     inside = pts[0][0] <= instances <= pts[-1][0]
     t = (fixed or 0.0) + per * instances
     return FrameworkEstimate(t, fixed, per, len(pts), fixed is None, inside)

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from theory.calibration.family import refusal
-from theory.calibration.framework import framework_estimate
+from theory.calibration.framework import framework_estimate, step_kind
 from theory.calibration.interval import class_errors, pass_interval
 from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, op_work
 from theory.calibration.regime import Sized, estimate, kernel_class, op_size
@@ -193,7 +193,7 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
                        "kv_write_bytes": r.kv_write_bytes}
         statuses.add(k.status)
     instances = sum(r.count for r in rows)
-    fw = framework_estimate(cal["passes"], phase, instances)
+    fw = framework_estimate(cal["passes"], phase, instances, step_kind(phase, prompt_len, context_len))
     same = [p for p in cal["passes"] if p["phase"] == phase and p["op_instances"] == instances and p["batch"] == batch
             and p["prompt_len"] == prompt_len and (phase == "prefill" or p["context_len"] == context_len)
             and p.get("framework_s") is not None]
