@@ -167,9 +167,13 @@ def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.Da
             if f"{piece}_unscaled_share" in g:
                 rec[f"{piece}_unscaled_share"] = float(g[f"{piece}_unscaled_share"].median())
         ranked = sorted(PIECES, key=lambda k: (-abs(rec[f"{k}_share"]), PIECES.index(k)))
-        rec["cause"], rec["runner_up"] = ranked[0], ranked[1]
-        rec["cause_agree"] = int((g["largest"] == ranked[0]).sum())
+        rec["runner_up"] = ranked[1]
         rec["cause_clear"] = not _overlap(rec, ranked[0], ranked[1])    # its interval clear of the runner-up's
+        # not clear: the two are named together, in PIECES order, so that which of two pieces inside each other's
+        # interval comes out on top (noise) does not change what the class says
+        named = [ranked[0]] if rec["cause_clear"] else sorted(ranked[:2], key=PIECES.index)
+        rec["cause"] = " ≈ ".join(named)
+        rec["cause_agree"] = int(g["largest"].isin(named).sum())
         rec["top_ops"] = class_ops(ops, df, g)
         rec["within_noise"] = int((~g["residual_named"]).sum())
         rows.append(rec)

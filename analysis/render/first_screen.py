@@ -29,8 +29,10 @@ def cause_words(cause: str) -> str:
 
 
 def _cause_cell(c: dict) -> str:
-    tail = "" if c["cause_clear"] else f"; {PIECE_WORDS[c['runner_up']]} within its interval"
-    return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points{tail})"
+    if c["cause_clear"]:
+        return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points)"
+    return (f"{cause_words(c['cause'])}, not told apart: each within the other's interval ({c['cause_agree']} of "
+            f"{c['points']} points have one of them largest)")
 
 
 def _loo_phases(phases: dict) -> str:

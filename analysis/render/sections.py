@@ -53,12 +53,13 @@ def class_section(a) -> list[str]:
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
              "cause is the largest median gap beyond the roofline; where the runner-up's interval reaches it, the "
-             "first screen says so.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
+             "two are named together (\"kernel gap ≈ framework\"): which of them comes out on top is then noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
              "what the start and the end ceilings imply (docs/report.md).",
              ""]
     for _, c in a.classes.iterrows():
         ops = ", ".join(f"{o['op']} {o['gap_share']:.0%}" for o in c["top_ops"]) or "none"
-        lines.append(f"- **{c['point_class']}** ({c['points']} points): {cause_words(c['cause'])} leads in "
+        lines.append(f"- **{c['point_class']}** ({c['points']} points): {cause_words(c['cause'])} "
+                     f"{'leads' if c['cause_clear'] else '(not told apart) lead'} in "
                      f"{c['cause_agree']} of {c['points']} points; the kernel gap's largest ops (share of measured, "
                      f"median over points): {ops}; {c['within_noise']} of {c['points']} match their composition "
                      f"within noise. Points: {c['names']}.")

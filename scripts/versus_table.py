@@ -1,0 +1,35 @@
+"""Every interleaved try's versus.json as one markdown table: `python scripts/versus_table.py DIR...` (each DIR
+holds <target>-<n>/versus.json folders). Rows in path order; nothing dropped."""
+import json
+import sys
+from pathlib import Path
+
+
+def rows(dirs: list[str]) -> list[str]:
+    out = ["| set | target | try | TPOT measured (range), ms | predicted, ms | TPOT error | TTFT measured, ms | "
+           "TTFT error | box moved TPOT / TTFT | within ±5% | first gap alone TPOT / TTFT |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in dirs:
+        for f in sorted(Path(d).glob("*/versus.json")):
+            v = json.loads(f.read_text())
+            lo, hi = v["measured_tpot_range_s"]
+            first = v.get("first_gap_only") or v["first_calibration_only"]   # the latter: whole calibrations
+            ttft_moved = v.get("box_moved_first_to_last_ttft")
+            within = "yes" if v["within_drift_bound"] else "no"
+            if ttft_moved is None:     # whole-calibrations/ (commit a492523) judged the bound by the spread instead
+                within = "—"
+            out.append(f"| {Path(d).name} | {v['model']} | {f.parent.name.rsplit('-', 1)[1]} | "
+                       f"{v['measured_tpot_s'] * 1e3:.1f} ({lo * 1e3:.1f}–{hi * 1e3:.1f}) | "
+                       f"{v['predicted_tpot_s'] * 1e3:.1f} | {v['tpot_error']:+.1%} | "
+                       f"{v['measured_ttft_s'] * 1e3:,.1f} | {v['ttft_error']:+.1%} | "
+                       f"{v['box_moved_first_to_last_tpot']:+.1%} / "
+                       f"{'—' if ttft_moved is None else format(ttft_moved, '+.1%')} | {within} | "
+                       f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} |")
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        print("usage: python scripts/versus_table.py DIR...", file=sys.stderr)
+        sys.exit(2)
+    print("\n".join(rows(sys.argv[1:])))
