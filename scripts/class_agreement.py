@@ -3,7 +3,8 @@
     .venv/bin/python scripts/class_agreement.py RUN_A RUN_B
 
 Rebuilds each run's class table from its directory (analysis only: join, compose, decompose, classes; nothing is
-written) and, per class present in both, compares the four shares (roofline, kernel gap, framework, residual):
+written) and, per class present in both, compares the causes (the same, or compatible: one names two pieces
+together that hold the other's) and the four shares (roofline, kernel gap, framework, residual):
 `overlap` = the two 95% intervals overlap; `mutual` = each run's share lies inside the other run's interval. It
 prints one line per class × share and the counts; exit status 0 (a check to read, not a gate)."""
 import sys
@@ -48,12 +49,20 @@ def agreement(a, b) -> tuple[list[dict], dict]:
             vb, lb, hb = (float(rb[f"{piece}_share{s}"]) for s in ("", "_low", "_high"))
             rows.append({"point_class": ra["point_class"], "piece": piece, "a": (va, la, ha), "b": (vb, lb, hb),
                          "overlap": la <= hb and lb <= ha, "mutual": la <= vb <= ha and lb <= va <= hb,
-                         "same_cause": ra["cause"] == rb["cause"]})
+                         "same_cause": ra["cause"] == rb["cause"],
+                         "compatible_cause": compatible(ra["cause"], rb["cause"])})
     counts = {"shares": len(rows), "overlap": sum(r["overlap"] for r in rows),
               "mutual": sum(r["mutual"] for r in rows),
               "classes": len({r["point_class"] for r in rows}),
-              "same_cause": len({r["point_class"] for r in rows if r["same_cause"]})}
+              "same_cause": len({r["point_class"] for r in rows if r["same_cause"]}),
+              "compatible_cause": len({r["point_class"] for r in rows if r["compatible_cause"]})}
     return rows, counts
+
+
+def compatible(a: str, b: str) -> bool:
+    """The same cause, or one run's cause among the other's pieces named together ("kernel_gap ≈ framework")."""
+    sa, sb = set(a.split(" ≈ ")), set(b.split(" ≈ "))
+    return sa <= sb or sb <= sa
 
 
 def main(argv: list[str]) -> int:
@@ -70,7 +79,8 @@ def main(argv: list[str]) -> int:
     for r in rows:
         verdict = "mutual" if r["mutual"] else "overlap" if r["overlap"] else "APART"
         print(f"{r['point_class']:32s} {r['piece']:10s} {f(r['a']):>20s} {f(r['b']):>20s}  {verdict}")
-    print(f"same cause: {counts['same_cause']} of {counts['classes']} classes; intervals overlap: "
+    print(f"same cause: {counts['same_cause']} of {counts['classes']} classes (compatible, one run naming two pieces "
+          f"together that hold the other's: {counts['compatible_cause']}); intervals overlap: "
           f"{counts['overlap']} of {counts['shares']} shares; each inside the other's interval: "
           f"{counts['mutual']} of {counts['shares']}")
     return 0

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 21's never-built tries, interleaved (one thread, fp32, this 2-core box): each try plans the calibration of
+# two other models (d=1536 L=8, d=2560 L=4) and times it in kernel rounds in the same process as the target:
+# ROUNDS rounds before its first timed trajectory and after each of three (A B A B A B A); the prediction is from
+# every round. Three tries per target into SET/, all kept. As run: `run.sh rounds 8` at commit 09e43c7, then
+# `run.sh rounds-24 24` at the commit that added this line. (whole-calibrations/: the first design's six tries.)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+D=results/never-built-interleaved-20261202
+PY=.venv/bin/python
+SET=${1:?set name}
+ROUNDS=${2:?rounds per gap}
+mkdir -p $D/$SET
+for target in tinyllama-1.1b $D/unseen-d1280-L12.json; do
+  name=$(basename "$target" .json)
+  for i in 1 2 3; do
+    $PY -m bench.kernels.versus --calibrate-from $D/cal-d1536-L8.json $D/cal-d2560-L4.json --model "$target" \
+        --prompt-len 128 --generated 8 --repeats 3 --rounds $ROUNDS --out-dir $D/$SET/$name-$i > /dev/null \
+        2> $D/$SET/$name-$i.log
+  done
+done
