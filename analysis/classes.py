@@ -173,6 +173,7 @@ def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.Da
         # interval comes out on top (noise) does not change what the class says
         named = [ranked[0]] if rec["cause_clear"] else sorted(ranked[:2], key=PIECES.index)
         rec["cause"] = " ≈ ".join(named)
+        rec["runner_up"] = ranked[len(named)]                          # the largest piece not named
         rec["cause_agree"] = int(g["largest"].isin(named).sum())
         rec["top_ops"] = class_ops(ops, df, g)
         rec["within_noise"] = int((~g["residual_named"]).sum())

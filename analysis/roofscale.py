@@ -66,12 +66,13 @@ def add_roofline(run, df: pd.DataFrame) -> pd.DataFrame:
     ratio = out["canary_ratio"] if "canary_ratio" in out else [None] * len(out)
     boxes = out["box"] if "box" in out else [None] * len(out)
     memo, vals = {}, []
-    for start_s, end_s, r, box in zip(out["predicted_time_s_ceilings"], end, ratio, boxes):
+    start = pd.to_numeric(out["predicted_time_s_ceilings"], errors="coerce")   # a run without ceilings: NaN, not a crash
+    for start_s, end_s, r, box in zip(start, end, ratio, boxes):
         key = (box if isinstance(box, str) else None, None if r is None or pd.isna(r) else float(r))
         if key not in memo:
             memo[key] = factors(run, *key)
         vals.append(scaled(float(start_s), end_s, *memo[key]))
     v = np.array(vals, dtype=float).reshape(-1, 3)
-    out["roofline_unscaled_s"] = out["predicted_time_s_ceilings"].astype(float)
+    out["roofline_unscaled_s"] = start.astype(float)
     out["roofline_s"], out["roofline_low_s"], out["roofline_high_s"] = v[:, 0], v[:, 1], v[:, 2]
     return out

@@ -66,6 +66,23 @@ def test_theory_cli_reads_a_calibration(calibration, capsys):
     assert {o["name"] for o in obj["ops"]} >= {"q_proj", "attn_core", "kv_update", "lm_head"}
 
 
+def test_a_decode_step_named_by_its_context_alone_takes_a_later_steps_framework(calibration, capsys):
+    cfg, out = calibration
+    cal = json.loads(out.read_text())
+    first = next(p for p in cal["passes"] if p["phase"] == "decode" and p["context_len"] == p["prompt_len"])
+    later = next(p for p in cal["passes"] if p["phase"] == "decode" and p["context_len"] > p["prompt_len"])
+    first["framework_s"], later["framework_s"] = 2e-3, 1e-3          # the first step after a prefill costs more
+    doctored = out.with_name("cal-steps.json")
+    doctored.write_text(json.dumps(cal))
+    assert theory_main(["--model", str(cfg), "--hardware", str(doctored), "--phase", "decode", "--context-len",
+                        str(first["context_len"]), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["framework_s"] == pytest.approx(1e-3)   # not the first step's 2 ms
+    p = predict_pass(cal, load_model(str(cfg)), "decode", 1, first["context_len"], first["context_len"] + 1)
+    assert p.framework["step_kind"] == "decode-later" and p.framework_s == pytest.approx(1e-3)
+    p0 = predict_pass(cal, load_model(str(cfg)), "decode", 1, first["context_len"], first["context_len"])
+    assert p0.framework["step_kind"] == "decode-first" and p0.framework_s == pytest.approx(2e-3)
+
+
 def test_theory_predicts_workloads_the_calibration_lacks_and_says_so(calibration):
     cfg, out = calibration
     r = subprocess.run([sys.executable, "-m", "theory", "--hardware", str(out), "--model", str(cfg), "--batch", "3",

@@ -2,6 +2,7 @@
 start (and again at its end), brought to the box's speed while the point ran by the interference canary."""
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,6 +39,13 @@ def test_a_slower_box_at_the_point_raises_the_roofline_by_the_canary_ratio():
 def test_a_row_without_a_canary_reading_keeps_the_unscaled_roofline():
     out = add_roofline(run_with(), rows(float("nan"), end_s=0.5e-3)).iloc[0]
     assert out["roofline_s"] == out["roofline_low_s"] == out["roofline_high_s"] == pytest.approx(1e-3)
+
+
+def test_a_row_without_start_ceilings_has_no_roofline_rather_than_a_crash():
+    df = rows(1.5)
+    df["predicted_time_s_ceilings"] = None
+    out = add_roofline(run_with(), df).iloc[0]
+    assert np.isnan(out["roofline_s"]) and np.isnan(out["roofline_unscaled_s"])
 
 
 def test_end_ceilings_pair_with_the_end_canary_and_the_interval_spans_both():

@@ -56,6 +56,7 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     first = json.loads((out / "calibration-first.json").read_text())
     assert {p["model"]["name"] for p in pooled["passes"]} == {"a", "b"}
     assert pooled["rounds"] == 6 and first["rounds"] == 2
+    assert 0 < first["wall_s"] < pooled["wall_s"] and first["utc_time"] == pooled["utc_time"]   # the rounds' own time
     assert pooled["passes"][0]["framework_s"] == first["passes"][0]["framework_s"]   # measured once, at the start
     err = capsys.readouterr().err
     assert "interleaved: 2 kernel rounds before the model and after each of 2 trajectories" in err
@@ -63,14 +64,17 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (["--calibrate-from", "{target}"], "is one of --calibrate-from"),
+    (["--calibrate-from", "{target}"], "has the shape of --calibrate-from's target"),
+    (["--calibrate-from", "{copy}"], "has the shape of --calibrate-from's copy"),   # another name, one model
     (["--calibration", "x.json", "--out-dir", "{d}"], "--out-dir goes with --calibrate-from"),
     (["--calibrate-from", "{a}", "--out-dir", "{d}"], "is not empty"),
     (["--calibrate-from", "{a}", "--rounds", "0"], "--rounds must be at least 1"),
 ])
 def test_interleaved_bad_input_is_one_line(configs, capsys, extra, needle):
     d, paths = configs
-    fill = {"target": str(paths["target"]), "a": str(paths["a"]), "d": str(d)}
+    copy = d / "copy.json"
+    copy.write_text(paths["target"].read_text())
+    fill = {"target": str(paths["target"]), "a": str(paths["a"]), "d": str(d), "copy": str(copy)}
     argv = [x.format(**fill) for x in extra] + ["--model", str(paths["target"]), "--prompt-len", "8"]
     assert run_main(versus_main, argv, errors=(ValueError,)) == 2
     err = capsys.readouterr().err

@@ -31,7 +31,7 @@ def cause_words(cause: str) -> str:
 def _cause_cell(c: dict) -> str:
     if c["cause_clear"]:
         return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points)"
-    return (f"{cause_words(c['cause'])}, not told apart: each within the other's interval ({c['cause_agree']} of "
+    return (f"{cause_words(c['cause'])}, not told apart: their intervals overlap ({c['cause_agree']} of "
             f"{c['points']} points have one of them largest)")
 
 

@@ -52,8 +52,8 @@ def class_section(a) -> list[str]:
              "from the shape alone, so every run of a sweep puts a point in the same class. Shares are of measured "
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
-             "cause is the largest median gap beyond the roofline; where the runner-up's interval reaches it, the "
-             "two are named together (\"kernel gap ≈ framework\"): which of them comes out on top is then noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
+             "cause is the largest median gap beyond the roofline; where the runner-up's interval overlaps its, "
+             "the two are named together (\"kernel gap ≈ framework\"): which of them comes out on top is then noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
              "what the start and the end ceilings imply (docs/report.md).",
              ""]
     for _, c in a.classes.iterrows():

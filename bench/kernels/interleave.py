@@ -52,11 +52,14 @@ class CalibrationRounds:
                          for kid, (k, st) in self.kernels.items()}
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.rounds = 0
+        self.round_times: list[tuple[str, float]] = []      # per round: UTC at its start, seconds it took
 
     def round(self) -> None:
+        t0, utc = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for kid, s in self.samplers.items():
             self.samples[kid].append(s.sample())
         self.rounds += 1
+        self.round_times.append((utc, time.perf_counter() - t0))
 
     def calibration(self, rounds: list[int]) -> dict:
         """The calibration (bench kernels' format) from the samples of `rounds` (indices) only."""
@@ -64,7 +67,10 @@ class CalibrationRounds:
         cals = [calibration(points, self.device, self.dtype, table, "auto", fw)
                 for points, fw in zip(self.per_model, self.frameworks)]
         cal = stamped(merge(cals) if len(cals) > 1 else cals[0], self.device, table, self.t0)
-        return {**cal, "rounds": len(rounds)}
+        spent_s = sum(self.round_times[i][1] for i in rounds)
+        # the rounds' own time and start, not the whole try's (which holds the model's build and trajectories)
+        return {**cal, "rounds": len(rounds), "utc_time": self.round_times[rounds[0]][0], "wall_s": spent_s,
+                "kernels": {**cal["kernels"], "measured_s": spent_s}}
 
 
 class RoundsTable:

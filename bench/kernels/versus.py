@@ -28,7 +28,9 @@ from pathlib import Path
 # torch-free down to the parser (--help is instant); the model, the trajectory and bench/kernels/recheck.py
 # (what is timed again) are imported by main
 from bench.kernels import first_paragraph
-from theory.calibration import load_calibration, request
+from theory.calibration import SHAPE_FIELDS, load_calibration, request
+from theory.calibration.family import refusal
+from theory.capacity import check_positions
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hfconfig import load_model
 
@@ -122,13 +124,21 @@ def interleaved_main(a) -> int:
     spec = load_model(a.model)
     per_model = calibration_points(a.calibrate_from, [a.batch], [a.prompt_len], a.generated, "auto", "sdpa",
                                    "dynamic")
-    if spec.name in {points[0].spec().name for points in per_model}:
-        raise ValueError(f"{spec.name} is one of --calibrate-from: a never-built prediction calibrates from "
-                         "other models")
+    shape = lambda m: tuple(getattr(m, k) for k in SHAPE_FIELDS)
+    same = [points[0].spec().name for points in per_model if shape(points[0].spec()) == shape(spec)]
+    if same:                                  # by shape, not name: a preset and its config.json are one model
+        raise ValueError(f"{spec.name} has the shape of --calibrate-from's {same[0]}: a never-built prediction "
+                         "calibrates from other models")
     if a.out_dir is not None and a.out_dir.exists() and any(a.out_dir.iterdir()):
         raise ValueError(f"--out-dir {a.out_dir} is not empty: every try keeps its own folder")
     if a.rounds < 1:
         raise ValueError("--rounds must be at least 1")
+    why = refusal(spec)                       # what theory would refuse after the try, refused before timing it
+    if why is not None:
+        raise ValueError(why)
+    check_positions(spec, a.prompt_len + a.generated)
+    if a.out_dir is not None:
+        a.out_dir.mkdir(parents=True, exist_ok=True)
     from bench.devices.select import get_device
     from bench.kernels.interleave import interleaved
     from bench.store.files import write_json
@@ -137,6 +147,9 @@ def interleaved_main(a) -> int:
     say = lambda text: print(text, file=sys.stderr, flush=True)
     got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, a.rounds,
                       say=say)
+    if a.out_dir is not None:                 # kept before anything can refuse them
+        for k in ("pooled", "first", "last"):
+            write_json(a.out_dir / f"calibration-{k}.json", got[k])
     pred, first, last = (request(got[k], spec, a.batch, a.prompt_len, a.generated) for k in ("pooled", "first", "last"))
     m = measured(got["runs"])
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
@@ -147,7 +160,7 @@ def interleaved_main(a) -> int:
            "predicted_tpot_interval_s": pred["time_per_output_token_interval_s"], "prediction": how_predicted(pred),
            "ttft_error": m["measured_ttft_s"] / p_ttft - 1, "tpot_error": m["measured_tpot_s"] / p_tpot - 1,
            "calibration": "interleaved", "calibrated_from": [points[0].spec().name for points in per_model],
-           "rounds_per_gap": a.rounds, "gaps": len(got["gaps"]), "calibration_wall_s": got["pooled"]["wall_s"],
+           "rounds_per_gap": a.rounds, "gaps": len(got["gaps"]), "rounds_wall_s": got["pooled"]["wall_s"],
            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "first_gap_only": {"predicted_ttft_s": first["time_to_first_token_s"],
                               "predicted_tpot_s": first["time_per_output_token_s"],
@@ -155,9 +168,6 @@ def interleaved_main(a) -> int:
                               "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
            **drift_summary(pred, first, last), "own_shapes": pred["own_shapes"]}
     if a.out_dir is not None:
-        a.out_dir.mkdir(parents=True, exist_ok=True)
-        for k in ("pooled", "first", "last"):
-            write_json(a.out_dir / f"calibration-{k}.json", got[k])
         write_json(a.out_dir / "versus.json", out)
     print(json.dumps(out, indent=2))
     print(measured_line(out), file=sys.stderr)

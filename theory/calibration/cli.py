@@ -54,7 +54,9 @@ def calibrated_main(a) -> int:
     tokens = a.context_len if decode and a.context_len is not None else a.prompt_len
     prompt = a.prompt_len if a.prompt_len is not None else tokens
     mcl = a.max_cache_len or (prompt + a.generated if a.generated is not None else None)
-    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl, model_ref=a.model)
+    # a decode step named by its context alone (no --prompt-len) is a later step, not the first after a prefill
+    kind = "decode-later" if decode and a.prompt_len is None else None
+    p = predict_pass(cal, model, a.phase, a.batch, prompt, tokens if decode else 0, mcl, model_ref=a.model, kind=kind)
     out = calibrated_json(cal, model, a, p, tokens, prompt, mcl)
     if a.generated is not None:
         out["request"] = request(cal, model, a.batch, prompt, a.generated, a.max_cache_len, a.model)

@@ -157,10 +157,11 @@ def build_index(cal: dict) -> dict:
 
 def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len: int, context_len: int = 0,
                  max_cache_len: int | None = None, index: dict | None = None,
-                 model_ref: str | None = None) -> PassPrediction:
+                 model_ref: str | None = None, kind: str | None = None) -> PassPrediction:
     """prompt_len: the prefill's tokens (and, for decode, the prompt the cache started from); context_len: decode's
     tokens in the cache before the step. `index`: build_index of the sized calibration, when predicting many.
-    model_ref: how the user named the model (for the advice in a refusal)."""
+    model_ref: how the user named the model (for the advice in a refusal). kind: framework.step_kind's, when the
+    caller knows it better than prompt_len and context_len say."""
     why = refusal(model)
     if why is not None:
         raise TheoryError(why)
@@ -193,16 +194,18 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
                        "kv_write_bytes": r.kv_write_bytes}
         statuses.add(k.status)
     instances = sum(r.count for r in rows)
-    fw = framework_estimate(cal["passes"], phase, instances, step_kind(phase, prompt_len, context_len))
+    kind = kind or step_kind(phase, prompt_len, context_len)
+    fw = framework_estimate(cal["passes"], phase, instances, kind)
     same = [p for p in cal["passes"] if p["phase"] == phase and p["op_instances"] == instances and p["batch"] == batch
             and p["prompt_len"] == prompt_len and (phase == "prefill" or p["context_len"] == context_len)
-            and p.get("framework_s") is not None]
+            and p.get("framework_s") is not None
+            and step_kind(phase, p.get("prompt_len"), p.get("context_len")) == kind]
     if same:                                  # this very pass was calibrated: its own framework cost
         fw = dataclasses.replace(fw, time_s=same[0]["framework_s"])
     fw_status = CALIBRATED if same else EXTRAPOLATED if not fw.inside else INTERPOLATED
     statuses.add(fw_status)
     status = next(s for s in (EXTRAPOLATED, INTERPOLATED, CALIBRATED) if s in statuses)
-    framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s,
+    framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s, "step_kind": kind,
                  "depths": fw.depths, "one_depth": fw.one_depth, "status": fw_status}
     return PassPrediction(phase, context_len if phase == "decode" else 0,
                           sum(o["time_s"] for o in ops.values()) + fw.time_s, fw.time_s, ops, status, framework)
