@@ -79,3 +79,16 @@ def test_interleaved_bad_input_is_one_line(configs, capsys, extra, needle):
     assert run_main(versus_main, argv, errors=(ValueError,)) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_a_calibration_that_would_leave_no_room_for_the_target_is_refused_in_one_line(configs, monkeypatch, capsys):
+    import bench.kernels.interleave as interleave
+    from bench.devices.cpu import CpuDevice
+    d, paths = configs
+    monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
+    monkeypatch.setattr(CpuDevice, "free_bytes", lambda self: 1 * interleave.GIB)    # less than the 2 GiB floor
+    assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), "--model", str(paths["target"]),
+                                  "--prompt-len", "8", "--generated", "3", "--device", "cpu"],
+                    errors=(ValueError,)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([l for l in err if l.startswith("error:")]) == 1 and "calibrate from smaller models" in err[-1]

@@ -27,15 +27,22 @@ from bench.kernels.point import llc_of
 from bench.model import build_model
 from bench.timing.trajectory import run_trajectory
 from theory.calibration.merge import merge
+from theory.memory import weight_bytes
 
 SOURCE = "interleaved"
+GIB = 2**30
+HEADROOM = 1.25                   # the target's weights, plus activations, cache and the allocator's slack
+HEADROOM_FLOOR_BYTES = 2 * GIB
 
 
 class CalibrationRounds:
     """Every kernel of the calibration models' workloads, sampled one round at a time."""
 
-    def __init__(self, device, per_model, dtype: str):
+    def __init__(self, device, per_model, dtype: str, keep_free_bytes: int = 0):
+        """keep_free_bytes: what must stay free while the samplers are built (the target's weights, with headroom);
+        a calibration that would eat into it is refused in one line before the model is built."""
         self.device, self.per_model, self.dtype = device, per_model, dtype
+        self.keep_free_bytes = keep_free_bytes
         self.t0 = time.perf_counter()
         self.kcache = KernelCache(None, device, llc_of(device))       # the tiny framework models' kernels only
         sweep = llc_sweep(device, dtype, self.kcache.llc_bytes)       # CPU: the effective LLC (~2 s); CUDA: None
@@ -48,8 +55,14 @@ class CalibrationRounds:
                 for k, st in needed(shapes, state_of(p, dtype, self.kcache, "auto")):
                     self.kernels.setdefault(kernel_id(k, st), (k, st))
         self.frameworks = [[framework_of(p, device, dtype, self.kcache) for p in points] for points in per_model]
-        self.samplers = {kid: KernelSampler(k, device, st, self.kcache.llc_bytes)
-                         for kid, (k, st) in self.kernels.items()}
+        self.samplers = {}
+        for kid, (k, st) in self.kernels.items():    # every sampler's copies stay live beside the target model
+            if device.free_bytes() < self.keep_free_bytes:
+                raise ValueError(
+                    f"the calibration's kernel operands leave {device.free_bytes() / GIB:.1f} GiB free after "
+                    f"{len(self.samplers)} of {len(self.kernels)} kernels, and the target's weights need "
+                    f"{self.keep_free_bytes / GIB:.1f} GiB with headroom: calibrate from smaller models")
+            self.samplers[kid] = KernelSampler(k, device, st, self.kcache.llc_bytes)
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.rounds = 0
         self.round_times: list[tuple[str, float]] = []      # per round: UTC at its start, seconds it took
@@ -106,7 +119,8 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     and after each of `repeats`; the calibrations pooled over every round, over the first gap's and over the
     last gap's (the A-B-A drift). say(text): progress, one line per step."""
     say = say or (lambda text: None)
-    cr = CalibrationRounds(device, per_model, dtype)
+    keep = int(HEADROOM * weight_bytes(spec, dtype)) + HEADROOM_FLOOR_BYTES
+    cr = CalibrationRounds(device, per_model, dtype, keep)
     say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s), framework measured")
     t0 = time.perf_counter()
     model = build_model(spec, device.torch_device, dtype, attention)
