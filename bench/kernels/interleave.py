@@ -19,9 +19,10 @@ import time
 import torch
 
 from bench.ceilings import llc_sweep
-from bench.kernels.cache import KernelCache, kernel_id, kernel_row
+from bench.kernels.cache import KernelCache, kernel_id
 from bench.kernels.calibrate import calibration, framework_of, stamped, state_of
 from bench.kernels.microbench import KernelSampler
+from bench.kernels.paired import RoundTable
 from bench.kernels.plan import needed, passes
 from bench.kernels.point import llc_of
 from bench.model import build_model
@@ -86,28 +87,14 @@ class CalibrationRounds:
                 "kernels": {**cal["kernels"], "measured_s": spent_s}}
 
 
-class RoundsTable:
-    """What the calibration asks a kernel cache for, answered from the rounds (the calibration models' kernels)
-    or from the kernel cache (the tiny framework models' kernels, timed once)."""
+class RoundsTable(RoundTable):
+    """The calibration models' kernels from the rounds, the tiny framework models' from the kernel cache (timed
+    once), with what a calibration reads of a kernel cache besides (bench/kernels/calibrate.py)."""
 
     def __init__(self, rounds: CalibrationRounds, used: list[int]):
-        self.r, self.used = rounds, used
+        super().__init__(rounds.samplers, rounds.samples, used, rounds.kcache, SOURCE)
         self.llc_bytes, self.fits_bytes = rounds.kcache.llc_bytes, rounds.kcache.fits_bytes
-        self.rows: dict[str, dict] = {}
         self.measured_s = 0.0
-
-    def need(self, kernels, check: bool = True) -> None:
-        pass
-
-    def get(self, k, cache_state: str) -> dict:
-        kid = kernel_id(k, cache_state)
-        if kid not in self.rows:
-            if kid in self.r.samplers:
-                xs = [self.r.samples[kid][i] for i in self.used]
-                self.rows[kid] = kernel_row(k, cache_state, self.r.samplers[kid].result(xs), SOURCE, "")
-            else:
-                self.rows[kid] = self.r.kcache.get(k, cache_state)
-        return self.rows[kid]
 
     def report(self) -> dict:
         return {}

@@ -83,7 +83,7 @@ class PairedKernels:
 
     def parts(self, used: list[int]) -> dict[str, list[dict]]:
         """compose, framework and kernels rows over the rounds after the repeats in `used` (indices)."""
-        table = RoundTable(self, used)
+        table = RoundTable(self.samplers, self.samples, used)
         compose = compose_rows(self.point_id, self.shapes, table, self.state)
         n_dispatch = count_dispatches(self.model, self.ids, self.p.cache, self.p.max_cache_len)
         tiny = kernel_sums(compose_rows(self.point_id, self.tiny_shapes, table, "llc"))
@@ -104,10 +104,13 @@ class PairedKernels:
 
 
 class RoundTable:
-    """What compose_rows asks a kernel cache for (need, get), answered from the rounds."""
+    """What compose_rows asks a kernel cache for (need, get), answered from rounds of samples: each kernel's row is
+    its sampler's result over the rounds in `used`. A kernel no sampler holds is asked of `fallback` (a KernelCache;
+    None: there is none). `source` names where the rows came from (kernels.csv)."""
 
-    def __init__(self, paired: PairedKernels, used: list[int]):
-        self.paired, self.used, self.rows = paired, used, {}
+    def __init__(self, samplers: dict, samples: dict, used: list[int], fallback=None, source: str = SOURCE):
+        self.samplers, self.samples, self.used, self.fallback, self.source = samplers, samples, used, fallback, source
+        self.rows: dict[str, dict] = {}
 
     def need(self, kernels, check: bool = True) -> None:
         pass
@@ -115,7 +118,9 @@ class RoundTable:
     def get(self, k, cache_state: str) -> dict:
         kid = kernel_id(k, cache_state)
         if kid not in self.rows:
-            s = self.paired.samplers[kid]
-            xs = [self.paired.samples[kid][i] for i in self.used]
-            self.rows[kid] = kernel_row(k, cache_state, s.result(xs), SOURCE, "")
+            if kid in self.samplers or self.fallback is None:
+                xs = [self.samples[kid][i] for i in self.used]
+                self.rows[kid] = kernel_row(k, cache_state, self.samplers[kid].result(xs), self.source, "")
+            else:
+                self.rows[kid] = self.fallback.get(k, cache_state)
         return self.rows[kid]

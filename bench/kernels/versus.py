@@ -47,8 +47,8 @@ def build_parser() -> OneLineParser:
     src.add_argument("--calibration", type=Path, help="a calibration JSON from `python -m bench kernels`, timed before")
     src.add_argument("--calibrate-from", nargs="+", metavar="MODEL",
                      help="other models (preset names or config.json paths) to calibrate from here and now, "
-                          "interleaved with the model: a calibration before its first timed trajectory and after "
-                          "each one (sdpa, dynamic cache; bench/kernels/interleave.py)")
+                          "interleaved with the model: --rounds rounds of their kernels before its first timed "
+                          "trajectory and after each one (sdpa, dynamic cache; bench/kernels/interleave.py)")
     p.add_argument("--rounds", type=int, default=8,
                    help="with --calibrate-from: kernel rounds (one sample of every calibration kernel each) before "
                         "the model's first timed trajectory and after each one")
