@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.compose import load_compose
 from analysis.join import SHAPE, row_spec
+from analysis.yardstick import point_speeds
 from theory.calibration.predict import FORMAT, build_index, predict_pass, sized
 from theory.calibration.regime import kernel_class
 from theory.errors import TheoryError
@@ -79,17 +80,32 @@ def _mcl(r) -> int | None:
     return int(r["max_cache_len"]) if r["cache"] == "static" and not pd.isna(r["max_cache_len"]) else None
 
 
-def _scaled(passes: list[dict], factor: float) -> list[dict]:
-    """A point's passes with every time scaled by `factor` (kernels, intervals and framework)."""
-    return [{**x, "framework_s": x["framework_s"] * factor,
-             "ops": {op: {**o, **{k: o[k] * factor for k in ("kernel_s", "ci_low_s", "ci_high_s")}}
+def _scaled(passes: list[dict], kernel_factor: float, framework_factor: float) -> list[dict]:
+    """A point's passes with its kernel times (and intervals) scaled by one factor and its framework by another."""
+    return [{**x, "framework_s": x["framework_s"] * framework_factor,
+             "ops": {op: {**o, **{k: o[k] * kernel_factor for k in ("kernel_s", "ci_low_s", "ci_high_s")}}
                      for op, o in x["ops"].items()}} for x in passes]
 
 
+YARDSTICKS_AS = "scaled by the yardsticks' speed between points (kernels by the kernel yardsticks, framework by the dispatch probe)"
+CANARY_AS = "scaled by the canary's drift between points"
+
+
+def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[float, float, bool]:
+    """(kernel factor, framework factor, from yardsticks) taking point q's times to the box's speed at point pid:
+    the yardsticks' readings at pid over q's (analysis/yardstick.py) where both points have them, else the
+    canary's median ratio at pid over q's for both, else 1."""
+    a, b = (speeds or {}).get(pid) or {}, (speeds or {}).get(q) or {}
+    if all(x.get(k) for x in (a, b) for k in ("kernels", "dispatch")):
+        return a["kernels"] / b["kernels"], a["dispatch"] / b["dispatch"], True
+    c = canary[pid] / canary[q] if canary.get(pid) and canary.get(q) else 1.0
+    return c, c, False
+
+
 def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
-    """drift_scaled: each other point's times scaled by the box's speed at the held-out point over its own (the
-    canary's median reading during each point, `canary_ratio`), so that a box that moved between points is
-    taken out; False: the kernels as measured."""
+    """drift_scaled: each other point's times scaled to the box's speed at the held-out point (drift_factors: the
+    yardsticks where the run has them, the canary before), so that a box that moved between points is taken
+    out; False: the kernels as measured."""
     loaded = load_compose(run.path)
     rows = run.ok[run.ok["execution"] == "eager"] if len(run.ok) else run.ok
     if loaded is None or rows.empty:
@@ -102,15 +118,17 @@ def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
     canary = {p["point_id"]: None if pd.isna(p.get("canary_ratio")) else float(p["canary_ratio"])
               for _, p in points.iterrows()}
     dtype = points["dtype"].iloc[0]
-    per_point, kernel_errs, skipped, statuses, ratios = [], {}, [], [], []
+    speeds = point_speeds(run.path) if drift_scaled else None
+    per_point, kernel_errs, skipped, statuses, ratios, sources = [], {}, [], [], [], set()
     for _, p in points.iterrows():
         pid = p["point_id"]
         others = [q for q in cal_passes if q != pid and impl[q] == impl[pid]]
         spec = row_spec(p)
-        scale = lambda q: canary[pid] / canary[q] if drift_scaled and canary[pid] and canary[q] else 1.0
+        factors = {q: drift_factors(pid, q, speeds, canary) if drift_scaled else (1.0, 1.0, False) for q in others}
+        sources |= {f[2] for f in factors.values()}
         cal = {"format": FORMAT, "dtype": dtype, "attention": p["attention"], "cache": p["cache"],
                "model": {"name": "run"}, "workloads": [],
-               "passes": [x for q in others for x in _scaled(cal_passes[q], scale(q))]}
+               "passes": [x for q in others for x in _scaled(cal_passes[q], *factors[q][:2])]}
         if not others or not cal["passes"]:
             skipped.append(pid)
             continue
@@ -139,8 +157,9 @@ def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
         for phase, es in errs.items():
             per_point.append({"point_id": pid, "phase": phase, "error": statistics.median(es),
                               "classes": classes[pid]})
-    return {**_summarise(per_point, kernel_errs, skipped, statuses, ratios),
-            "kernels_as": "scaled by the canary's drift between points" if drift_scaled else "measured"}
+    how = "measured" if not drift_scaled else YARDSTICKS_AS if sources == {True} else CANARY_AS if sources == {
+        False} else "scaled by the yardsticks where both points have them, else by the canary's drift"
+    return {**_summarise(per_point, kernel_errs, skipped, statuses, ratios), "kernels_as": how}
 
 
 def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
@@ -165,7 +184,7 @@ def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
 
 
 def run_loo(run) -> dict | None:
-    """summary.json's `loo`: the kernels as measured, and scaled by the canary's drift between points."""
+    """summary.json's `loo`: the kernels as measured, and scaled to the box's speed at each point (drift_factors)."""
     measured = leave_one_out(run)
     return None if measured is None else {"measured": measured, "drift_scaled": leave_one_out(run, True)}
 
@@ -175,7 +194,7 @@ def loo_md(both: dict | None, names: dict | None = None) -> list[str]:
     if not both or "measured" not in both:
         return []
     return (_one_md(both["measured"], "as measured", names or {})
-            + _one_md(both["drift_scaled"], "scaled by the canary's drift between points", names or {}))
+            + _one_md(both["drift_scaled"], both["drift_scaled"].get("kernels_as", CANARY_AS), names or {}))
 
 
 def _one_md(loo: dict, how: str, names: dict) -> list[str]:

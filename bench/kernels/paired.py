@@ -1,5 +1,6 @@
 """A point's kernels and framework timed beside the model they predict: after every timed repeat of the point, one
-round takes one sample of each kernel the point runs and one trajectory of its tiny model. The rounds the
+round takes one sample of each kernel the point runs, one trajectory of its tiny model and one sample of each
+yardstick (the same few kernels at every point: bench/kernels/yardstick.py). The rounds the
 composed prediction uses are those after the repeats the point's statistics use, so the whole and its pieces are
 measured in the same seconds.
 
@@ -22,6 +23,7 @@ from bench.kernels.framework import framework_table, tiny_spec
 from bench.kernels.microbench import KernelSampler
 from bench.kernels.plan import compose_rows, kernel_sums, needed, passes
 from bench.kernels.rounds import round_rows
+from bench.kernels.yardstick import Yardsticks
 from bench.profiling.dispatch import count_dispatches
 from bench.timing.trajectory import run_trajectory
 
@@ -45,6 +47,7 @@ class PairedKernels:
         self.samplers: dict[str, KernelSampler] = {}
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.tiny_times: list[list[float]] = []
+        self.yardsticks: Yardsticks | None = None    # the box's speed read in the same rounds (yardstick.py)
         self.model = self.ids = self.rewarm = None
         self.used: list[int] = []                    # set by bench/point/measure.py: the repeats its statistics use
         self.rounds_s = 0.0
@@ -64,19 +67,21 @@ class PairedKernels:
         self._tiny()
         for kid, (k, st) in self.kernels.items():
             self.samplers[kid] = KernelSampler(k, self.device, st, self.llc_bytes)
+        self.yardsticks = Yardsticks(self.device, self.dtype, self.llc_bytes)
 
     def _tiny(self) -> list[float]:
         return run_trajectory(self.model, self.device, self.ids, self.p.generated, self.p.cache,
                               self.p.max_cache_len).times_s
 
     def round(self) -> None:
-        """One tiny trajectory and one sample of every kernel (the first round builds them)."""
+        """One tiny trajectory, one sample of every kernel and of every yardstick (the first round builds them)."""
         t0 = time.perf_counter()
         if self.model is None:
             self._build()
         self.tiny_times.append(self._tiny())
         for kid, s in self.samplers.items():
             self.samples[kid].append(s.sample())
+        self.yardsticks.round()
         if self.rewarm is not None:
             self.rewarm()
         self.rounds_s += time.perf_counter() - t0
@@ -92,13 +97,14 @@ class PairedKernels:
         kernels = [r for kid, r in table.rows.items() if kid in used_ids]
         for r in compose:
             r["kernels_wall_s"] = self.rounds_s
-        rounds = round_rows(self.point_id, {kid: xs for kid, xs in self.samples.items()}, self.tiny_times, used)
+        rounds = round_rows(self.point_id, {kid: xs for kid, xs in self.samples.items()}, self.tiny_times, used,
+                            self.yardsticks.samples if self.yardsticks else None)
         return {"compose": compose, "framework": framework, "kernels": kernels, "rounds": rounds}
 
     def close(self) -> None:
         """Operand copies and the tiny model handed back before the next point checks free memory."""
         self.samplers.clear()
-        self.model = self.ids = self.rewarm = None
+        self.model = self.ids = self.rewarm = self.yardsticks = None
         gc.collect()
         self.device.empty_cache()
 

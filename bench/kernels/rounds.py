@@ -1,7 +1,7 @@
 """What a run's claims rest on, kept compactly at the run's top level (committed with the run; `points/` is not):
 
-- kernel_rounds.csv: every paired round's sample of every kernel a point ran, and of each pass of its tiny model
-  (the framework's), with `used` = 1 for the rounds after the repeats the point's statistics use. compose.csv's
+- kernel_rounds.csv: every paired round's sample of every kernel a point ran, of each pass of its tiny model
+  (the framework's) and of each yardstick (the box's speed in that round, bench/kernels/yardstick.py), with `used` = 1 for the rounds after the repeats the point's statistics use. compose.csv's
   medians are these samples' medians over the used rounds, so they can be re-derived (and re-scored) from here.
 - remeasured.csv / remeasured_samples.csv: the measurement set each re-measured point did NOT keep
   (points/<id>.other.csv and .other.samples.csv), so a reader can see both sets.
@@ -12,17 +12,21 @@ from pathlib import Path
 from bench.store.files import atomic_write, csv_text, read_csv
 
 ROUND_COLUMNS = ["point_id", "kind", "name", "round", "used", "sample_s"]
+DISPATCH = "dispatch"          # the dispatch probe's name among the yardsticks (bench/kernels/yardstick.py)
 ROUNDS_FILE, REMEASURED_FILE, REMEASURED_SAMPLES_FILE = "kernel_rounds.csv", "remeasured.csv", "remeasured_samples.csv"
 
 
-def round_rows(point_id: str, samples: dict[str, list[float]], tiny_times: list[list[float]], used: list[int]) -> list[dict]:
-    """kind `kernel`: name = kernel_id; kind `tiny`: name = prefill or decode:<step> of the tiny model."""
+def round_rows(point_id: str, samples: dict[str, list[float]], tiny_times: list[list[float]], used: list[int],
+               yardsticks: dict[str, list[float]] | None = None) -> list[dict]:
+    """kind `kernel`: name = kernel_id; kind `tiny`: name = prefill or decode:<step> of the tiny model; kind
+    `yardstick`: name = the yardstick's kernel id or `dispatch` (bench/kernels/yardstick.py)."""
     keep = set(used)
-    rows = [{"point_id": point_id, "kind": "kernel", "name": kid, "round": i, "used": int(i in keep),
-             "sample_s": f"{x:.6g}"} for kid, xs in samples.items() for i, x in enumerate(xs)]
+    row = lambda kind, name, i, x: {"point_id": point_id, "kind": kind, "name": name, "round": i,
+                                    "used": int(i in keep), "sample_s": f"{x:.6g}"}
+    rows = [row("kernel", kid, i, x) for kid, xs in samples.items() for i, x in enumerate(xs)]
+    rows += [row("yardstick", name, i, x) for name, xs in (yardsticks or {}).items() for i, x in enumerate(xs)]
     for i, passes in enumerate(tiny_times):
-        rows += [{"point_id": point_id, "kind": "tiny", "name": "prefill" if j == 0 else f"decode:{j - 1}", "round": i,
-                  "used": int(i in keep), "sample_s": f"{t:.6g}"} for j, t in enumerate(passes)]
+        rows += [row("tiny", "prefill" if j == 0 else f"decode:{j - 1}", i, t) for j, t in enumerate(passes)]
     return rows
 
 
