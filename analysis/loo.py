@@ -93,8 +93,8 @@ CANARY_AS = "scaled by the canary's drift between points"
 
 def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[float, float, bool]:
     """(kernel factor, framework factor, from yardsticks) taking point q's times to the box's speed at point pid:
-    the yardsticks' readings at pid over q's (analysis/yardstick.py) where both points have them, else the
-    canary's median ratio at pid over q's for both, else 1."""
+    with `speeds` (analysis/yardstick.py), the yardsticks' readings at pid over q's where both points have them;
+    else the canary's median ratio at pid over q's for both; else 1."""
     a, b = (speeds or {}).get(pid) or {}, (speeds or {}).get(q) or {}
     if all(x.get(k) for x in (a, b) for k in ("kernels", "dispatch")):
         return a["kernels"] / b["kernels"], a["dispatch"] / b["dispatch"], True
@@ -102,10 +102,10 @@ def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[
     return c, c, False
 
 
-def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
-    """drift_scaled: each other point's times scaled to the box's speed at the held-out point (drift_factors: the
-    yardsticks where the run has them, the canary before), so that a box that moved between points is taken
-    out; False: the kernels as measured."""
+def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False) -> dict | None:
+    """drift_scaled: each other point's times scaled to the box's speed at the held-out point over its own, so
+    that a box that moved between points is taken out: by the canary's median reading during each point
+    (`canary_ratio`), or with `yardsticks` by the yardsticks' (drift_factors); False: the kernels as measured."""
     loaded = load_compose(run.path)
     rows = run.ok[run.ok["execution"] == "eager"] if len(run.ok) else run.ok
     if loaded is None or rows.empty:
@@ -118,7 +118,7 @@ def leave_one_out(run, drift_scaled: bool = False) -> dict | None:
     canary = {p["point_id"]: None if pd.isna(p.get("canary_ratio")) else float(p["canary_ratio"])
               for _, p in points.iterrows()}
     dtype = points["dtype"].iloc[0]
-    speeds = point_speeds(run.path) if drift_scaled else None
+    speeds = point_speeds(run.path) if drift_scaled and yardsticks else None
     per_point, kernel_errs, skipped, statuses, ratios, sources = [], {}, [], [], [], set()
     for _, p in points.iterrows():
         pid = p["point_id"]
@@ -184,17 +184,24 @@ def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
 
 
 def run_loo(run) -> dict | None:
-    """summary.json's `loo`: the kernels as measured, and scaled to the box's speed at each point (drift_factors)."""
+    """summary.json's `loo`: the kernels as measured, scaled by the canary's drift between points, and (runs that
+    sampled yardsticks) scaled by the yardsticks' (`yardstick_scaled`)."""
     measured = leave_one_out(run)
-    return None if measured is None else {"measured": measured, "drift_scaled": leave_one_out(run, True)}
+    if measured is None:
+        return None
+    out = {"measured": measured, "drift_scaled": leave_one_out(run, True)}
+    if point_speeds(run.path):
+        out["yardstick_scaled"] = leave_one_out(run, True, yardsticks=True)
+    return out
 
 
 def loo_md(both: dict | None, names: dict | None = None) -> list[str]:
     """names: point_id → its shape name (analysis/names.py), so the prose names no hash."""
     if not both or "measured" not in both:
         return []
-    return (_one_md(both["measured"], "as measured", names or {})
-            + _one_md(both["drift_scaled"], both["drift_scaled"].get("kernels_as", CANARY_AS), names or {}))
+    return [line for key in ("measured", "drift_scaled", "yardstick_scaled") if both.get(key)
+            for line in _one_md(both[key], "as measured" if key == "measured" else both[key].get(
+                "kernels_as", CANARY_AS), names or {})]
 
 
 def _one_md(loo: dict, how: str, names: dict) -> list[str]:

@@ -7,7 +7,7 @@ from analysis.loo import point_classes
 from bench.kernels.rounds import assemble_archive, round_rows
 from theory.calibration.framework import framework_estimate
 from theory.calibration.merge import merge
-from theory.calibration.regime import Sized, estimate, kernel_class
+from theory.calibration.regime import Sized, estimate, kernel_class, pools_phases
 from theory.errors import TheoryError
 
 
@@ -19,6 +19,27 @@ def test_a_decode_linear_is_never_interpolated_toward_prefill_matmuls():
     assert e.status == "interpolated" and e.time_s == pytest.approx(2e-3) and not e.regime_crossed
     only_prefill = estimate(inst[2:], "decode", 1, 2e6)
     assert only_prefill.status == "extrapolated" and only_prefill.regime_crossed
+
+
+def test_a_linear_at_batch_64_takes_the_64_token_matmul_a_prefill_ran():
+    # decode at m = 1 and 16 (matrix-vector-like), a prefill at m = 64: the same F.linear at m = 64 either way
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 16, 1e6, 1.2e-3), Sized("prefill", 64, 1e6, 3e-3)]
+    pooled = estimate(inst, "decode", 64, 1e6, pool_phases=True)
+    assert pooled.status == "calibrated" and pooled.time_s == pytest.approx(3e-3) and not pooled.regime_crossed
+    apart = estimate(inst, "decode", 64, 1e6)                     # the other kernel classes: phases kept apart
+    assert apart.status == "extrapolated" and apart.extrapolation_ratio == pytest.approx(4)
+    between = estimate(inst, "decode", 32, 1e6, pool_phases=True)  # between 16 (decode) and 64 (prefill)
+    assert between.status == "interpolated" and 1.2e-3 < between.time_s < 3e-3
+
+
+def test_beyond_every_calibrated_size_a_linear_keeps_its_own_phase():
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("prefill", 64, 1e6, 3e-3)]
+    e = estimate(inst, "prefill", 256, 1e6, pool_phases=True)
+    assert e.status == "extrapolated" and e.time_s == pytest.approx(12e-3)     # the prefill's own rate, not 1 → 64's
+
+
+def test_only_linears_pool_the_phases():
+    assert pools_phases("linear") and not any(pools_phases(c) for c in ("norm", "attn_core", "rotary", "kv_update"))
 
 
 def test_extrapolation_is_marked_with_how_far_and_follows_the_clipped_local_slope():

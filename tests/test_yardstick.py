@@ -4,7 +4,7 @@ drift-scaled figure in place of the canary (analysis/loo.py drift_factors)."""
 import pandas as pd
 import pytest
 
-from analysis.loo import CANARY_AS, YARDSTICKS_AS, drift_factors, leave_one_out
+from analysis.loo import CANARY_AS, YARDSTICKS_AS, drift_factors, leave_one_out, run_loo
 from analysis.load import load_run
 from analysis.yardstick import point_speeds, speeds_of
 from bench.devices.cpu import CpuDevice
@@ -89,11 +89,12 @@ def test_the_tiny_run_keeps_yardsticks_and_leave_one_out_scales_by_them(tiny_run
     speeds = point_speeds(tiny_run)
     assert set(speeds) == eager and all(s["kernels"] > 0 and s["dispatch"] > 0 for s in speeds.values())
     run = load_run(tiny_run)
-    scaled = leave_one_out(run, drift_scaled=True)
-    if scaled is not None:
-        assert scaled["kernels_as"] == YARDSTICKS_AS
-        assert leave_one_out(run)["kernels_as"] == "measured"
-    assert CANARY_AS != YARDSTICKS_AS
+    scaled = leave_one_out(run, drift_scaled=True, yardsticks=True)
+    assert scaled is not None and scaled["kernels_as"] == YARDSTICKS_AS
+    assert leave_one_out(run, drift_scaled=True)["kernels_as"] == CANARY_AS
+    assert leave_one_out(run)["kernels_as"] == "measured"
+    loo = run_loo(run)
+    assert set(loo) == {"measured", "drift_scaled", "yardstick_scaled"}
 
 
 def test_analysis_reads_the_names_bench_writes():

@@ -9,7 +9,7 @@ the kernels' spread alone, and `loo_known` is False.
 """
 import statistics
 
-from theory.calibration.regime import estimate
+from theory.calibration.regime import estimate, kernel_class, pools_phases
 
 
 def _p90(xs: list[float]) -> float:
@@ -31,7 +31,7 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
             for i in (i for i in inst if i.tag == tag):
                 if not any(o.regime == i.regime for o in others):
                     continue
-                e = estimate(others, i.regime, i.x0, i.x1)
+                e = estimate(others, i.regime, i.x0, i.x1, pools_phases(kernel_class(cls.removeprefix("op:"))))
                 errs.setdefault(i.regime, []).append(abs(i.time_s / e.time_s - 1))
         for phase, es in errs.items():
             out[(cls, phase)] = {"median": statistics.median(es), "p90": _p90(es), "n": len(es)}

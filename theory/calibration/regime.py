@@ -107,9 +107,26 @@ def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool
     raise AssertionError("unreachable: x inside the calibrated range")
 
 
-def estimate(instances: list[Sized], regime: str, x0: float, x1: float) -> Estimate:
-    """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class."""
+def pools_phases(cls: str) -> bool:
+    """A linear is F.linear over (m, k) × (k, n) whichever pass runs it: its first size variable, the tokens per
+    pass m, already tells a matrix-vector product (m = the batch, in decode) from a matrix product, and the same m
+    can come from either phase (decode at batch 64 runs the kernel a 64-token prefill runs). So between calibrated
+    sizes a linear is interpolated over both phases' instances; beyond them, from its own phase's only (the rate
+    is not carried from one phase's sizes past the other's)."""
+    return cls == LINEAR
+
+
+def _inside(instances: list[Sized], x0: float) -> bool:
+    xs = [i.x0 for i in instances if i.x0 > 0]
+    return bool(xs) and (min(xs) <= x0 <= max(xs) or any(_same(x, x0) for x in xs))
+
+
+def estimate(instances: list[Sized], regime: str, x0: float, x1: float, pool_phases: bool = False) -> Estimate:
+    """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class.
+    pool_phases (pools_phases'): every phase's instances where x0 lies within their first-variable range."""
     same = [i for i in instances if i.regime == regime]
+    if pool_phases and _inside(instances, x0) and len(same) < len(instances):
+        same = list(instances)
     crossed = not same
     pool = same or list(instances)
     if not pool:
