@@ -1,5 +1,6 @@
 """Every interleaved try's versus.json as one markdown table: `python scripts/versus_table.py DIR...` (each DIR
-holds <target>-<n>/versus.json folders). Rows in path order; nothing dropped."""
+holds <target>-<n>/versus.json folders). Rows in path order; nothing dropped. Tries that scored each trajectory
+against the rounds around it (`trajectories`) get a second table, one row per trajectory."""
 import json
 import sys
 from pathlib import Path
@@ -25,7 +26,24 @@ def rows(dirs: list[str]) -> list[str]:
                        f"{v['box_moved_first_to_last_tpot']:+.1%} / "
                        f"{'—' if ttft_moved is None else format(ttft_moved, '+.1%')} | {within} | "
                        f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} |")
-    return out
+    return out + trajectory_rows(dirs)
+
+
+def trajectory_rows(dirs: list[str]) -> list[str]:
+    out = ["", "| set | target | try | trajectory | TPOT measured, ms | TPOT error | TTFT measured, ms | TTFT error | "
+           "box moved across it TPOT / TTFT | within ±5% |", "|---|---|---|---|---|---|---|---|---|---|"]
+    n = 0
+    for d in dirs:
+        for f in sorted(Path(d).glob("*/versus.json")):
+            v = json.loads(f.read_text())
+            for t in v.get("trajectories", []):
+                n += 1
+                out.append(f"| {Path(d).name} | {v['model']} | {f.parent.name.rsplit('-', 1)[1]} | {t['trajectory']} | "
+                           f"{t['measured_tpot_s'] * 1e3:.1f} | {t['tpot_error']:+.1%} | "
+                           f"{t['measured_ttft_s'] * 1e3:,.1f} | {t['ttft_error']:+.1%} | "
+                           f"{t['box_moved_tpot']:+.1%} / {t['box_moved_ttft']:+.1%} | "
+                           f"{'yes' if t['within_drift_bound'] else 'no'} |")
+    return out if n else []
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.kernels.versus import drift_summary, main as versus_main
+from bench.kernels.versus import drift_summary, main as versus_main, per_trajectory
 from theory.cliutil import run_main
 
 CFG = {"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
@@ -19,6 +19,18 @@ def test_drift_is_the_last_gaps_prediction_against_the_first_gaps_in_tpot_and_tt
     assert inside["first_gap_tpot_over_pooled"] == pytest.approx(-0.02)
     outside = drift_summary(pred(1.0, 10.0), pred(1.0, 10.0), pred(1.0, 10.6))      # TTFT moved 6%
     assert not outside["within_drift_bound"] and outside["box_moved_first_to_last_ttft"] == pytest.approx(0.06)
+
+
+def test_each_trajectory_is_scored_against_the_rounds_around_it_with_its_own_drift():
+    pred = lambda tpot, ttft: {"time_per_output_token_s": tpot, "time_to_first_token_s": ttft}
+    gaps = [pred(1.0, 10.0), pred(1.02, 10.1), pred(1.5, 10.1)]              # the box held, then slowed 47%
+    around = [pred(1.01, 10.05), pred(1.25, 10.1)]
+    runs = [[11.0, 1.1, 1.1, 1.1], [10.1, 1.25, 1.25, 1.25]]                 # prefill, then decode steps
+    t1, t2 = per_trajectory(runs, gaps, around)
+    assert t1["within_drift_bound"] and t1["box_moved_tpot"] == pytest.approx(0.02)
+    assert t1["tpot_error"] == pytest.approx(1.1 / 1.01 - 1) and t1["ttft_error"] == pytest.approx(11.0 / 10.05 - 1)
+    assert not t2["within_drift_bound"] and t2["box_moved_tpot"] == pytest.approx(1.5 / 1.02 - 1)
+    assert t2["tpot_error"] == pytest.approx(0.0)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +59,13 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
                                   "--rounds", "2", "--device", "cpu", "--out-dir", str(out)], errors=(ValueError,)) == 0
     assert order == ["B"] + ["A", "A", "B"] * 2 + ["A", "A"]                 # warm-up, then A B A B A
     got = json.loads((out / "versus.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["calibration-first.json", "calibration-last.json",
+    assert sorted(p.name for p in out.iterdir()) == ["calibration-around-1.json", "calibration-around-2.json",
+                                                     "calibration-first.json", "calibration-last.json",
                                                      "calibration-pooled.json", "versus.json"]
+    assert [t["trajectory"] for t in got["trajectories"]] == [1, 2]
+    assert got["trajectories_within_drift_bound"] == sum(t["within_drift_bound"] for t in got["trajectories"])
+    around = json.loads((out / "calibration-around-1.json").read_text())
+    assert around["rounds"] == 4                                             # the two gaps around trajectory 1
     assert got["gaps"] == 3 and got["rounds_per_gap"] == 2 and got["calibrated_from"] == ["a", "b"]
     assert isinstance(got["within_drift_bound"], bool)
     assert got["tpot_error"] == pytest.approx(got["measured_tpot_s"] / got["predicted_tpot_s"] - 1)
@@ -60,7 +77,7 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     assert pooled["passes"][0]["framework_s"] == first["passes"][0]["framework_s"]   # measured once, at the start
     err = capsys.readouterr().err
     assert "interleaved: 2 kernel rounds before the model and after each of 2 trajectories" in err
-    assert "drift bound" in err
+    assert "drift bound" in err and "trajectory 2 against the rounds around it" in err
 
 
 @pytest.mark.parametrize("extra, needle", [

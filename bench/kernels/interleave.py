@@ -104,7 +104,8 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
                 rounds: int, attention: str = "sdpa", cache: str = "dynamic", say=None) -> dict:
     """`rounds` rounds of the calibration's kernels before the model's first timed trajectory (after one warm-up)
     and after each of `repeats`; the calibrations pooled over every round, over the first gap's and over the
-    last gap's (the A-B-A drift). say(text): progress, one line per step."""
+    last gap's (the A-B-A drift), over each gap's (`each_gap`) and over the two gaps around each trajectory
+    (`around`: trajectory i's own A-B-A). say(text): progress, one line per step."""
     say = say or (lambda text: None)
     keep = int(HEADROOM * weight_bytes(spec, dtype)) + HEADROOM_FLOOR_BYTES
     cr = CalibrationRounds(device, per_model, dtype, keep)
@@ -128,4 +129,6 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
             say(f"model trajectory {i + 1}/{repeats}: prefill {runs[-1][0] * 1e3:.1f} ms")
     every = [r for g in gaps for r in g]
     return {"runs": runs, "build_s": build_s, "pooled": cr.calibration(every),
-            "first": cr.calibration(gaps[0]), "last": cr.calibration(gaps[-1]), "gaps": gaps}
+            "first": cr.calibration(gaps[0]), "last": cr.calibration(gaps[-1]), "gaps": gaps,
+            "each_gap": [cr.calibration(g) for g in gaps],
+            "around": [cr.calibration(a + b) for a, b in zip(gaps, gaps[1:])]}

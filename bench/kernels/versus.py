@@ -17,7 +17,9 @@ model: `--rounds` rounds of every calibration kernel before its first timed traj
 ... A, bench/kernels/interleave.py). The prediction is from every round; the same target predicted from the last
 gap's rounds against the first gap's is how far the box moved (`box_moved_first_to_last_*`, `within_drift_bound`:
 both within ±5%), and the error from the first gap's rounds
-alone is kept beside it (`first_gap_only`), what calibrating first and measuring after gives.
+alone is kept beside it (`first_gap_only`), what calibrating first and measuring after gives. Each trajectory is
+also its own A-B-A (`trajectories`): its TTFT and TPOT against the prediction from the two gaps around it, and how
+far the box moved across it; `trajectories_within_drift_bound` counts those whose box held within ±5%.
 """
 import json
 import statistics
@@ -117,6 +119,30 @@ def drift_summary(pooled: dict, first: dict, last: dict) -> dict:
             "within_drift_bound": max(abs(tpot_moved), abs(ttft_moved)) <= DRIFT_BOUND_REL}
 
 
+def per_trajectory(runs: list[list[float]], each_gap: list[dict], around: list[dict]) -> list[dict]:
+    """Each trajectory as its own A-B-A: its prefill (TTFT) and mean decode step (TPOT) against the target predicted
+    from the two gaps' rounds around it, and how far the box moved from the gap before it to the gap after it.
+    each_gap / around: request()'s answers for every gap's calibration and for each trajectory's two gaps'."""
+    key_t, key_f = "time_per_output_token_s", "time_to_first_token_s"
+    out = []
+    for i, r in enumerate(runs):
+        before, after, both = each_gap[i], each_gap[i + 1], around[i]
+        ttft, tpot = r[0], statistics.fmean(r[1:])
+        moved_t, moved_f = after[key_t] / before[key_t] - 1, after[key_f] / before[key_f] - 1
+        out.append({"trajectory": i + 1, "measured_ttft_s": ttft, "measured_tpot_s": tpot,
+                    "predicted_ttft_s": both[key_f], "predicted_tpot_s": both[key_t],
+                    "ttft_error": ttft / both[key_f] - 1, "tpot_error": tpot / both[key_t] - 1,
+                    "box_moved_tpot": moved_t, "box_moved_ttft": moved_f,
+                    "within_drift_bound": max(abs(moved_t), abs(moved_f)) <= DRIFT_BOUND_REL})
+    return out
+
+
+def trajectory_line(t: dict) -> str:
+    return (f"trajectory {t['trajectory']} against the rounds around it: TPOT {t['tpot_error']:+.1%}, TTFT "
+            f"{t['ttft_error']:+.1%}; the box moved {t['box_moved_tpot']:+.1%} (TPOT) and {t['box_moved_ttft']:+.1%} "
+            f"(TTFT) across it: {'within' if t['within_drift_bound'] else 'beyond'} the ±{DRIFT_BOUND_REL:.0%} bound")
+
+
 def interleaved_main(a) -> int:
     """--calibrate-from: kernel rounds A B A ... A in this process (bench/kernels/interleave.py), the prediction from
     every round's samples, the target's own measurements in none of them."""
@@ -150,7 +176,11 @@ def interleaved_main(a) -> int:
     if a.out_dir is not None:                 # kept before anything can refuse them
         for k in ("pooled", "first", "last"):
             write_json(a.out_dir / f"calibration-{k}.json", got[k])
-    pred, first, last = (request(got[k], spec, a.batch, a.prompt_len, a.generated) for k in ("pooled", "first", "last"))
+        for i, cal in enumerate(got["around"]):          # what each trajectory's own A-B-A predicts from
+            write_json(a.out_dir / f"calibration-around-{i + 1}.json", cal)
+    ask = lambda cal: request(cal, spec, a.batch, a.prompt_len, a.generated)
+    pred, first, last = (ask(got[k]) for k in ("pooled", "first", "last"))
+    trajectories = per_trajectory(got["runs"], [ask(c) for c in got["each_gap"]], [ask(c) for c in got["around"]])
     m = measured(got["runs"])
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
     out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
@@ -166,7 +196,9 @@ def interleaved_main(a) -> int:
                               "predicted_tpot_s": first["time_per_output_token_s"],
                               "ttft_error": m["measured_ttft_s"] / first["time_to_first_token_s"] - 1,
                               "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
-           **drift_summary(pred, first, last), "own_shapes": pred["own_shapes"]}
+           **drift_summary(pred, first, last), "trajectories": trajectories,
+           "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
+           "own_shapes": pred["own_shapes"]}
     if a.out_dir is not None:
         write_json(a.out_dir / "versus.json", out)
     print(json.dumps(out, indent=2))
@@ -177,6 +209,8 @@ def interleaved_main(a) -> int:
           f"{'within' if out['within_drift_bound'] else 'BEYOND'} the ±{DRIFT_BOUND_REL:.0%} drift bound; from "
           f"the first gap's rounds alone: TPOT {out['first_gap_only']['tpot_error']:+.1%}, TTFT "
           f"{out['first_gap_only']['ttft_error']:+.1%}", file=sys.stderr)
+    for t in trajectories:
+        print(trajectory_line(t), file=sys.stderr)
     return 0
 
 
