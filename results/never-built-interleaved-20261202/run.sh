@@ -3,7 +3,8 @@
 # two other models (d=1536 L=8, d=2560 L=4) and times it in kernel rounds in the same process as the target:
 # ROUNDS rounds before its first timed trajectory and after each of three (A B A B A B A); the prediction is from
 # every round. Three tries per target into SET/, all kept. As run: `run.sh rounds 8` at commit 09e43c7, then
-# `run.sh rounds-24 24` at the commit that added this line. (whole-calibrations/: the first design's six tries.)
+# `run.sh rounds-24 24` at commit efd15a7, then `run.sh per-trajectory 24` at commit 5d3d36c (each trajectory
+# also scored against the rounds around it). (whole-calibrations/: the first design's six tries.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=results/never-built-interleaved-20261202

@@ -6,6 +6,8 @@ attention core over one query; a prefill runs matrix-matrix products over batch 
 different kernels with different achieved rates (interpolating a decode linear toward prefill matmuls came out
 1.14-2.23x too fast), so an instance is only interpolated from instances of the same phase; when the
 calibration holds none, the other phase's are used and the op is marked `extrapolated` with `regime_crossed`.
+Linears are the exception between calibrated sizes (pools_phases): their first size variable, the tokens per pass,
+already tells the two apart, and decode at batch 64 runs the very matmul a 64-token prefill runs.
 
 Size, per kernel class (one kernel runs every op of a class, so a class pools its ops' instances):
 - linear (q/k/v/o, gate/up/down, fc_in/out, lm_head, router, …): (m, n·k) = tokens per pass and weight elements;
