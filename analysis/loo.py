@@ -87,7 +87,7 @@ def _scaled(passes: list[dict], kernel_factor: float, framework_factor: float) -
                      for op, o in x["ops"].items()}} for x in passes]
 
 
-YARDSTICKS_AS = "scaled by the yardsticks' speed between points (kernels by the kernel yardsticks, framework by the dispatch probe)"
+YARDSTICKS_AS = "scaled by the yardsticks' speed between points: kernels by the kernel yardsticks, framework by the dispatch probe"
 CANARY_AS = "scaled by the canary's drift between points"
 
 
@@ -102,10 +102,12 @@ def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[
     return c, c, False
 
 
-def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False) -> dict | None:
+def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False, speeds: dict | None = None
+                  ) -> dict | None:
     """drift_scaled: each other point's times scaled to the box's speed at the held-out point over its own, so
     that a box that moved between points is taken out: by the canary's median reading during each point
-    (`canary_ratio`), or with `yardsticks` by the yardsticks' (drift_factors); False: the kernels as measured."""
+    (`canary_ratio`), or with `yardsticks` by the yardsticks' (drift_factors; `speeds`: point_speeds' answer, when
+    the caller has read it); False: the kernels as measured."""
     loaded = load_compose(run.path)
     rows = run.ok[run.ok["execution"] == "eager"] if len(run.ok) else run.ok
     if loaded is None or rows.empty:
@@ -118,7 +120,7 @@ def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False) -> 
     canary = {p["point_id"]: None if pd.isna(p.get("canary_ratio")) else float(p["canary_ratio"])
               for _, p in points.iterrows()}
     dtype = points["dtype"].iloc[0]
-    speeds = point_speeds(run.path) if drift_scaled and yardsticks else None
+    speeds = (speeds or point_speeds(run.path)) if drift_scaled and yardsticks else None
     per_point, kernel_errs, skipped, statuses, ratios, sources = [], {}, [], [], [], set()
     for _, p in points.iterrows():
         pid = p["point_id"]
@@ -159,7 +161,10 @@ def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False) -> 
                               "classes": classes[pid]})
     how = "measured" if not drift_scaled else YARDSTICKS_AS if sources == {True} else CANARY_AS if sources == {
         False} else "scaled by the yardsticks where both points have them, else by the canary's drift"
-    return {**_summarise(per_point, kernel_errs, skipped, statuses, ratios), "kernels_as": how}
+    out = {**_summarise(per_point, kernel_errs, skipped, statuses, ratios), "kernels_as": how}
+    if speeds:
+        out["basis"] += "; the yardsticks' per-round samples (kernel_rounds.csv)"
+    return out
 
 
 def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
@@ -190,8 +195,9 @@ def run_loo(run) -> dict | None:
     if measured is None:
         return None
     out = {"measured": measured, "drift_scaled": leave_one_out(run, True)}
-    if point_speeds(run.path):
-        out["yardstick_scaled"] = leave_one_out(run, True, yardsticks=True)
+    speeds = point_speeds(run.path)
+    if speeds:
+        out["yardstick_scaled"] = leave_one_out(run, True, yardsticks=True, speeds=speeds)
     return out
 
 

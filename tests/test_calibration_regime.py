@@ -15,8 +15,9 @@ def test_a_decode_linear_is_never_interpolated_toward_prefill_matmuls():
     # decode (m=1) slow per FLOP, prefill (m=64) fast: pooled by work, the decode instance would come out too fast
     inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 4e6, 4e-3), Sized("prefill", 64, 1e6, 2e-3),
             Sized("prefill", 64, 4e6, 8e-3)]
-    e = estimate(inst, "decode", 1, 2e6)
-    assert e.status == "interpolated" and e.time_s == pytest.approx(2e-3) and not e.regime_crossed
+    for pool in (False, True):                                    # linears pool the phases: m = 1 is still decode's
+        e = estimate(inst, "decode", 1, 2e6, pool_phases=pool)
+        assert e.status == "interpolated" and e.time_s == pytest.approx(2e-3) and not e.regime_crossed
     only_prefill = estimate(inst[2:], "decode", 1, 2e6)
     assert only_prefill.status == "extrapolated" and only_prefill.regime_crossed
 
@@ -30,6 +31,16 @@ def test_a_linear_at_batch_64_takes_the_64_token_matmul_a_prefill_ran():
     assert apart.status == "extrapolated" and apart.extrapolation_ratio == pytest.approx(4)
     between = estimate(inst, "decode", 32, 1e6, pool_phases=True)  # between 16 (decode) and 64 (prefill)
     assert between.status == "interpolated" and 1.2e-3 < between.time_s < 3e-3
+
+
+def test_pooling_never_reaches_further_than_the_own_phase_and_needs_the_own_phase():
+    inst = [Sized("decode", 4, 1e6, 1e-3), Sized("decode", 4, 4e6, 4e-3), Sized("decode", 64, 1e6, 2e-3),
+            Sized("decode", 64, 4e6, 8e-3), Sized("prefill", 16, 1e6, 1.5e-3)]        # prefill: one weight size
+    e = estimate(inst, "decode", 16, 4e6, pool_phases=True)      # the prefill's m = 16 would extrapolate x4 in n·k
+    assert e.status == "interpolated" and e.extrapolation_ratio == 1.0
+    assert e.time_s == pytest.approx(estimate(inst, "decode", 16, 4e6).time_s)
+    none = estimate(inst[4:], "decode", 16, 1e6, pool_phases=True)   # no decode instance at all: crossed, as ever
+    assert none.status == "extrapolated" and none.regime_crossed
 
 
 def test_beyond_every_calibrated_size_a_linear_keeps_its_own_phase():

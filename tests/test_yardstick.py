@@ -101,3 +101,19 @@ def test_analysis_reads_the_names_bench_writes():
     import analysis.yardstick as a
     import bench.kernels.rounds as b
     assert (a.ROUNDS_FILE, a.DISPATCH) == (b.ROUNDS_FILE, b.DISPATCH)
+
+
+def test_leave_one_out_scales_other_points_kernels_and_framework_by_their_own_yardstick_ratios(tiny_run,
+                                                                                               monkeypatch):
+    import analysis.loo as loo
+    run = load_run(tiny_run)
+    pids = sorted(point_speeds(tiny_run))
+    held = pids[0]
+    speeds = {p: {"kernels": 1.0, "dispatch": 1.0} for p in pids}
+    speeds[held] = {"kernels": 2.0, "dispatch": 3.0}              # the box ran slower at the held-out point
+    calls = []
+    real = loo._scaled
+    monkeypatch.setattr(loo, "_scaled", lambda passes, k, f: calls.append((k, f)) or real(passes, k, f))
+    loo.leave_one_out(run, True, yardsticks=True, speeds=speeds)
+    assert calls and (2.0, 3.0) in calls and (0.5, 1 / 3) in calls    # to the held-out point's speed, and back
+    assert all(c in {(1.0, 1.0), (2.0, 3.0), (0.5, 1 / 3)} for c in calls)

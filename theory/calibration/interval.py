@@ -22,6 +22,7 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
     out = {}
     for cls, d in index.items():
         inst = d["kernel_s"]
+        pool = pools_phases(kernel_class(cls[3:]) if cls.startswith("op:") else cls)   # index keys: class, op:<op>
         tags = sorted({i.tag for i in inst})
         if len(tags) < 2:
             continue
@@ -31,7 +32,7 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
             for i in (i for i in inst if i.tag == tag):
                 if not any(o.regime == i.regime for o in others):
                     continue
-                e = estimate(others, i.regime, i.x0, i.x1, pools_phases(kernel_class(cls.removeprefix("op:"))))
+                e = estimate(others, i.regime, i.x0, i.x1, pool)
                 errs.setdefault(i.regime, []).append(abs(i.time_s / e.time_s - 1))
         for phase, es in errs.items():
             out[(cls, phase)] = {"median": statistics.median(es), "p90": _p90(es), "n": len(es)}

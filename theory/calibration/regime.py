@@ -7,7 +7,9 @@ different kernels with different achieved rates (interpolating a decode linear t
 1.14-2.23x too fast), so an instance is only interpolated from instances of the same phase; when the
 calibration holds none, the other phase's are used and the op is marked `extrapolated` with `regime_crossed`.
 Linears are the exception between calibrated sizes (pools_phases): their first size variable, the tokens per pass,
-already tells the two apart, and decode at batch 64 runs the very matmul a 64-token prefill runs.
+already tells the two apart, and decode at batch 64 runs the very matmul a 64-token prefill runs. They pool only
+where the calibration holds their own phase too, and only where pooling reaches no further beyond the calibrated
+sizes than their own phase's instances do.
 
 Size, per kernel class (one kernel runs every op of a class, so a class pools its ops' instances):
 - linear (q/k/v/o, gate/up/down, fc_in/out, lm_head, router, …): (m, n·k) = tokens per pass and weight elements;
@@ -125,19 +127,28 @@ def _inside(instances: list[Sized], x0: float) -> bool:
 
 def estimate(instances: list[Sized], regime: str, x0: float, x1: float, pool_phases: bool = False) -> Estimate:
     """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class.
-    pool_phases (pools_phases'): every phase's instances where x0 lies within their first-variable range."""
+    pool_phases (pools_phases'): where the calibration holds instances of this regime and x0 lies within every
+    phase's first-variable range, every phase's instances are used, unless that would reach further beyond the
+    calibrated sizes (a larger extrapolation ratio) than this regime's own instances do."""
     same = [i for i in instances if i.regime == regime]
-    if pool_phases and _inside(instances, x0) and len(same) < len(instances):
-        same = list(instances)
-    crossed = not same
-    pool = same or list(instances)
+    if not same:
+        return _from(list(instances), x0, x1, crossed=True)
+    own = _from(same, x0, x1, crossed=False)
+    if pool_phases and len(same) < len(instances) and _inside(instances, x0):
+        pooled = _from(list(instances), x0, x1, crossed=False)
+        if pooled.extrapolation_ratio <= own.extrapolation_ratio:
+            return pooled
+    return own
+
+
+def _from(pool: list[Sized], x0: float, x1: float, crossed: bool) -> Estimate:
     if not pool:
         raise ValueError("no calibrated instance")
     groups: dict[float, list[Sized]] = {}
     for i in pool:
         key = next((g for g in groups if _same(g, i.x0)), i.x0)
         groups.setdefault(key, []).append(i)
-    per_x0, ratio, exact = [], 1.0, True
+    per_x0 = []
     for g, members in groups.items():
         t, r, hit = _along([(m.x1, m.time_s) for m in members], x1)
         per_x0.append((g, t, r, hit))
