@@ -179,8 +179,9 @@ def interleaved_main(a) -> int:
         for i, cal in enumerate(got["around"]):          # what each trajectory's own A-B-A predicts from
             write_json(a.out_dir / f"calibration-around-{i + 1}.json", cal)
     ask = lambda cal: request(cal, spec, a.batch, a.prompt_len, a.generated)
-    pred, first, last = (ask(got[k]) for k in ("pooled", "first", "last"))
-    trajectories = per_trajectory(got["runs"], [ask(c) for c in got["each_gap"]], [ask(c) for c in got["around"]])
+    pred, each_gap = ask(got["pooled"]), [ask(c) for c in got["each_gap"]]
+    first, last = each_gap[0], each_gap[-1]
+    trajectories = per_trajectory(got["runs"], each_gap, [ask(c) for c in got["around"]])
     m = measured(got["runs"])
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
     out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
