@@ -102,12 +102,11 @@ def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[
     return c, c, False
 
 
-def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False, speeds: dict | None = None
-                  ) -> dict | None:
+def leave_one_out(run, drift_scaled: bool = False, speeds: dict | None = None) -> dict | None:
     """drift_scaled: each other point's times scaled to the box's speed at the held-out point over its own, so
     that a box that moved between points is taken out: by the canary's median reading during each point
-    (`canary_ratio`), or with `yardsticks` by the yardsticks' (drift_factors; `speeds`: point_speeds' answer, when
-    the caller has read it); False: the kernels as measured."""
+    (`canary_ratio`), or, given `speeds` (point_speeds'), by the yardsticks' (drift_factors); False: the kernels
+    as measured."""
     loaded = load_compose(run.path)
     rows = run.ok[run.ok["execution"] == "eager"] if len(run.ok) else run.ok
     if loaded is None or rows.empty:
@@ -120,7 +119,7 @@ def leave_one_out(run, drift_scaled: bool = False, yardsticks: bool = False, spe
     canary = {p["point_id"]: None if pd.isna(p.get("canary_ratio")) else float(p["canary_ratio"])
               for _, p in points.iterrows()}
     dtype = points["dtype"].iloc[0]
-    speeds = (speeds or point_speeds(run.path)) if drift_scaled and yardsticks else None
+    speeds = speeds if drift_scaled else None
     per_point, kernel_errs, skipped, statuses, ratios, sources = [], {}, [], [], [], set()
     for _, p in points.iterrows():
         pid = p["point_id"]
@@ -197,7 +196,7 @@ def run_loo(run) -> dict | None:
     out = {"measured": measured, "drift_scaled": leave_one_out(run, True)}
     speeds = point_speeds(run.path)
     if speeds:
-        out["yardstick_scaled"] = leave_one_out(run, True, yardsticks=True, speeds=speeds)
+        out["yardstick_scaled"] = leave_one_out(run, True, speeds=speeds)
     return out
 
 

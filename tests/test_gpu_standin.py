@@ -48,6 +48,10 @@ def test_standin_run_takes_every_cuda_branch(cuda_run):
     kernels = read_csv(cuda_run / "kernels.csv")              # kernels timed through the device seam
     assert kernels and {k["dtype"] for k in kernels} == {"bf16"}
     assert {k["source"] for k in kernels} == {"paired"}        # rounds between the repeats, on the device's timer
+    rounds = [r for r in read_csv(cuda_run / "kernel_rounds.csv") if r["kind"] == "yardstick"]
+    names = {r["name"] for r in rounds}                        # the yardsticks through the CUDA branch, in bf16
+    assert "dispatch" in names and len(names) == 4 and all("|bf16|" in n for n in names - {"dispatch"})
+    assert all(float(r["sample_s"]) > 0 for r in rounds)
     report = (cuda_run / "report.md").read_text()
     assert "no datasheet: device name 'FAKE-CUDA stand-in 0'" in report
     assert "kernel (device) time vs roofline" in report

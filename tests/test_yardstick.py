@@ -89,7 +89,7 @@ def test_the_tiny_run_keeps_yardsticks_and_leave_one_out_scales_by_them(tiny_run
     speeds = point_speeds(tiny_run)
     assert set(speeds) == eager and all(s["kernels"] > 0 and s["dispatch"] > 0 for s in speeds.values())
     run = load_run(tiny_run)
-    scaled = leave_one_out(run, drift_scaled=True, yardsticks=True)
+    scaled = leave_one_out(run, drift_scaled=True, speeds=speeds)
     assert scaled is not None and scaled["kernels_as"] == YARDSTICKS_AS
     assert leave_one_out(run, drift_scaled=True)["kernels_as"] == CANARY_AS
     assert leave_one_out(run)["kernels_as"] == "measured"
@@ -114,6 +114,6 @@ def test_leave_one_out_scales_other_points_kernels_and_framework_by_their_own_ya
     calls = []
     real = loo._scaled
     monkeypatch.setattr(loo, "_scaled", lambda passes, k, f: calls.append((k, f)) or real(passes, k, f))
-    loo.leave_one_out(run, True, yardsticks=True, speeds=speeds)
+    loo.leave_one_out(run, True, speeds=speeds)
     assert calls and (2.0, 3.0) in calls and (0.5, 1 / 3) in calls    # to the held-out point's speed, and back
     assert all(c in {(1.0, 1.0), (2.0, 3.0), (0.5, 1 / 3)} for c in calls)
