@@ -152,8 +152,9 @@ def class_ops(ops: pd.DataFrame, df: pd.DataFrame, members: pd.DataFrame, n: int
 def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     """Per class: the median share of each level over its points with the 95% interval of that median (order
     statistics; the range below six points; the roofline's and kernel gap's widened by the points' own ranges,
-    as the module says), the cause (the largest median gap beyond the roofline), whether its
-    interval is clear of the runner-up's, and how many of the class's points have that piece as their own largest."""
+    as the module says), the cause (the piece largest at more than half of its points, else the two largest at
+    most points together), how many of the class's points have it as their own largest and at how many that lead
+    exceeds the point's noise, and whether its interval is clear of the runner-up's."""
     if pts.empty:
         return pd.DataFrame()
     rows = []
@@ -166,15 +167,20 @@ def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.Da
         for piece in ("roofline", "kernel_gap"):
             if f"{piece}_unscaled_share" in g:
                 rec[f"{piece}_unscaled_share"] = float(g[f"{piece}_unscaled_share"].median())
-        ranked = sorted(PIECES, key=lambda k: (-abs(rec[f"{k}_share"]), PIECES.index(k)))
-        rec["runner_up"] = ranked[1]
-        rec["cause_clear"] = not _overlap(rec, ranked[0], ranked[1])    # its interval clear of the runner-up's
-        # not clear: the two are named together, in PIECES order, so that which of two pieces inside each other's
-        # interval comes out on top (noise) does not change what the class says
+        # the cause: the piece that is the largest at more than half of the class's points; where none is, the two
+        # largest at most points, named together in PIECES order (which of them leads is then the points' noise).
+        # Not the class medians' intervals: a class mixes shapes, so they overlap where 13 of 14 points agree
+        led = g["largest"].value_counts()
+        ranked = sorted(PIECES, key=lambda k: (-int(led.get(k, 0)), -abs(rec[f"{k}_share"]), PIECES.index(k)))
+        rec["cause_clear"] = 2 * int(led.get(ranked[0], 0)) > len(g)
         named = [ranked[0]] if rec["cause_clear"] else sorted(ranked[:2], key=PIECES.index)
         rec["cause"] = " ≈ ".join(named)
-        rec["runner_up"] = ranked[len(named)]                          # the largest piece not named
+        rest = sorted((k for k in PIECES if k not in named), key=lambda k: (-abs(rec[f"{k}_share"]), PIECES.index(k)))
+        rec["runner_up"] = rest[0]                                     # the largest piece not named
         rec["cause_agree"] = int(g["largest"].isin(named).sum())
+        rec["cause_points"] = {k: int(led.get(k, 0)) for k in named}    # points each named piece leads
+        rec["cause_beyond_noise"] = int((g["largest"].isin(named) & g["largest_named"]).sum())
+        rec["cause_interval_clear"] = not _overlap(rec, named[0], rest[0]) if rec["cause_clear"] else False
         rec["top_ops"] = class_ops(ops, df, g)
         rec["within_noise"] = int((~g["residual_named"]).sum())
         rows.append(rec)

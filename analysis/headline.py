@@ -91,7 +91,10 @@ def class_rows(classes: pd.DataFrame) -> list[dict]:
     keys = [f"{p}_share{s}" for p in ("roofline", "kernel_gap", "framework", "residual") for s in ("", "_low", "_high")]
     return [{"point_class": r["point_class"], "points": int(r["points"]), **{k: float(r[k]) for k in keys},
              "top_ops": list(r["top_ops"]), "cause": r["cause"], "cause_agree": int(r["cause_agree"]),
-             "runner_up": r["runner_up"], "cause_clear": bool(r["cause_clear"])}
+             "runner_up": r["runner_up"], "cause_clear": bool(r["cause_clear"]),
+             "cause_points": {k: int(v) for k, v in r["cause_points"].items()},
+             "cause_beyond_noise": int(r["cause_beyond_noise"]),
+             "cause_interval_clear": bool(r["cause_interval_clear"])}
             for _, r in classes.iterrows()]
 
 

@@ -28,11 +28,14 @@ def cause_words(cause: str) -> str:
     return " ≈ ".join(PIECE_WORDS.get(p, p) for p in cause.split(" ≈ "))
 
 
-def _cause_cell(c: dict) -> str:
+def cause_cell(c: dict) -> str:
+    beyond = c.get("cause_beyond_noise")
+    noise = "" if beyond is None else f", beyond noise at {beyond}"
     if c["cause_clear"]:
-        return f"{cause_words(c['cause'])} ({c['cause_agree']} of {c['points']} points)"
-    return (f"{cause_words(c['cause'])}, not told apart: their intervals overlap ({c['cause_agree']} of "
-            f"{c['points']} points have one of them largest)")
+        return f"{cause_words(c['cause'])} (largest at {c['cause_agree']} of {c['points']} points{noise})"
+    each = " and ".join(str(v) for v in (c.get("cause_points") or {}).values())
+    return (f"{cause_words(c['cause'])}, not told apart: neither is largest at more than half of the "
+            f"{c['points']} points ({each or c['cause_agree']}{noise})")
 
 
 def _loo_phases(phases: dict) -> str:
@@ -97,7 +100,7 @@ def first_screen_md(fs: dict) -> list[str]:
             ops = ", ".join(f"{o['op']} {_pct(o['gap_share'])}" for o in c["top_ops"])
             lines.append(f"| {c['point_class']} | {c['points']} | {_share(c, 'roofline')} | {_share(c, 'kernel_gap')}"
                          f"{f' ({ops})' if ops else ''} | {_share(c, 'framework')} | {_share(c, 'residual')} | "
-                         f"{_cause_cell(c)} |")
+                         f"{cause_cell(c)} |")
         pp = fs["per_point"]
         lines += ["", f"**Per point**: {pp['within_noise']} of {pp['point_phases']} point × phase pairs match their "
                   f"composition within noise (the larger of their own interval and the run's repeat-to-repeat spread "

@@ -52,15 +52,18 @@ def class_section(a) -> list[str]:
              "from the shape alone, so every run of a sweep puts a point in the same class. Shares are of measured "
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
-             "cause is the largest median gap beyond the roofline; where the runner-up's interval overlaps its, "
-             "the two are named together (\"kernel gap ≈ framework\"): which of them comes out on top is then noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
+             "cause is the piece beyond the roofline that is the largest at more than half of the class's points; where "
+             "no piece is, the two largest at most points are named together (\"kernel gap ≈ framework\"): which of "
+             "them leads is then the points' noise. Beside it, at how many points that lead exceeds the point's own "
+             "noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
              "what the start and the end ceilings imply (docs/report.md).",
              ""]
     for _, c in a.classes.iterrows():
         ops = ", ".join(f"{o['op']} {o['gap_share']:.0%}" for o in c["top_ops"]) or "none"
         lines.append(f"- **{c['point_class']}** ({c['points']} points): {cause_words(c['cause'])} "
                      f"{'leads' if c['cause_clear'] else '(not told apart) lead'} in "
-                     f"{c['cause_agree']} of {c['points']} points; the kernel gap's largest ops (share of measured, "
+                     f"{c['cause_agree']} of {c['points']} points ({c['cause_beyond_noise']} beyond noise); the "
+                     f"kernel gap's largest ops (share of measured, "
                      f"median over points): {ops}; {c['within_noise']} of {c['points']} match their composition "
                      f"within noise. Points: {c['names']}.")
     lines += ["", f"Noise: the run's repeat-to-repeat spread of measured/composed is "
