@@ -1,8 +1,9 @@
 """Where the time goes by point class, and which causes survive the run's noise.
 
 A point class is phase × width band × bound: the width band compares the point's hidden size with the sweep's
-base width (sweep.json `defaults`, else the median width), the bound is theory's (memory vs compute, as run). Both
-come from the shape and theory alone, so a point is in the same class in every run of a sweep.
+base width (sweep.json `defaults`, else the median width), the bound is theory's (memory vs compute, as run) with
+the run's measured ceilings, read at a reference ridge (reference_ridge_scale: the datasheet's, or this box's for a
+CPU), so that both come from the shape: a point is in the same class in every run of a sweep on one device kind.
 
 Per point and phase (all its rows summed): the measured decomposition's shares of measured time (roofline, kernel
 gap, framework, residual; analysis/decompose.py) and measured/composed with its interval. Noise: the larger of the
@@ -29,6 +30,28 @@ LEVEL_COLS = {"roofline": "roofline_s", "kernel_gap": "kernel_gap_s", "framework
 SHAPE = ["model", "hidden_size", "num_hidden_layers", "batch", "prompt_len", "generated", "attention", "cache"]
 IQR_TO_SD = 1.349                                          # IQR of a normal distribution in standard deviations
 ROOF_RANGE = ("roofline_low_s", "roofline_high_s", "roofline_unscaled_s")     # analysis/roofscale.py
+RIDGE_COLS = ["device", "ridge_flops_per_byte", "datasheet_ridge_flops_per_byte"]      # analysis/join.py
+# The ridge (peak FLOPs / DRAM bandwidth) a point's bound is read against where the device has no datasheet: the
+# median of the nine committed default runs' measured fp32 ridges on this project's 2-core CPU box (4.04-5.87,
+# 2026-11-23 to 2026-12-02), so that a class does not move with one run's ceilings. Another CPU's classes are then
+# read against this box's ridge (the class name says memory- or compute-bound relative to it).
+REFERENCE_RIDGE_FLOPS_PER_BYTE = {"cpu": 4.46}
+
+
+def reference_ridge_scale(p: pd.DataFrame) -> pd.Series | float:
+    """Per point: the reference ridge / the run's measured ridge, so that theory's memory time (against the run's
+    ceilings) compared with its compute time reads the bound at the reference ridge: the datasheet's where the
+    device has one, else REFERENCE_RIDGE_FLOPS_PER_BYTE's for its kind; 1 (the run's own ceilings) without either.
+    Why: the ratio of the measured ceilings moves between runs of one sweep (20261202T111615Z's start ceilings had a
+    ridge of 5.87 against 4.19 in the run before it), and four point × phase pairs near the ridge changed class."""
+    if "ridge_flops_per_byte" not in p:
+        return 1.0
+    own = pd.to_numeric(p["ridge_flops_per_byte"], errors="coerce")
+    sheet = pd.to_numeric(p["datasheet_ridge_flops_per_byte"], errors="coerce") \
+        if "datasheet_ridge_flops_per_byte" in p else pd.Series(np.nan, index=p.index)
+    kind = p["device"].map(REFERENCE_RIDGE_FLOPS_PER_BYTE) if "device" in p else pd.Series(np.nan, index=p.index)
+    ref = sheet.fillna(kind)
+    return (ref / own).where(own > 0).fillna(1.0)
 
 
 def base_width(run, df: pd.DataFrame) -> int:
@@ -80,11 +103,12 @@ def point_table(df: pd.DataFrame, ops: pd.DataFrame, noise: dict, base: int) -> 
     for c in ("time_ci_low_s", "time_ci_high_s"):
         if c in d:
             agg[c] = (c, "sum")
-    shape = [c for c in SHAPE if c in d]
+    shape = [c for c in SHAPE + RIDGE_COLS if c in d]
     p = d.groupby(["point_id", "phase"], sort=True).agg(**agg, **{c: (c, "first") for c in shape},
                                                        rows=("step", "size")).reset_index()
     p["name"] = [point_name(r) for _, r in p.iterrows()]
-    p["bound"] = np.where(p["predicted_memory_s"] >= p["predicted_compute_s"], "memory", "compute")
+    p["bound"] = np.where(p["predicted_memory_s"] * reference_ridge_scale(p) >= p["predicted_compute_s"], "memory",
+                          "compute")
     p["point_class"] = [point_class(r, base) for _, r in p.iterrows()]
     for piece, col in LEVEL_COLS.items():
         p[f"{piece}_share"] = p[col] / p["measured_time_s"]

@@ -141,3 +141,12 @@ def test_a_mixed_class_whose_points_mostly_agree_names_their_cause_though_its_sp
     assert c["cause_beyond_noise"] <= c["cause_agree"]
     fs_line = cause_cell(c.to_dict())
     assert "largest at 13 of 14 points" in fs_line and "beyond noise at" in fs_line
+
+def test_a_point_near_the_ridge_keeps_its_class_when_the_measured_ceilings_ratio_moves():
+    # the same shape in two runs: theory's memory/compute ratio scales with the measured ridge (peak / DRAM bandwidth)
+    # of each run's ceilings, 4.19 and 5.87 FLOPs/byte in 20261202T110836Z and 111615Z
+    def bound(ridge):
+        r = {**_rows(0.0, "a"), "device": "cpu", "ridge_flops_per_byte": ridge,
+             "predicted_memory_s": 0.76e-4 * ridge / 4.19, "predicted_compute_s": 1e-4}
+        return point_table(pd.DataFrame([r]), pd.DataFrame(), {"repeat_rel": 0.09}, 512).iloc[0]["bound"]
+    assert bound(4.19) == bound(5.87) == "compute"

@@ -93,7 +93,8 @@ def first_screen_md(fs: dict) -> list[str]:
     if fs["classes"]:
         lines += ["**Where the time goes** (share of measured time per point class: median over its points "
                   "[95% interval of that median]; the roofline in the point's own seconds, its ceilings scaled by the "
-                  "canary; cause = the largest gap beyond the roofline, with the points that agree):", "",
+                  "canary; cause = the gap beyond the roofline that is largest at more than half of the class's points, "
+                  "else the two leading at most points, together):", "",
                   "| class | points | roofline | kernel gap (top ops) | framework | residual | cause |",
                   "|---|---|---|---|---|---|---|"]
         for c in fs["classes"]:

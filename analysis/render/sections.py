@@ -49,7 +49,8 @@ def class_section(a) -> list[str]:
     n = a.noise
     lines = ["## Where the time goes, per class", "",
              "A class is phase × width against the sweep's base width × theory's bound (memory or compute, as run): "
-             "from the shape alone, so every run of a sweep puts a point in the same class. Shares are of measured "
+             "from the shape alone (the bound read at a fixed ridge: the datasheet's, or for a CPU this project's box's, "
+             "docs/report.md), so every run of a sweep puts a point in the same class. Shares are of measured "
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
              "cause is the piece beyond the roofline that is the largest at more than half of the class's points; where "
