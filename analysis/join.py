@@ -74,9 +74,9 @@ def join(run) -> pd.DataFrame:
                 rec["predicted_memory_s"] = sum(o.memory_s for o in p.ops)
                 rec["theory_op_instances"] = sum(o.op.count for o in p.ops)
                 rec["working_set_bytes"] = p.weight_bytes + p.kv_cache_bytes
-                rec["ridge_flops_per_byte"] = hw.peak(r["dtype"]) / hw.memory_bandwidth_bytes_per_s
+                rec["ridge_flops_per_byte"] = hw.ridge(r["dtype"])
             if label == "datasheet":
-                rec["datasheet_ridge_flops_per_byte"] = hw.peak(r["dtype"]) / hw.memory_bandwidth_bytes_per_s
+                rec["datasheet_ridge_flops_per_byte"] = hw.ridge(r["dtype"])
         tokens = int(r["prompt_len"]) if r["phase"] == "prefill" else int(r["context_len"]) + 1
         rec["kv_cache_bytes_theory"] = kv_cache_bytes(
             spec, int(r["batch"]), tokens, r["dtype"], "static" if r["kv_update"] == "static" else "dynamic",

@@ -61,6 +61,10 @@ class HardwareSpec:
         """Peak for element-wise work (norms, softmax, adds): the fp32 rate where listed."""
         return self.peak_flops_per_s.get("fp32") or self.peak(dtype)
 
+    def ridge(self, dtype: str) -> float:
+        """FLOPs per DRAM byte where compute and memory time meet, at this dtype's peak."""
+        return self.peak(dtype) / self.memory_bandwidth_bytes_per_s
+
     @property
     def ridge_flops_per_byte(self) -> dict[str, float]:
         return {k: v / self.memory_bandwidth_bytes_per_s for k, v in self.peak_flops_per_s.items()}
