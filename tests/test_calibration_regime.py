@@ -1,5 +1,7 @@
 """Issue 21: kernels interpolated within their regime over the rate's variables, the framework fitted over depths,
 calibrations merged, the run archive, leave-one-out classes (synthetic data, nothing timed)."""
+import math
+
 import pandas as pd
 import pytest
 
@@ -53,12 +55,22 @@ def test_only_linears_pool_the_phases():
     assert pools_phases("linear") and not any(pools_phases(c) for c in ("norm", "attn_core", "rotary", "kv_update"))
 
 
-def test_extrapolation_is_marked_with_how_far_and_follows_the_clipped_local_slope():
-    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 2e-3)]
+def test_extrapolation_is_marked_with_how_far_and_below_the_sizes_follows_the_clipped_local_slope():
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 1.2e-3)]
+    e = estimate(inst, "decode", 1, 0.25e6)
+    assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4)
+    assert e.time_s == pytest.approx(1e-3 * 0.25 ** math.log2(1.2))
+    rising = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 0.5e-3)]  # time falling with size: held
+    assert estimate(rising, "decode", 1, 0.25e6).time_s == pytest.approx(1e-3)
+
+
+def test_beyond_the_largest_calibrated_size_its_achieved_rate_is_kept():
+    # the local slope between two small, overhead-bound sizes (here 0.26) would carry that overhead's flat time far
+    # beyond them; above the calibrated sizes the time grows with the work from the largest one instead
+    inst = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 1.2e-3)]
     e = estimate(inst, "decode", 1, 8e6)
-    assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4) and e.time_s == pytest.approx(8e-3)
-    flat = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 0.5e-3)]     # time falling with size: held
-    assert estimate(flat, "decode", 1, 8e6).time_s == pytest.approx(0.5e-3)
+    assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4)
+    assert e.time_s == pytest.approx(4.8e-3)
 
 
 def test_linears_share_one_kernel_class_and_norms_another():

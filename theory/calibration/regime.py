@@ -17,10 +17,13 @@ Size, per kernel class (one kernel runs every op of a class, so a class pools it
   head_dim);
 - norms (input, post-attention, final: one `norm` class) by bytes moved; everything else (rotary, act·mul, adds, cache update, embedding, repeat_kv): (bytes moved, 1).
 Inside the calibrated sizes the time is piecewise linear in log-log, first along the second variable within each
-calibrated value of the first, then along the first. Beyond them it follows the local log-log slope of the two
-nearest calibrated sizes, clipped to [0, 1] (time never falls with size, and never grows faster than the work:
-a single size keeps its achieved rate). How far beyond is kept as a ratio (target / nearest calibrated size, ≥ 1,
-the largest over both variables; 1.0 inside).
+calibrated value of the first, then along the first. Below the smallest calibrated size it follows the local
+log-log slope of the two smallest, clipped to [0, 1] (time never falls with size, and never grows faster than the
+work). Above the largest it keeps the largest size's achieved rate (time grows with the work): the local slope
+between two sizes that are still overhead-bound is flat, and carried upward it made large instances far too fast
+(batch-64 decode from batch 16: attention core −51%, cache update −81%, norms −53%, 20261202T111615Z; scored on
+every committed run in docs/calibration.md). How far beyond is kept as a ratio (target / nearest calibrated size,
+≥ 1, the largest over both variables; 1.0 inside).
 """
 import math
 from dataclasses import dataclass
@@ -82,7 +85,8 @@ def _same(a: float, b: float) -> bool:
 
 
 def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool]:
-    """Time at x from (x, time) points: piecewise log-log inside; the clipped local slope beyond.
+    """Time at x from (x, time) points: piecewise log-log inside; the clipped local slope below; the largest
+    size's rate above.
     Returns (time, extrapolation ratio ≥ 1, exact hit)."""
     merged: list[list] = []
     for px, t in sorted(p for p in pts if p[0] > 0 and p[1] > 0):
@@ -102,7 +106,7 @@ def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool
     if x < pts[0][0] or x > pts[-1][0]:
         end, nxt = (pts[0], pts[1] if len(pts) > 1 else None) if x < pts[0][0] else \
                    (pts[-1], pts[-2] if len(pts) > 1 else None)
-        s = 1.0 if nxt is None else slope(*sorted((end, nxt)))
+        s = 1.0 if nxt is None or x > end[0] else slope(*sorted((end, nxt)))
         return end[1] * (x / end[0]) ** s, max(x / end[0], end[0] / x), False
     for a, b in zip(pts, pts[1:]):
         if a[0] < x < b[0]:
