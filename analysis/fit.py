@@ -51,11 +51,16 @@ def calibrated_time(df: pd.DataFrame, c: dict) -> pd.Series:
     return c["k_mem"] * df["predicted_memory_s"] + c["k_comp"] * df["predicted_compute_s"] + c["tau_s"] * df["n_dispatch"]
 
 
-def in_cache(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
-    """Working set (weights + cache) fits the last-level cache and the pass beat the DRAM roofline."""
+def fits_llc(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
+    """Working set (weights + cache) within the last-level cache the system reports (run.json ceilings)."""
     if not llc_bytes:
         return pd.Series(False, index=df.index)
-    return (df["working_set_bytes"] <= llc_bytes) & (df["measured_time_s"] < df[ROOF])
+    return df["working_set_bytes"] <= llc_bytes
+
+
+def in_cache(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
+    """Working set (weights + cache) fits the last-level cache and the pass beat the DRAM roofline."""
+    return fits_llc(df, llc_bytes) & (df["measured_time_s"] < df[ROOF])
 
 
 def regime(df: pd.DataFrame, tau: float) -> pd.Series:
@@ -84,6 +89,7 @@ def fit_and_score(joined: pd.DataFrame, llc_bytes: int | None) -> tuple[pd.DataF
     returns the per-phase summary (τ per phase: prefill and decode dispatch different mixes of ops)."""
     df = joined.copy()
     df["in_cache"] = in_cache(df, llc_bytes)
+    df["fits_llc"] = fits_llc(df, llc_bytes)
     summary = {}
     for phase in ("prefill", "decode"):
         sel = df["phase"] == phase

@@ -3,6 +3,7 @@ behind it. Every flag is a dict {kind, message, ...figures}."""
 import numpy as np
 import pandas as pd
 
+from analysis.compose import partly_resident
 from analysis.intervals import excludes, ratio_interval, slope_interval
 from analysis.kvmem import kv_table, slope, slope_se
 from analysis.names import names_by_id, point_name
@@ -195,6 +196,25 @@ def in_cache_flags(df: pd.DataFrame) -> list[dict]:
              "point_ids": sorted(hits["point_id"].unique().tolist())}]
 
 
+def partly_resident_flags(df: pd.DataFrame) -> list[dict]:
+    """One flag for the points whose working set fits the last-level cache while their kernels were timed from
+    DRAM (analysis/compose.py partly_resident): their composition assumes every pass streams its weights from
+    DRAM, and the model may keep part of them in the cache."""
+    rows = partly_resident(df[df["composed_time_s"].notna()]) if "composed_time_s" in df else df.iloc[0:0]
+    if rows.empty:
+        return []
+    names = names_by_id(df)
+    ids = sorted(rows["point_id"].unique(), key=lambda p: names.get(p, p))
+    dec = rows[rows["phase"] == "decode"].groupby("point_id")["composed_ratio"].median()
+    seen = f"; measured / composed in decode here {dec.min():.2f}-{dec.max():.2f}" if len(dec) else ""
+    return [{"kind": "partly_resident", "points": ids,
+             "message": f"{len(ids)} point(s) fit the last-level cache by their weights and cache "
+             f"({rows['working_set_bytes'].max() / 2**20:.1f} MiB at most) but stream more than half of its "
+             f"effective size, so their kernels were timed from DRAM: the model may keep part of its weights in "
+             f"the cache between passes, by as much as what else shares the cache allows{seen}; "
+             f"points: {', '.join(names.get(p, p) for p in ids)}"}]
+
+
 def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:
     """One flag for the dynamic caches (the worst point's decomposition), one for the static control."""
     table = kv_table(df)
@@ -279,5 +299,5 @@ def all_flags(df: pd.DataFrame, points: pd.DataFrame, device_kind: str,
               samples: pd.DataFrame | None = None) -> tuple[list[dict], pd.DataFrame]:
     kv, table = kv_flags(df, device_kind)
     flags = (launch_floor_flags(points) + depth_flags(points) + context_growth_flags(df, samples=samples)
-             + attention_impl_flags(points) + kv + in_cache_flags(df) + noisy_flags(df))
+             + attention_impl_flags(points) + kv + in_cache_flags(df) + partly_resident_flags(df) + noisy_flags(df))
     return flags, table

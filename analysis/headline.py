@@ -83,6 +83,8 @@ def accuracy(summary: dict, extra: dict) -> dict:
         c = s.get("composed") or {}
         out[phase] = {"composed_median_abs_error": c.get("median_abs_error"),
                       "composed_p90_abs_error": c.get("p90_abs_error"), "points": c.get("points", s.get("points")),
+                      "partly_resident_points": c.get("partly_resident_points", 0),
+                      "without_partly_resident": c.get("without_partly_resident"),
                       "roofline_median_abs_error": s["before_fit"]["median_abs_error"]}
     return {"phases": out, "loo": extra.get("loo")}
 

@@ -65,6 +65,15 @@ def _not_composed_text(fs: dict) -> str:
     return f" ({n} point(s) measured ok not composed: *Not composed* says why)" if n and not fs.get("kernel_absence") else ""
 
 
+def _partly_text(v: dict) -> str:
+    """The points that fit the LLC but were timed from DRAM (flag partly_resident), and the figure without them."""
+    n, rest = v.get("partly_resident_points") or 0, v.get("without_partly_resident")
+    if not n or not rest:
+        return ""
+    return (f"; {n} of them fit the LLC but were timed from DRAM, flag partly_resident: without them "
+            f"{_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}")
+
+
 def first_screen_md(fs: dict) -> list[str]:
     w = fs["what_ran"]
     failed = f", {w['points_failed']} failed" if w["points_failed"] else ", none failed"
@@ -82,8 +91,8 @@ def first_screen_md(fs: dict) -> list[str]:
     lines += [f"| {s['name']} | {_ms(s['ttft_s'])} | {_rate(s['prefill_tokens_per_s'])} | {_ms(s['tpot_s'])} | "
               f"{_rate(s['decode_tokens_per_s'])} |" for s in fs["speed"]]
     acc = fs["accuracy"]
-    comp = [f"{ph} {_pct(v['composed_median_abs_error'])} / {_pct(v['composed_p90_abs_error'])} ({v['points']} points)"
-            for ph, v in acc["phases"].items() if not is_missing(v["composed_median_abs_error"])]
+    comp = [f"{ph} {_pct(v['composed_median_abs_error'])} / {_pct(v['composed_p90_abs_error'])} ({v['points']} points"
+            f"{_partly_text(v)})" for ph, v in acc["phases"].items() if not is_missing(v["composed_median_abs_error"])]
     roof = [f"{ph} {_pct(v['roofline_median_abs_error'])}" for ph, v in acc["phases"].items()]
     lines += ["", "**How well predicted** (|measured / predicted − 1|, median / p90 over points): composed from "
               "kernels timed alone + the framework at tiny shapes, nothing fitted: "
