@@ -56,8 +56,9 @@ def partly_resident(df: pd.DataFrame) -> pd.DataFrame:
     kernels were timed from DRAM, copies rotated (bench/kernels/point.py: a model streaming more than half the
     effective LLC is timed so). Between passes such a model keeps part of its weights in the cache, and how much
     depends on what else shares it: in the two back-to-back default runs of 2026-12-02 15:54 and 16:00 UTC (a fast,
-    quiet box) every d=256 point (20-23 MiB streamed per decode pass, 32 MiB LLC) measured 0.57-0.78 of its
-    composition, while in the noisier runs of that morning the same points read 0.75-1.13."""
+    quiet box) every d=256 point (20-23 MiB streamed per decode pass, 32 MiB LLC) measured 0.55-0.75 of its
+    composition (median over its decode steps), while in the nine committed default runs before them the points so
+    flagged read 0.58-1.18."""
     if "fits_llc" not in df or "kernels_cache_state" not in df:
         return df.iloc[0:0]
     return df[df["fits_llc"].fillna(False).astype(bool) & (df["kernels_cache_state"] == "dram")]
