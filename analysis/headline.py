@@ -94,6 +94,7 @@ def class_rows(classes: pd.DataFrame) -> list[dict]:
     return [{"point_class": r["point_class"], "points": int(r["points"]), **{k: float(r[k]) for k in keys},
              "top_ops": list(r["top_ops"]), "cause": r["cause"], "cause_agree": int(r["cause_agree"]),
              "runner_up": r["runner_up"], "cause_clear": bool(r["cause_clear"]),
+             "cause_majority": bool(r["cause_majority"]), "cause_sizes_mutual": bool(r["cause_sizes_mutual"]),
              "cause_points": {k: int(v) for k, v in r["cause_points"].items()},
              "cause_beyond_noise": int(r["cause_beyond_noise"]),
              "cause_interval_clear": bool(r["cause_interval_clear"])}

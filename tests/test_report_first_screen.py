@@ -142,6 +142,18 @@ def test_a_mixed_class_whose_points_mostly_agree_names_their_cause_though_its_sp
     fs_line = cause_cell(c.to_dict())
     assert "largest at 13 of 14 points" in fs_line and "beyond noise at" in fs_line
 
+def test_a_majority_whose_size_is_not_told_apart_from_the_next_piece_names_both():
+    # 4 of 7 points kernel-gap led, yet the class's kernel gap and framework each lie inside the other's interval
+    # (prefill at d<512 of 20261202T110836Z: 23% [14%, 28%] against 21% [18%, 41%]): which leads is the points' noise
+    gaps = [(0.24, 0.20), (0.26, 0.21), (0.23, 0.22), (0.25, 0.20), (0.18, 0.26), (0.20, 0.27), (0.19, 0.25)]
+    c = _class_of(gaps, noise=0.01)
+    assert c["cause_points"] == {"kernel_gap": 4, "framework": 3}
+    assert c["cause"] == "kernel_gap ≈ framework" and not c["cause_clear"]
+    assert c["cause_majority"] and c["cause_sizes_mutual"]
+    assert "largest at 4 and 3 of the 7 points, their class medians each inside the other's interval" in cause_cell(
+        c.to_dict())
+
+
 def test_a_point_near_the_ridge_keeps_its_class_when_the_measured_ceilings_ratio_moves():
     # the same shape in two runs: theory's memory/compute ratio scales with the measured ridge (peak / DRAM bandwidth)
     # of each run's ceilings, 4.19 and 5.87 FLOPs/byte in 20261202T110836Z and 111615Z

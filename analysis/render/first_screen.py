@@ -34,6 +34,9 @@ def cause_cell(c: dict) -> str:
     if c["cause_clear"]:
         return f"{cause_words(c['cause'])} (largest at {c['cause_agree']} of {c['points']} points{noise})"
     each = " and ".join(str(v) for v in (c.get("cause_points") or {}).values())
+    if c.get("cause_majority"):
+        return (f"{cause_words(c['cause'])}, not told apart: largest at {each} of the {c['points']} points, their "
+                f"class medians each inside the other's interval{noise}")
     return (f"{cause_words(c['cause'])}, not told apart: neither is largest at more than half of the "
             f"{c['points']} points ({each or c['cause_agree']}{noise})")
 
@@ -102,8 +105,8 @@ def first_screen_md(fs: dict) -> list[str]:
     if fs["classes"]:
         lines += ["**Where the time goes** (share of measured time per point class: median over its points "
                   "[95% interval of that median]; the roofline in the point's own seconds, its ceilings scaled by the "
-                  "canary; cause = the gap beyond the roofline that is largest at more than half of the class's points, "
-                  "else the two leading at most points, together):", "",
+                  "canary; cause = the gap beyond the roofline that is largest at more than half of the class's points "
+                  "and told apart from the next, else the two leading at most points, together):", "",
                   "| class | points | roofline | kernel gap (top ops) | framework | residual | cause |",
                   "|---|---|---|---|---|---|---|"]
         for c in fs["classes"]:

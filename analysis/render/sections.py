@@ -53,8 +53,9 @@ def class_section(a) -> list[str]:
              "docs/report.md), so every run of a sweep puts a point in the same class. Shares are of measured "
              "time, each point's rows summed (the measured decomposition, not a fit); the interval is the 95% "
              "interval of the median over the class's points (order statistics; the range below six points). The "
-             "cause is the piece beyond the roofline that is the largest at more than half of the class's points; where "
-             "no piece is, the two largest at most points are named together (\"kernel gap ≈ framework\"): which of "
+             "cause is the piece beyond the roofline that is the largest at more than half of the class's points, unless "
+             "its class median and the next piece's lie each inside the other's interval; where no piece is, or they "
+             "do, the two largest at most points are named together (\"kernel gap ≈ framework\"): which of "
              "them leads is then the points' noise. Beside it, at how many points that lead exceeds the point's own "
              "noise.", "", f"The {SCALE_LINE}; the roofline's and kernel gap's intervals also hold "
              "what the start and the end ceilings imply (docs/report.md).",
