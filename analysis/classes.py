@@ -224,7 +224,9 @@ def _abs_interval(low: float, high: float) -> tuple[float, float]:
 
 
 def _mutual(rec: dict, a: str, b: str) -> bool:
-    """Does each piece's median size lie inside the other's interval (a residual counts by its size)?"""
+    """Does each piece's median size lie inside the other's interval (a residual counts by its size)? class_table
+    asks it of the piece leading at most points and the one leading at the next most (ties by size), the two it
+    would name together."""
     (a_lo, a_hi), (b_lo, b_hi) = (_abs_interval(rec[f"{k}_share_low"], rec[f"{k}_share_high"]) for k in (a, b))
     a_v, b_v = abs(rec[f"{a}_share"]), abs(rec[f"{b}_share"])
     return b_lo <= a_v <= b_hi and a_lo <= b_v <= a_hi

@@ -59,9 +59,11 @@ def partly_resident(df: pd.DataFrame) -> pd.DataFrame:
     quiet box) every d=256 point (20-23 MiB streamed per decode pass, 32 MiB LLC) measured 0.55-0.75 of its
     composition (median over its decode steps), while in the nine committed default runs before them the points so
     flagged read 0.58-1.18."""
-    if "fits_llc" not in df or "kernels_cache_state" not in df:
+    if "fits_llc" not in df or "kernels_cache_state" not in df or df.empty:
         return df.iloc[0:0]
-    return df[df["fits_llc"].fillna(False).astype(bool) & (df["kernels_cache_state"] == "dram")]
+    hit = df["fits_llc"].fillna(False).astype(bool) & (df["kernels_cache_state"] == "dram")
+    every = hit.groupby(df["point_id"]).transform("all")       # a point at every row, not the rows it fits at
+    return df[every]
 
 
 def composed_score(df: pd.DataFrame, phase: str) -> dict:
@@ -75,9 +77,10 @@ def composed_score(df: pd.DataFrame, phase: str) -> dict:
     partly = sorted(partly_resident(part)["point_id"].unique())
     out["partly_resident_points"] = len(partly)
     rest = err.drop(partly)
-    if partly and len(rest):
-        out["without_partly_resident"] = {"median_abs_error": float(rest.median()),
-                                          "p90_abs_error": float(rest.quantile(0.9)), "points": int(rest.size)}
+    if partly:
+        out["without_partly_resident"] = {"median_abs_error": float(rest.median()) if len(rest) else None,
+                                          "p90_abs_error": float(rest.quantile(0.9)) if len(rest) else None,
+                                          "points": int(rest.size)}
     if "residual_s" in part:
         share = (part["residual_s"].abs() / part["measured_time_s"]).groupby(part["point_id"]).median()
         out["median_point_abs_residual_share"] = float(share.median())

@@ -51,6 +51,14 @@ def calibrated_time(df: pd.DataFrame, c: dict) -> pd.Series:
     return c["k_mem"] * df["predicted_memory_s"] + c["k_comp"] * df["predicted_compute_s"] + c["tau_s"] * df["n_dispatch"]
 
 
+def last_cache_bytes(meta: dict, dtype: str | None = None) -> int | None:
+    """The last cache before DRAM, from run.json: the CPU's LLC (ceilings) or, on CUDA, where the ceilings hold no
+    llc_bytes, the GPU's L2 (ceilings_detail), as bench/kernels/point.py llc_of chooses a point's cache state.
+    dtype None: the first dtype the run measured."""
+    pick = lambda d: (d.get(dtype, {}) if dtype else next(iter(d.values()), {})) if d else {}
+    return pick(meta.get("ceilings", {})).get("llc_bytes") or pick(meta.get("ceilings_detail", {})).get("l2_cache_bytes")
+
+
 def fits_llc(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
     """Working set (weights + cache) within the last-level cache the system reports (run.json ceilings)."""
     if not llc_bytes:

@@ -209,8 +209,8 @@ def partly_resident_flags(df: pd.DataFrame) -> list[dict]:
     seen = f"; measured / composed in decode here {dec.min():.2f}-{dec.max():.2f}" if len(dec) else ""
     return [{"kind": "partly_resident", "points": ids,
              "message": f"{len(ids)} point(s) fit the last-level cache by their weights and cache "
-             f"({rows['working_set_bytes'].max() / 2**20:.1f} MiB at most) but stream more than half of its "
-             f"effective size, so their kernels were timed from DRAM: the model may keep part of its weights in "
+             f"({rows['working_set_bytes'].max() / 2**20:.1f} MiB at most), and their kernels were timed from "
+             f"DRAM: the model may keep part of its weights in "
              f"the cache between passes, by as much as what else shares the cache allows{seen}; "
              f"points: {', '.join(names.get(p, p) for p in ids)}"}]
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compose import add_composed
+from analysis.fit import last_cache_bytes
 from analysis.join import row_workloads
 from theory.hfconfig import from_hf_config
 from theory.modes import compiled_kernels, generated_ops
@@ -52,7 +53,7 @@ def copy_bandwidth(meta: dict, dtype: str, working_set_bytes: float) -> float | 
     """bench.ceilings' copy bandwidth (bytes read + written per second): measured well inside the last-level
     cache for a working set that fits it, far outside it (DRAM) otherwise."""
     det = meta.get("ceilings_detail", {}).get(dtype, {})
-    llc = meta.get("ceilings", {}).get(dtype, {}).get("llc_bytes") or det.get("l2_cache_bytes")
+    llc = last_cache_bytes(meta, dtype)
     fits = llc is not None and working_set_bytes <= llc
     return det.get("copy_bytes_per_s_in_cache" if fits else "copy_bytes_per_s_dram") or None
 

@@ -9,7 +9,7 @@ from analysis.breakdown import breakdown_table, flop_check
 from analysis.classes import base_width, class_table, noise_floor, point_table
 from analysis.decompose import add_explain, largest_gaps, op_table
 from analysis.compose import load_compose
-from analysis.fit import fit_and_score
+from analysis.fit import fit_and_score, last_cache_bytes
 from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import Run, load_run
@@ -66,7 +66,7 @@ def analyse(run_dir: Path) -> Analysis:
     joined_all = join(run)
     joined = joined_all[joined_all["execution"] == "eager"]       # τ and the flags: eager points (modes below)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
-    df, summary = fit_and_score(joined, ceil.get("llc_bytes"))
+    df, summary = fit_and_score(joined, last_cache_bytes(run.meta))
     modes = modes_table(joined_all, run.samples, summary.get("decode", {}).get("tau_s") or 0.0,
                         ceil.get("launch_overhead_s", 0.0), run)
     df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured

@@ -9,7 +9,7 @@ from analysis.loo import point_classes
 from bench.kernels.rounds import assemble_archive, round_rows
 from theory.calibration.framework import framework_estimate
 from theory.calibration.merge import merge
-from theory.calibration.regime import Sized, estimate, kernel_class, pools_phases
+from theory.calibration.regime import Sized, estimate, kernel_class, pools_phases, rate_above_in_x0
 from theory.errors import TheoryError
 
 
@@ -60,8 +60,8 @@ def test_extrapolation_is_marked_with_how_far_and_below_the_sizes_follows_the_cl
     e = estimate(inst, "decode", 1, 0.25e6)
     assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4)
     assert e.time_s == pytest.approx(1e-3 * 0.25 ** math.log2(1.2))
-    rising = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 0.5e-3)]  # time falling with size: held
-    assert estimate(rising, "decode", 1, 0.25e6).time_s == pytest.approx(1e-3)
+    falling = [Sized("decode", 1, 1e6, 1e-3), Sized("decode", 1, 2e6, 0.5e-3)]  # time falling with size: held
+    assert estimate(falling, "decode", 1, 0.25e6).time_s == pytest.approx(1e-3)
 
 
 def test_beyond_the_largest_calibrated_size_its_achieved_rate_is_kept():
@@ -71,6 +71,15 @@ def test_beyond_the_largest_calibrated_size_its_achieved_rate_is_kept():
     e = estimate(inst, "decode", 1, 8e6)
     assert e.status == "extrapolated" and e.extrapolation_ratio == pytest.approx(4)
     assert e.time_s == pytest.approx(4.8e-3)
+
+
+def test_above_a_decode_linears_calibrated_tokens_per_pass_the_clipped_local_slope_stays():
+    # decode matrix-vector products at m = 1, 4, 16: their time is set by the weights, not the few tokens
+    inst = [Sized("decode", m, 1e6, t) for m, t in ((1, 1.0e-3), (4, 1.05e-3), (16, 1.2e-3))]
+    e = estimate(inst, "decode", 64, 1e6, pool_phases=True, x0_rate_above=rate_above_in_x0("linear", "decode"))
+    assert e.status == "extrapolated" and e.time_s == pytest.approx(1.2e-3 * 4 ** math.log(1.2 / 1.05, 4))
+    assert not rate_above_in_x0("linear", "decode")
+    assert rate_above_in_x0("linear", "prefill") and rate_above_in_x0("attn_core", "decode")
 
 
 def test_linears_share_one_kernel_class_and_norms_another():

@@ -4,6 +4,7 @@ score, named in one flag, and the first screen gives the figure without them (sy
 import pandas as pd
 
 from analysis.compose import add_composed, composed_score, partly_resident
+from analysis.fit import last_cache_bytes
 from analysis.flags import partly_resident_flags
 from analysis.render.first_screen import _partly_text
 
@@ -46,7 +47,8 @@ def test_the_flag_names_its_points_by_shape_with_measured_over_composed():
 
 
 def test_the_first_screen_gives_the_figure_without_them():
-    v = {"partly_resident_points": 6, "without_partly_resident": {"median_abs_error": 0.02, "p90_abs_error": 0.08}}
+    v = {"partly_resident_points": 6,
+         "without_partly_resident": {"median_abs_error": 0.02, "p90_abs_error": 0.08, "points": 20}}
     assert _partly_text(v) == "; 6 of them fit the LLC but were timed from DRAM, flag partly_resident: without them 2% / 8%"
     assert _partly_text({"partly_resident_points": 0}) == ""
 
@@ -64,3 +66,24 @@ def test_the_kernels_cache_state_is_read_from_their_ids(tmp_path):
     df = pd.DataFrame([{"point_id": p, "phase": "decode", "step": 1, "measured_time_s": 1e-4} for p in ids])
     out = add_composed(df, tmp_path).set_index("point_id")
     assert out.loc["a", "kernels_cache_state"] == "dram" and out.loc["b", "kernels_cache_state"] == "llc"
+
+
+def test_a_point_that_outgrows_the_llc_during_decode_is_not_partly_resident():
+    df = _df()
+    late = {**_row("a", 256, 0.62, False, "dram"), "step": 2}          # its cache grew past the LLC at step 2
+    df = pd.concat([df, pd.DataFrame([late])], ignore_index=True)
+    assert partly_resident(df).empty
+    assert composed_score(df, "decode")["partly_resident_points"] == 0
+
+
+def test_the_first_screen_says_so_when_every_point_is_partly_resident():
+    s = composed_score(_df().iloc[:1], "decode")
+    assert s["without_partly_resident"]["points"] == 0
+    assert _partly_text(s) == "; all 1 fit the LLC but were timed from DRAM, flag partly_resident"
+
+
+def test_the_last_cache_is_the_llc_on_a_cpu_and_the_l2_on_cuda():
+    cpu = {"ceilings": {"fp32": {"llc_bytes": 32 * 2**20}}, "ceilings_detail": {"fp32": {}}}
+    cuda = {"ceilings": {"bf16": {"llc_bytes": None}}, "ceilings_detail": {"bf16": {"l2_cache_bytes": 60 * 2**20}}}
+    assert last_cache_bytes(cpu) == 32 * 2**20 and last_cache_bytes(cuda) == 60 * 2**20
+    assert last_cache_bytes(cuda, "bf16") == 60 * 2**20 and last_cache_bytes({}) is None

@@ -73,6 +73,8 @@ def _partly_text(v: dict) -> str:
     n, rest = v.get("partly_resident_points") or 0, v.get("without_partly_resident")
     if not n or not rest:
         return ""
+    if not rest.get("points"):
+        return f"; all {n} fit the LLC but were timed from DRAM, flag partly_resident"
     return (f"; {n} of them fit the LLC but were timed from DRAM, flag partly_resident: without them "
             f"{_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}")
 

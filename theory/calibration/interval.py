@@ -9,7 +9,7 @@ the kernels' spread alone, and `loo_known` is False.
 """
 import statistics
 
-from theory.calibration.regime import estimate, kernel_class, pools_phases
+from theory.calibration.regime import estimate, kernel_class, pools_phases, rate_above_in_x0
 
 
 def _p90(xs: list[float]) -> float:
@@ -22,7 +22,8 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
     out = {}
     for cls, d in index.items():
         inst = d["kernel_s"]
-        pool = pools_phases(kernel_class(cls[3:]) if cls.startswith("op:") else cls)   # index keys: class, op:<op>
+        kc = kernel_class(cls[3:]) if cls.startswith("op:") else cls                     # index keys: class, op:<op>
+        pool = pools_phases(kc)
         tags = sorted({i.tag for i in inst})
         if len(tags) < 2:
             continue
@@ -32,7 +33,7 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
             for i in (i for i in inst if i.tag == tag):
                 if not any(o.regime == i.regime for o in others):
                     continue
-                e = estimate(others, i.regime, i.x0, i.x1, pool)
+                e = estimate(others, i.regime, i.x0, i.x1, pool, rate_above_in_x0(kc, i.regime))
                 errs.setdefault(i.regime, []).append(abs(i.time_s / e.time_s - 1))
         for phase, es in errs.items():
             out[(cls, phase)] = {"median": statistics.median(es), "p90": _p90(es), "n": len(es)}

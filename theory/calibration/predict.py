@@ -19,7 +19,7 @@ from theory.calibration.family import refusal
 from theory.calibration.framework import framework_estimate, step_kind
 from theory.calibration.interval import class_errors, pass_interval
 from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, op_work
-from theory.calibration.regime import Sized, estimate, kernel_class, op_size, pools_phases
+from theory.calibration.regime import Sized, estimate, kernel_class, op_size, pools_phases, rate_above_in_x0
 from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import read_json
@@ -179,9 +179,9 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
             raise TheoryError(f"the calibration holds no kernel for op {r.name!r} ({model.name} runs it); "
                               f"run `python -m bench kernels --model {model_ref or model.name} ...`")
         x0, x1 = op_size(r, model.head_dim, cal["dtype"])
-        pool = pools_phases(kernel_class(r.name))
-        est = {key: estimate(v, phase, x0, x1, pool) for key, v in inst.items()}
-        own = {key: estimate(v, phase, x0, x1, pool) for key, v in index[f"op:{r.name}"].items()} \
+        pool, above = pools_phases(kernel_class(r.name)), rate_above_in_x0(kernel_class(r.name), phase)
+        est = {key: estimate(v, phase, x0, x1, pool, above) for key, v in inst.items()}
+        own = {key: estimate(v, phase, x0, x1, pool, above) for key, v in index[f"op:{r.name}"].items()} \
             if f"op:{r.name}" in index else None
         if own and own["kernel_s"].status == CALIBRATED:      # the op's own shape was timed: its own time
             est = own

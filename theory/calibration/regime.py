@@ -19,7 +19,8 @@ Size, per kernel class (one kernel runs every op of a class, so a class pools it
 Inside the calibrated sizes the time is piecewise linear in log-log, first along the second variable within each
 calibrated value of the first, then along the first. Below the smallest calibrated size it follows the local
 log-log slope of the two smallest, clipped to [0, 1] (time never falls with size, and never grows faster than the
-work). Above the largest it keeps the largest size's achieved rate (time grows with the work): the local slope
+work). Above the largest it keeps the largest size's achieved rate (time grows with the work; not along a
+decode linear's tokens per pass, where the clipped local slope stays: rate_above_in_x0): the local slope
 between two sizes that are still overhead-bound is flat, and carried upward it made large instances far too fast
 (batch-64 decode from batch 16: attention core −51%, cache update −81%, norms −53%, 20261202T111615Z; scored on
 every committed run in docs/calibration.md). How far beyond is kept as a ratio (target / nearest calibrated size,
@@ -84,9 +85,9 @@ def _same(a: float, b: float) -> bool:
     return abs(a - b) <= SAME_REL * max(abs(a), abs(b))
 
 
-def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool]:
-    """Time at x from (x, time) points: piecewise log-log inside; the clipped local slope below; the largest
-    size's rate above.
+def _along(pts: list[tuple[float, float]], x: float, rate_above: bool = True) -> tuple[float, float, bool]:
+    """Time at x from (x, time) points: piecewise log-log inside; the clipped local slope below; above, the largest
+    size's rate (rate_above) or else the clipped local slope too.
     Returns (time, extrapolation ratio ≥ 1, exact hit)."""
     merged: list[list] = []
     for px, t in sorted(p for p in pts if p[0] > 0 and p[1] > 0):
@@ -106,13 +107,23 @@ def _along(pts: list[tuple[float, float]], x: float) -> tuple[float, float, bool
     if x < pts[0][0] or x > pts[-1][0]:
         end, nxt = (pts[0], pts[1] if len(pts) > 1 else None) if x < pts[0][0] else \
                    (pts[-1], pts[-2] if len(pts) > 1 else None)
-        s = 1.0 if nxt is None or x > end[0] else slope(*sorted((end, nxt)))
+        s = 1.0 if nxt is None or (rate_above and x > end[0]) else slope(*sorted((end, nxt)))
         return end[1] * (x / end[0]) ** s, max(x / end[0], end[0] / x), False
     for a, b in zip(pts, pts[1:]):
         if a[0] < x < b[0]:
             s = math.log(b[1] / a[1]) / math.log(b[0] / a[0])
             return a[1] * (x / a[0]) ** s, 1.0, False
     raise AssertionError("unreachable: x inside the calibrated range")
+
+
+def rate_above_in_x0(cls: str, regime: str) -> bool:
+    """Does an instance above the calibrated sizes of the first variable keep the largest one's rate? Not for a
+    decode linear: its first variable is the tokens per pass m, and a matrix-vector product's time is set by its
+    weights (the second variable), growing far slower than m (decode at m = 1, 4, 16 can read 1.0, 1.05, 1.2 ms);
+    there the clipped local slope stays. A prefill linear is a matrix product over many tokens, whose time grows
+    with m; every other class's first variable is its work (bytes moved, or batch × heads × query × keys read),
+    whose time grows with it once the overhead is paid."""
+    return cls != LINEAR or regime != "decode"
 
 
 def pools_phases(cls: str) -> bool:
@@ -129,23 +140,24 @@ def _inside(instances: list[Sized], x0: float) -> bool:
     return bool(xs) and (min(xs) <= x0 <= max(xs) or any(_same(x, x0) for x in xs))
 
 
-def estimate(instances: list[Sized], regime: str, x0: float, x1: float, pool_phases: bool = False) -> Estimate:
+def estimate(instances: list[Sized], regime: str, x0: float, x1: float, pool_phases: bool = False,
+             x0_rate_above: bool = True) -> Estimate:
     """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class.
     pool_phases (pools_phases'): where the calibration holds instances of this regime and x0 lies within every
     phase's first-variable range, every phase's instances are used, unless that would reach further beyond the
     calibrated sizes (a larger extrapolation ratio) than this regime's own instances do."""
     same = [i for i in instances if i.regime == regime]
     if not same:
-        return _from(list(instances), x0, x1, crossed=True)
-    own = _from(same, x0, x1, crossed=False)
+        return _from(list(instances), x0, x1, crossed=True, x0_rate_above=x0_rate_above)
+    own = _from(same, x0, x1, crossed=False, x0_rate_above=x0_rate_above)
     if pool_phases and len(same) < len(instances) and _inside(instances, x0):
-        pooled = _from(list(instances), x0, x1, crossed=False)
+        pooled = _from(list(instances), x0, x1, crossed=False, x0_rate_above=x0_rate_above)
         if pooled.extrapolation_ratio <= own.extrapolation_ratio:
             return pooled
     return own
 
 
-def _from(pool: list[Sized], x0: float, x1: float, crossed: bool) -> Estimate:
+def _from(pool: list[Sized], x0: float, x1: float, crossed: bool, x0_rate_above: bool = True) -> Estimate:
     if not pool:
         raise ValueError("no calibrated instance")
     groups: dict[float, list[Sized]] = {}
@@ -156,7 +168,7 @@ def _from(pool: list[Sized], x0: float, x1: float, crossed: bool) -> Estimate:
     for g, members in groups.items():
         t, r, hit = _along([(m.x1, m.time_s) for m in members], x1)
         per_x0.append((g, t, r, hit))
-    t, r0, hit0 = _along([(g, t) for g, t, _, _ in per_x0], x0)
+    t, r0, hit0 = _along([(g, t) for g, t, _, _ in per_x0], x0, x0_rate_above)
     used = [p for p in per_x0 if _same(p[0], x0)] if hit0 else _neighbours(per_x0, x0)
     ratio = max([r0] + [p[2] for p in used])
     exact = hit0 and all(p[3] for p in used)
