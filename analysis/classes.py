@@ -177,8 +177,9 @@ def class_table(pts: pd.DataFrame, ops: pd.DataFrame, df: pd.DataFrame) -> pd.Da
     """Per class: the median share of each level over its points with the 95% interval of that median (order
     statistics; the range below six points; the roofline's and kernel gap's widened by the points' own ranges,
     as the module says), the cause (the piece largest at more than half of its points whose class median is told
-    apart from the next piece's, else the two largest at most points together), how many of the class's points have it as their own largest and at how many that lead
-    exceeds the point's noise, and whether its interval is clear of the runner-up's."""
+    apart from the next piece's, else the two largest at most points together), how many of the class's points
+    have it as their own largest and at how many that lead exceeds the point's noise, and whether its interval is
+    clear of the runner-up's."""
     if pts.empty:
         return pd.DataFrame()
     rows = []

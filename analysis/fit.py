@@ -60,7 +60,7 @@ def last_cache_bytes(meta: dict, dtype: str | None = None) -> int | None:
 
 
 def fits_llc(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
-    """Working set (weights + cache) within the last-level cache the system reports (run.json ceilings)."""
+    """Working set (weights + cache) within the last cache before DRAM that the run reports (last_cache_bytes)."""
     if not llc_bytes:
         return pd.Series(False, index=df.index)
     return df["working_set_bytes"] <= llc_bytes
