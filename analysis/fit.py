@@ -7,6 +7,8 @@ points held out of the fit (leave one point out), each point weighted once howev
 2. calibrated: time = k_mem·Σ memory_s + k_comp·Σ compute_s + n_dispatch·τ, all three ≥ 0. 1/k_mem is the
    fraction of the streaming bandwidth that real layers reach and 1/k_comp the fraction of the matmul peak:
    microbenchmark ceilings overstate what skinny and mid-sized matmuls get, and this says by how much."""
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -64,6 +66,56 @@ def fits_llc(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:
     if not llc_bytes:
         return pd.Series(False, index=df.index)
     return df["working_set_bytes"] <= llc_bytes
+
+
+# A pass whose streamed bytes the box's own read sweep reads at least this many times faster than its largest set
+# (DRAM) counts as able to keep weights cached from one pass to the next. A choice: 1.25 lies well above the
+# sweep's repeat-to-repeat wobble at DRAM sizes (±5-10% between its 32-64 MiB readings) and below the smallest
+# speed-up a cached plateau showed on the two boxes seen (x1.5 on a 105 MiB-L3 Xeon at 16 MiB, x2.6 on a 32 MiB-L3
+# EPYC); it was set after seeing the partly-resident points of 2026-12-02, so it is not an independent test.
+CACHED_READ_SPEEDUP = 1.25
+
+
+def read_sweep(meta: dict, dtype: str | None = None) -> dict | None:
+    """The ceilings' LLC read sweep (bench/ceilings.py llc_sweep: one weight re-read at each working set), or None
+    (CUDA runs, older runs)."""
+    detail = meta.get("ceilings_detail") or {}
+    d = detail.get(dtype, {}) if dtype else next(iter(detail.values()), {})
+    sweep = (d or {}).get("llc_read_sweep")
+    ok = sweep and len(sweep.get("sizes_bytes") or []) >= 2 and len(sweep["sizes_bytes"]) == len(
+        sweep.get("read_bytes_per_s") or [])
+    return sweep if ok else None
+
+
+def cached_read_speedup(sweep: dict, streamed_bytes: float) -> float:
+    """The sweep's read rate at this many bytes (log-log between its sets; its end sets' rates beyond them) over
+    its largest set's rate (DRAM): how much faster than DRAM one re-read of that much data ran on this box."""
+    sizes, rates = sweep["sizes_bytes"], sweep["read_bytes_per_s"]
+    tail = rates[-1]
+    if streamed_bytes <= sizes[0]:
+        return rates[0] / tail
+    for (s0, r0), (s1, r1) in zip(zip(sizes, rates), zip(sizes[1:], rates[1:])):
+        if s0 <= streamed_bytes <= s1:
+            f = math.log(streamed_bytes / s0) / math.log(s1 / s0)
+            return r0 * (r1 / r0) ** f / tail
+    return 1.0
+
+
+def add_cached_reads(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Adds cached_read_speedup (cached_read_speedup at the point's streamed bytes; NaN without a sweep) and
+    fits_cached_reads: at least CACHED_READ_SPEEDUP where the run has a read sweep, else the working set within
+    the last cache the run reports (fits_llc; a GPU's L2). On a box whose last cache is large but shared, its
+    reported size says little: a 105 MiB L3 read 1.2x DRAM at 24 MiB (20261202T190336Z)."""
+    out = df.copy()
+    sweeps = {dt: read_sweep(meta, dt) for dt in out["dtype"].unique()} if "dtype" in out and len(out) else {}
+    if not sweeps or "streamed_bytes" not in out or not all(sweeps.values()):
+        out["cached_read_speedup"] = float("nan")
+        out["fits_cached_reads"] = out["fits_llc"] if "fits_llc" in out else False
+        return out
+    out["cached_read_speedup"] = [cached_read_speedup(sweeps[dt], b) for dt, b in zip(out["dtype"],
+                                                                                      out["streamed_bytes"])]
+    out["fits_cached_reads"] = out["cached_read_speedup"] >= CACHED_READ_SPEEDUP
+    return out
 
 
 def in_cache(df: pd.DataFrame, llc_bytes: int | None) -> pd.Series:

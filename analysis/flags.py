@@ -3,7 +3,8 @@ behind it. Every flag is a dict {kind, message, ...figures}."""
 import numpy as np
 import pandas as pd
 
-from analysis.compose import partly_resident
+from analysis.compose import partly_resident, resident_floor_s
+from analysis.fit import CACHED_READ_SPEEDUP
 from analysis.intervals import excludes, ratio_interval, slope_interval
 from analysis.kvmem import kv_table, slope, slope_se
 from analysis.names import names_by_id, point_name
@@ -197,22 +198,35 @@ def in_cache_flags(df: pd.DataFrame) -> list[dict]:
 
 
 def partly_resident_flags(df: pd.DataFrame) -> list[dict]:
-    """One flag for the points whose working set fits the last-level cache while their kernels were timed from
+    """One flag for the points that could keep weights cached between passes while their kernels were timed from
     DRAM (analysis/compose.py partly_resident): their composition assumes every pass streams its weights from
-    DRAM, and the model may keep part of them in the cache."""
+    DRAM, and the model may keep part of them in the cache. Where the run has a read sweep, the flag gives the
+    range each decode point could fall in (resident_floor_s up to the composition) and at how many it did."""
     rows = partly_resident(df[df["composed_time_s"].notna()]) if "composed_time_s" in df else df.iloc[0:0]
     if rows.empty:
         return []
     names = names_by_id(df)
     ids = sorted(rows["point_id"].unique(), key=lambda p: names.get(p, p))
-    dec = rows[rows["phase"] == "decode"].groupby("point_id")["composed_ratio"].median()
-    seen = f"; measured / composed in decode here {dec.min():.2f}-{dec.max():.2f}" if len(dec) else ""
-    return [{"kind": "partly_resident", "points": ids,
-             "message": f"{len(ids)} point(s) fit the last-level cache by their weights and cache "
-             f"({rows['working_set_bytes'].max() / 2**20:.1f} MiB at most), and their kernels were timed from "
-             f"DRAM: the model may keep part of its weights in "
-             f"the cache between passes, by as much as what else shares the cache allows{seen}; "
-             f"points: {', '.join(names.get(p, p) for p in ids)}"}]
+    dec = rows[rows["phase"] == "decode"]
+    ratio = dec.groupby("point_id")["composed_ratio"].median()
+    seen = f"; measured / composed in decode here {ratio.min():.2f}-{ratio.max():.2f}" if len(ratio) else ""
+    out = {"kind": "partly_resident", "points": ids}
+    floor = resident_floor_s(dec) / dec["composed_time_s"] if len(dec) else pd.Series(dtype=float)
+    if floor.notna().any():
+        lo = floor.groupby(dec["point_id"]).median()
+        inside = int(((ratio >= lo * (1 - TARGET_REL)) & (ratio <= 1 + TARGET_REL)).sum())
+        out.update(decode_points=int(ratio.size), decode_inside_range=inside)
+        seen += (f"; all at the read sweep's cached rate would be {lo.min():.2f}-{lo.max():.2f} of the composition, "
+                 f"and {inside} of {ratio.size} decode points fell between that and the composition (±"
+                 f"{TARGET_REL:.0%})")
+    basis = ("which this box's read sweep reads at least "
+             f"{CACHED_READ_SPEEDUP:.2f}x faster than DRAM" if "cached_read_speedup" in rows and rows[
+                 "cached_read_speedup"].notna().all() else "within the last-level cache the system reports")
+    size = rows["streamed_bytes"] if "streamed_bytes" in rows else rows["working_set_bytes"]
+    return [{**out, "message": f"{len(ids)} point(s) stream {size.max() / 2**20:.1f} MiB per pass at most, "
+             f"{basis}, and their kernels were timed from DRAM: the model may keep part of its weights in the "
+             f"cache between passes, by as much as what else shares the cache allows{seen}; points: "
+             f"{', '.join(names.get(p, p) for p in ids)}"}]
 
 
 def kv_flags(df: pd.DataFrame, device_kind: str) -> tuple[list[dict], pd.DataFrame]:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from theory.asrun import row_workload_terms
 from theory.hardware import HardwareSpec
-from theory.memory import kv_cache_bytes
+from theory.memory import kv_cache_bytes, streamed_bytes
 from theory.errors import TheoryError
 from theory.hfconfig import from_hf_config, load_model
 from theory.ops import Workload
@@ -74,6 +74,8 @@ def join(run) -> pd.DataFrame:
                 rec["predicted_memory_s"] = sum(o.memory_s for o in p.ops)
                 rec["theory_op_instances"] = sum(o.op.count for o in p.ops)
                 rec["working_set_bytes"] = p.weight_bytes + p.kv_cache_bytes
+                rec["streamed_bytes"] = streamed_bytes(spec, int(r["batch"]), int(r["prompt_len"]) + int(
+                    r["generated"]), r["dtype"])          # per pass at the point's full length, as bench sizes it
                 rec["ridge_flops_per_byte"] = hw.ridge(r["dtype"])
             if label == "datasheet":
                 rec["datasheet_ridge_flops_per_byte"] = hw.ridge(r["dtype"])

@@ -102,8 +102,10 @@ def drift_factors(pid: str, q: str, speeds: dict | None, canary: dict) -> tuple[
     return c, c, False
 
 
-def leave_one_out(run, drift_scaled: bool = False, speeds: dict | None = None) -> dict | None:
-    """drift_scaled: each other point's times scaled to the box's speed at the held-out point over its own, so
+def leave_one_out(run, drift_scaled: bool = False, speeds: dict | None = None,
+                  apart: set | None = None) -> dict | None:
+    """apart: point ids also scored without (`without_partly_resident` per phase: the points the composition flags
+    partly_resident, analysis/compose.py), beside the score over every point. drift_scaled: each other point's times scaled to the box's speed at the held-out point over its own, so
     that a box that moved between points is taken out: by the canary's median reading during each point
     (`canary_ratio`), or, given `speeds` (point_speeds'), by the yardsticks' (drift_factors); False: the kernels
     as measured."""
@@ -160,13 +162,13 @@ def leave_one_out(run, drift_scaled: bool = False, speeds: dict | None = None) -
                               "classes": classes[pid]})
     how = "measured" if not drift_scaled else YARDSTICKS_AS if sources == {True} else CANARY_AS if sources == {
         False} else "scaled by the yardsticks where both points have them, else by the canary's drift"
-    out = {**_summarise(per_point, kernel_errs, skipped, statuses, ratios), "kernels_as": how}
+    out = {**_summarise(per_point, kernel_errs, skipped, statuses, ratios, apart or set()), "kernels_as": how}
     if speeds:
         out["basis"] += "; the yardsticks' per-round samples (kernel_rounds.csv)"
     return out
 
 
-def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
+def _summarise(per_point, kernel_errs, skipped, statuses, ratios, apart: set) -> dict:
     out = {"basis": "compose.csv paired kernel medians, framework.csv, measurements.csv (no per-round samples)",
            "points_not_predictable": skipped, "phases": {}, "by_class": {}, "kernels": {},
            "passes": len(statuses), "passes_extrapolated": sum(s == "extrapolated" for s in statuses),
@@ -179,6 +181,10 @@ def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
         if not pp:
             continue
         out["phases"][phase] = _score([p["error"] for p in pp])
+        rest = [p["error"] for p in pp if p["point_id"] not in apart]
+        if len(rest) < len(pp):
+            out["phases"][phase]["partly_resident_points"] = len(pp) - len(rest)
+            out["phases"][phase]["without_partly_resident"] = _score(rest) if rest else {"points": 0}
         for cls in sorted({c for p in pp for c in p["classes"]}):
             out["by_class"].setdefault(cls, {})[phase] = _score([p["error"] for p in pp if cls in p["classes"]])
     for (cls, phase), es in sorted(kernel_errs.items()):
@@ -187,16 +193,16 @@ def _summarise(per_point, kernel_errs, skipped, statuses, ratios) -> dict:
     return out
 
 
-def run_loo(run) -> dict | None:
+def run_loo(run, apart: set | None = None) -> dict | None:
     """summary.json's `loo`: the kernels as measured, scaled by the canary's drift between points, and (runs that
-    sampled yardsticks) scaled by the yardsticks' (`yardstick_scaled`)."""
-    measured = leave_one_out(run)
+    sampled yardsticks) scaled by the yardsticks' (`yardstick_scaled`); each also without the points in `apart`."""
+    measured = leave_one_out(run, apart=apart)
     if measured is None:
         return None
-    out = {"measured": measured, "drift_scaled": leave_one_out(run, True)}
+    out = {"measured": measured, "drift_scaled": leave_one_out(run, True, apart=apart)}
     speeds = point_speeds(run.path)
     if speeds:
-        out["yardstick_scaled"] = leave_one_out(run, True, speeds=speeds)
+        out["yardstick_scaled"] = leave_one_out(run, True, speeds=speeds, apart=apart)
     return out
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 from analysis.breakdown import breakdown_table, flop_check
 from analysis.classes import base_width, class_table, noise_floor, point_table
 from analysis.decompose import add_explain, largest_gaps, op_table
-from analysis.compose import load_compose
-from analysis.fit import fit_and_score, last_cache_bytes
+from analysis.compose import load_compose, partly_resident
+from analysis.fit import add_cached_reads, fit_and_score, last_cache_bytes
 from analysis.flags import all_flags, per_point, share_flags
 from analysis.join import join
 from analysis.load import Run, load_run
@@ -53,7 +53,10 @@ class Analysis:
 # e.g. a leave-one-out score under "loo". A new one is one function and one entry here.
 def loo_hook(a) -> dict:
     """The never-built figure: each eager point predicted from the other points' kernels (analysis/loo.py)."""
-    return {"loo": run_loo(a.run) if len(a.df) else None}
+    if not len(a.df):
+        return {"loo": None}
+    apart = set(partly_resident(a.df[a.df["composed_time_s"].notna()])["point_id"]) if a.composed else set()
+    return {"loo": run_loo(a.run, apart)}
 
 
 SUMMARY_HOOKS: list = [loo_hook, composition_hook]
@@ -67,6 +70,7 @@ def analyse(run_dir: Path) -> Analysis:
     joined = joined_all[joined_all["execution"] == "eager"]       # τ and the flags: eager points (modes below)
     ceil = next(iter(run.meta.get("ceilings", {}).values()), {})
     df, summary = fit_and_score(joined, last_cache_bytes(run.meta))
+    df = add_cached_reads(df, run.meta)              # which points could keep weights cached between passes
     modes = modes_table(joined_all, run.samples, summary.get("decode", {}).get("tau_s") or 0.0,
                         ceil.get("launch_overhead_s", 0.0), run)
     df = add_explain(run, df, summary)               # composed prediction: the headline errors when measured

@@ -87,9 +87,10 @@ def finish(run_dir: Path, no_report: bool) -> None:
     if not no_report:
         try:
             from analysis.report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
+        except ImportError as e:                  # e.g. the analysis extras not installed: said, never silent
+            print(f"report not written ({e}); the run is complete: python -m analysis report {run_dir}",
+                  file=sys.stderr)
+        else:
             print(f"report: {write_report(run_dir)}", file=sys.stderr)
     print(run_dir)
 

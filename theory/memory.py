@@ -30,6 +30,15 @@ def weight_bytes(model: ModelSpec, dtype: str, tp: int = 1) -> int:
     return (sharded + norms) * dtype_bytes(dtype)
 
 
+def streamed_bytes(model: ModelSpec, batch: int, tokens: int, dtype: str) -> int:
+    """What one pass reads from memory: every weight but an untied embedding table (a pass gathers one row per token
+    from it; a tied table is streamed by lm_head and counted once), plus the full KV cache at `tokens`. Between two
+    uses of one weight a pass reads all of this, so it is also the reuse distance that decides whether the weights
+    can stay cached from one pass to the next (bench/kernels/point.py cache_state, analysis/fit.py)."""
+    gathered = 0 if model.tie_word_embeddings else model.param_counts()["embedding"] * dtype_bytes(dtype)
+    return weight_bytes(model, dtype) - gathered + kv_cache_bytes(model, batch, tokens, dtype)
+
+
 def kv_bytes_per_token(model: ModelSpec, kv_dtype: str, tp: int = 1) -> int:
     """2 (K and V) · layers · kv_heads · head_dim · bytes (the arithmetic article, seed 002), per device."""
     return 2 * model.num_hidden_layers * replicated_kv_heads(model, tp) * model.head_dim * dtype_bytes(kv_dtype)

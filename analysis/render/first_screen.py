@@ -43,8 +43,18 @@ def cause_cell(c: dict) -> str:
 
 def _loo_phases(phases: dict) -> str:
     return "; ".join(f"{ph} {_pct(v.get('median_abs_error'))} / {_pct(v.get('p90_abs_error'))}"
-                     + (f" ({v['points']} points)" if v.get("points") is not None else "")
+                     + (f" ({v['points']} points{_loo_apart(v)})" if v.get("points") is not None else "")
                      for ph, v in sorted(phases.items()) if isinstance(v, dict))
+
+
+def _loo_apart(v: dict) -> str:
+    """A leave-one-out phase's figure without its partly-resident points (analysis/loo.py), where it has them."""
+    n, rest = v.get("partly_resident_points"), v.get("without_partly_resident")
+    if not n or not rest:
+        return ""
+    if not rest.get("points"):
+        return f"; all {n} partly resident"
+    return f"; without the {n} partly resident: {_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}"
 
 
 def _loo_text(loo) -> str:
@@ -69,13 +79,15 @@ def _not_composed_text(fs: dict) -> str:
 
 
 def _partly_text(v: dict) -> str:
-    """The points that fit the LLC but were timed from DRAM (flag partly_resident), and the figure without them."""
+    """The points that could stay cached between passes but were timed from DRAM (flag partly_resident), and the
+    figure without them."""
     n, rest = v.get("partly_resident_points") or 0, v.get("without_partly_resident")
     if not n or not rest:
         return ""
     if not rest.get("points"):
-        return f"; all {n} fit the LLC but were timed from DRAM, flag partly_resident"
-    return (f"; {n} of them fit the LLC but were timed from DRAM, flag partly_resident: without them "
+        return f"; all {n} could stay cached between passes but were timed from DRAM, flag partly_resident"
+    return (f"; {n} of them could stay cached between passes but were timed from DRAM, flag partly_resident: "
+            f"without them "
             f"{_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}")
 
 

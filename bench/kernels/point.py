@@ -13,8 +13,7 @@ from bench.kernels.rounds import ROUND_COLUMNS, assemble_archive
 from bench.modes import mode
 from bench.store.files import atomic_write, csv_text, read_csv
 from theory.calibration.family import unplanned_reason
-from theory.dtypes import dtype_bytes
-from theory.memory import kv_cache_bytes, weight_bytes
+from theory.memory import streamed_bytes
 
 FILES = {"compose": COMPOSE_COLUMNS, "framework": FRAMEWORK_COLUMNS, "kernels": KERNEL_COLUMNS}
 
@@ -22,13 +21,6 @@ FILES = {"compose": COMPOSE_COLUMNS, "framework": FRAMEWORK_COLUMNS, "kernels": 
 def llc_of(device) -> int | None:
     info = device.info()                 # CUDA: L2 from the device's own properties (through the device seam)
     return info.get("l2_cache_bytes") if device.kind == "cuda" else info.get("llc_bytes")
-
-
-def streamed_bytes(spec, batch: int, tokens: int, dtype: str) -> int:
-    """What a pass reads from memory: every weight but an untied embedding table (a pass gathers one row per token
-    from it; a tied table is streamed by lm_head and counted once), plus the full KV cache."""
-    gathered = 0 if spec.tie_word_embeddings else spec.param_counts()["embedding"] * dtype_bytes(dtype)
-    return weight_bytes(spec, dtype) - gathered + kv_cache_bytes(spec, batch, tokens, dtype)
 
 
 # A model stays resident only well inside the effective LLC. That size (bench/ceilings.py effective_llc_bytes) is
