@@ -168,7 +168,7 @@ def leave_one_out(run, drift_scaled: bool = False, speeds: dict | None = None,
     return out
 
 
-def _summarise(per_point, kernel_errs, skipped, statuses, ratios, apart: set) -> dict:
+def _summarise(per_point, kernel_errs, skipped, statuses, ratios, apart: frozenset | set = frozenset()) -> dict:
     out = {"basis": "compose.csv paired kernel medians, framework.csv, measurements.csv (no per-round samples)",
            "points_not_predictable": skipped, "phases": {}, "by_class": {}, "kernels": {},
            "passes": len(statuses), "passes_extrapolated": sum(s == "extrapolated" for s in statuses),

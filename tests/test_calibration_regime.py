@@ -156,3 +156,50 @@ def test_a_run_with_no_predictable_point_still_renders_its_loo_section():
     empty = _summarise([], {}, ["p1", "p2"], [], [])
     lines = loo_md({"measured": empty, "drift_scaled": empty})
     assert any("not predictable" in line and "p1, p2" in line for line in lines)
+
+
+def _attn(batch: int, heads: int, query: int, keys: int, head_dim: int = 64):
+    from theory.ops import SOFTMAX_FLOPS_PER_SCORE, OpCount
+    scores = batch * heads * query * keys
+    return OpCount("attn_core", "attention", 1, scores * (4 * head_dim + SOFTMAX_FLOPS_PER_SCORE), 0, 0, 0, 0, True)
+
+
+def test_the_attention_core_is_sized_by_one_problem_and_the_number_of_problems():
+    from theory.calibration.regime import op_size
+    assert op_size(_attn(1, 8, 1024, 1024), 64, "fp32", 8) == (1024 * 1024 * 64, 8.0)
+    assert op_size(_attn(64, 8, 64, 64), 64, "fp32", 512) == (64 * 64 * 64, 512.0)
+    assert op_size(_attn(1, 8, 1, 80, 128), 128, "fp32", 8) == (80 * 128, 8.0)       # decode: one query per head
+
+
+def test_a_long_prompt_takes_the_rate_of_the_largest_problem_not_of_the_most_problems():
+    # Prefill attention as timed on one box (20261202T190336Z): T=64 at batch 1 and batch 64, T=256 at batch 1.
+    # Per score, batch 64 of 64 x 64 ran 2.5x slower than batch 1 of 256 x 256; a T=1024 prompt at batch 1 takes
+    # the 256 x 256 problem's rate (16x its scores: 2.678 ms x 16), not batch 64's (4x its scores: 4 x 21.2 ms).
+    from theory.calibration.regime import op_size
+    timed = [(_attn(1, 8, 64, 64), 8, 0.404e-3), (_attn(64, 8, 64, 64), 512, 21.2e-3),
+             (_attn(1, 8, 256, 256), 8, 2.678e-3)]
+    inst = [Sized("prefill", *op_size(row, 64, "fp32", n), t) for row, n, t in timed]
+    e = estimate(inst, "prefill", *op_size(_attn(1, 8, 1024, 1024), 64, "fp32", 8))
+    assert e.status == "extrapolated" and e.time_s == pytest.approx(16 * 2.678e-3)
+    assert e.extrapolation_ratio == pytest.approx(16)
+    mid = estimate(inst, "prefill", *op_size(_attn(16, 8, 64, 64), 64, "fp32", 128))     # between the batches
+    slope = math.log(21.2 / 0.404) / math.log(512 / 8)                                   # log-log along the batch
+    assert mid.status == "interpolated" and mid.time_s == pytest.approx(0.404e-3 * 16 ** slope)
+
+
+def test_a_calibration_sized_in_an_older_basis_is_sized_again():
+    from theory.calibration.predict import FORMAT, sized
+    from theory.calibration.regime import SIZE_BASIS
+    from theory.model import ModelSpec
+    m = ModelSpec(name="t", hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  head_dim=64, intermediate_size=688, vocab_size=512)
+    shape = {k: getattr(m, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                        "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size")}
+    p = {"phase": "prefill", "batch": 2, "prompt_len": 32, "context_len": 0, "framework_s": 1e-4,
+         "model": {"name": "t", **shape},
+         "ops": {"attn_core": {"count": 2, "kernel_s": 1e-4, "work": 1.0, "size": [2 * 4 * 32 * 32, 64.0]}}}
+    old = {"format": FORMAT, "dtype": "fp32", "attention": "sdpa", "cache": "dynamic", "passes": [p]}
+    again = sized(old, m)
+    assert again["size_basis"] == SIZE_BASIS
+    assert again["passes"][0]["ops"]["attn_core"]["size"] == [32 * 33 // 2 * 64, 8.0]   # causal; batch 2 x 4 heads
+    assert sized(again, m) is again                                                         # current: kept

@@ -17,7 +17,7 @@ from bench.sweep import Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
 from theory.calibration.interp import op_work
 from theory.calibration.merge import merge
-from theory.calibration.regime import op_size
+from theory.calibration.regime import SIZE_BASIS, op_size
 from theory.ops import count_ops
 
 MIB = 2**20
@@ -54,7 +54,7 @@ def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache, state:
         rows = [r for r in compose if r["phase"] == phase and r["step"] == step]
         rows_t = count_ops(spec, shapes[0 if phase == "prefill" else 1 + step].workload())
         work = {o.name: op_work(o) for o in rows_t}
-        size = {o.name: list(op_size(o, spec.head_dim, dtype)) for o in rows_t}
+        size = {o.name: list(op_size(o, spec.head_dim, dtype, p.batch * spec.num_attention_heads)) for o in rows_t}
         ops = {r["op"]: {"count": r["count"], "kernel_s": r["kernel_s"], "ci_low_s": r["kernel_ci_low_s"],
                          "ci_high_s": r["kernel_ci_high_s"], "shape": shape_text.get(r["kernel_id"], ""),
                          "work": work[r["op"]][0], "work_unit": work[r["op"]][1], "size": size[r["op"]]} for r in rows}
@@ -82,7 +82,8 @@ def calibration(points: list[Point], device, dtype: str, kcache: KernelCache, fo
                           "cache_margin": cache_margin(spec, p.batch, p.prompt_len + p.generated, dtype,
                                                        kcache.fits_bytes)})
     states = sorted({w["cache_state"] for w in workloads})
-    return {"format": FORMAT, "cache_state": states[0] if len(states) == 1 else "mixed", "dtype": dtype,
+    return {"format": FORMAT, "size_basis": SIZE_BASIS, "cache_state": states[0] if len(states) == 1 else "mixed",
+            "dtype": dtype,
             "model": {"name": spec.name, **{k: getattr(spec, k) for k in SHAPE_FIELDS}},
             "attention": points[0].attention, "cache": points[0].cache, "workloads": workloads,
             "passes": all_passes}

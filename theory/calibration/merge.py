@@ -36,6 +36,7 @@ def merge(cals: list[dict]) -> dict:
         workloads += [{**w, "model": w.get("model", c["model"].get("name"))} for w in c["workloads"]]
     states = sorted({c.get("cache_state") for c in cals})
     return {**first, "cache_state": states[0] if len(states) == 1 else "mixed", "models": models,
+            "size_basis": min(c.get("size_basis", 1) for c in cals),     # any older sizes: all recomputed
             "workloads": workloads, "passes": passes,
             "merged_from": [c.get("utc_time") for c in cals],
             "wall_s": sum(c.get("wall_s") or 0 for c in cals)}

@@ -19,7 +19,8 @@ from theory.calibration.family import refusal
 from theory.calibration.framework import framework_estimate, step_kind
 from theory.calibration.interval import class_errors, pass_interval
 from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, op_work
-from theory.calibration.regime import Sized, estimate, kernel_class, op_size, pools_phases, rate_above_in_x0
+from theory.calibration.regime import (SIZE_BASIS, Sized, estimate, kernel_class, op_size, pools_phases,
+                                      rate_above_in_x0)
 from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import read_json
@@ -127,18 +128,21 @@ def pass_model(cal: dict, p: dict, model: ModelSpec) -> ModelSpec | None:
 
 
 def sized(cal: dict, model: ModelSpec) -> dict:
-    """The calibration with every op instance's regime size (regime.op_size) filled in where it lacks one."""
-    if all("size" in o for p in cal["passes"] for o in p["ops"].values()):
+    """The calibration with every op instance's regime size (regime.op_size) filled in, unless it already holds
+    every size in this code's basis (regime.SIZE_BASIS: a file written before that basis has its sizes
+    recomputed from the model and workload each pass records)."""
+    if cal.get("size_basis", 1) == SIZE_BASIS and all("size" in o for p in cal["passes"] for o in p["ops"].values()):
         return cal
     passes = []
     for p in cal["passes"]:
         m = pass_model(cal, p, model)
         rows = {} if m is None else {r.name: r for r in count_ops(m, pass_workload(
             cal, m, p["phase"], p["batch"], p["prompt_len"], p["context_len"], p.get("max_cache_len")))}
-        ops = {op: {**o, "size": list(op_size(rows[op], m.head_dim, cal["dtype"])) if op in rows else [o["work"], 1.0]}
-               for op, o in p["ops"].items()}
+        problems = p["batch"] * m.num_attention_heads if m is not None else 1
+        ops = {op: {**o, "size": list(op_size(rows[op], m.head_dim, cal["dtype"], problems)) if op in rows
+                    else o.get("size", [o["work"], 1.0])} for op, o in p["ops"].items()}
         passes.append({**p, "ops": ops})
-    return {**cal, "passes": passes}
+    return {**cal, "passes": passes, "size_basis": SIZE_BASIS}
 
 
 def build_index(cal: dict) -> dict:
@@ -178,7 +182,7 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
         if not inst:
             raise TheoryError(f"the calibration holds no kernel for op {r.name!r} ({model.name} runs it); "
                               f"run `python -m bench kernels --model {model_ref or model.name} ...`")
-        x0, x1 = op_size(r, model.head_dim, cal["dtype"])
+        x0, x1 = op_size(r, model.head_dim, cal["dtype"], batch * model.num_attention_heads)
         pool, above = pools_phases(kernel_class(r.name)), rate_above_in_x0(kernel_class(r.name), phase)
         est = {key: estimate(v, phase, x0, x1, pool, above) for key, v in inst.items()}
         own = {key: estimate(v, phase, x0, x1, pool, above) for key, v in index[f"op:{r.name}"].items()} \

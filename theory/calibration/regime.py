@@ -13,8 +13,12 @@ sizes than their own phase's instances do.
 
 Size, per kernel class (one kernel runs every op of a class, so a class pools its ops' instances):
 - linear (q/k/v/o, gate/up/down, fc_in/out, lm_head, router, …): (m, n·k) = tokens per pass and weight elements;
-- attention core pieces (attn_core, attn_scores, attn_values, attn_softmax): (batch × heads × query × keys read,
-  head_dim);
+- attention core pieces (attn_core, attn_scores, attn_values, attn_softmax): (query × keys × head_dim of one
+  problem, problems = batch × query heads). The kernel runs one (query × keys) problem per batch row and head, and
+  its rate is set by the problem's size: on the same box one 1024 × 1024 problem per head ran at 2.9 ns per score
+  and 64 batches of 64 × 64 at 10.1 ns (20261202T190336Z, prefill). Sized by their product alone (batch × heads ×
+  query × keys, before 2026-12-02 20:00), holding out the T=1024 prefill extrapolated from batch 64's rate and
+  read its attention 3.5x too slow;
 - norms (input, post-attention, final: one `norm` class) by bytes moved; everything else (rotary, act·mul, adds, cache update, embedding, repeat_kv): (bytes moved, 1).
 Inside the calibrated sizes the time is piecewise linear in log-log, first along the second variable within each
 calibrated value of the first, then along the first. Below the smallest calibrated size it follows the local
@@ -48,18 +52,24 @@ def kernel_class(op: str) -> str:
     return LINEAR if OPS.get(op, ("", False))[1] else op
 
 
-def op_size(row: OpCount, head_dim: int, dtype: str) -> tuple[float, float]:
-    """The variables that set one instance's kernel rate (module docstring), from theory's op table row."""
+# The size basis of op_size. A calibration file records the sizes it was written with; sized() recomputes those of
+# another basis (1: attention by batch × heads × query × keys and head_dim; 2: by one problem and the problems).
+SIZE_BASIS = 2
+
+
+def op_size(row: OpCount, head_dim: int, dtype: str, problems: int = 1) -> tuple[float, float]:
+    """The variables that set one instance's kernel rate (module docstring), from theory's op table row.
+    problems: the attention core's (query × keys) problems per instance, batch × query heads."""
     cls = kernel_class(row.name)
     if cls == LINEAR:
         nk = row.weight_bytes / row.count / dtype_bytes(dtype)
         return row.flops / row.count / (2 * nk) if nk else 0.0, nk        # 2·m·n·k FLOPs (bias ignored)
-    if cls == "attn_core":
-        return row.flops / row.count / (4 * head_dim + SOFTMAX_FLOPS_PER_SCORE), float(head_dim)
-    if cls in ("attn_scores", "attn_values"):
-        return row.flops / row.count / (2 * head_dim), float(head_dim)
-    if cls == "attn_softmax":
-        return row.flops / row.count / SOFTMAX_FLOPS_PER_SCORE, float(head_dim)
+    per_score = {"attn_core": 4 * head_dim + SOFTMAX_FLOPS_PER_SCORE, "attn_scores": 2 * head_dim,
+                 "attn_values": 2 * head_dim, "attn_softmax": SOFTMAX_FLOPS_PER_SCORE}.get(cls)
+    if per_score is not None:
+        problems = max(1, problems)
+        scores = row.flops / row.count / per_score                       # batch × heads × query × keys
+        return scores / problems * head_dim, float(problems)
     return row.bytes / row.count, 1.0
 
 
