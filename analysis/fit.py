@@ -105,7 +105,7 @@ def add_cached_reads(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Adds cached_read_speedup (cached_read_speedup at the point's streamed bytes; NaN without a sweep) and
     fits_cached_reads: at least CACHED_READ_SPEEDUP where the run has a read sweep, else the working set within
     the last cache the run reports (fits_llc; a GPU's L2). On a box whose last cache is large but shared, its
-    reported size says little: a 105 MiB L3 read 1.2x DRAM at 24 MiB (20261202T190336Z)."""
+    reported size says little: a 105 MiB L3 read 1.1x DRAM at 24 MiB (13.2 against 11.8 GB/s, 20261202T190336Z)."""
     out = df.copy()
     sweeps = {dt: read_sweep(meta, dt) for dt in out["dtype"].unique()} if "dtype" in out and len(out) else {}
     if not sweeps or "streamed_bytes" not in out or not all(sweeps.values()):
