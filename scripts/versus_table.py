@@ -8,8 +8,9 @@ from pathlib import Path
 
 def rows(dirs: list[str]) -> list[str]:
     out = ["| set | target | try | TPOT measured (range), ms | predicted, ms | TPOT error | TTFT measured, ms | "
-           "TTFT error | box moved TPOT / TTFT | within ±5% | first gap alone TPOT / TTFT |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "TTFT error | box moved TPOT / TTFT | within ±5% | first gap alone TPOT / TTFT | settling trajectory over timed, "
+           "TPOT / TTFT |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in dirs:
         for f in sorted(Path(d).glob("*/versus.json")):
             v = json.loads(f.read_text())
@@ -25,8 +26,16 @@ def rows(dirs: list[str]) -> list[str]:
                        f"{v['measured_ttft_s'] * 1e3:,.1f} | {v['ttft_error']:+.1%} | "
                        f"{v['box_moved_first_to_last_tpot']:+.1%} / "
                        f"{'—' if ttft_moved is None else format(ttft_moved, '+.1%')} | {within} | "
-                       f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} |")
+                       f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} | {settled(v)} |")
     return out + trajectory_rows(dirs)
+
+
+def settled(v: dict) -> str:
+    """The settling trajectories' median ratio (sets from 2026-12-03 on; earlier sets ran none)."""
+    s = v.get("settle") or {}
+    if not s.get("per_gap"):
+        return "—"
+    return f"x{s['median_tpot_over_timed']:.3f} / x{s['median_ttft_over_timed']:.3f}"
 
 
 def trajectory_rows(dirs: list[str]) -> list[str]:

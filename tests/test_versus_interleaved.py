@@ -56,7 +56,8 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     out = d / "try-1"
     assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
                                   str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "2",
-                                  "--rounds", "2", "--device", "cpu", "--out-dir", str(out)], errors=(ValueError,)) == 0
+                                  "--rounds", "2", "--device", "cpu", "--out-dir", str(out), "--settle", "0"],
+                    errors=(ValueError,)) == 0
     assert order == ["B"] + ["A", "A", "B"] * 2 + ["A", "A"]                 # warm-up, then A B A B A
     got = json.loads((out / "versus.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == ["calibration-around-1.json", "calibration-around-2.json",
@@ -80,12 +81,45 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     assert "drift bound" in err and "trajectory 2 against the rounds around it" in err
 
 
+def test_settling_trajectories_run_after_each_gap_and_are_kept_but_not_scored(configs, monkeypatch, capsys):
+    import bench.kernels.interleave as interleave
+    d, paths = configs
+    monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
+    order, real_round, real_run = [], interleave.CalibrationRounds.round, interleave.run_trajectory
+    calls = iter(range(100))
+
+    class Slow:                  # every trajectory after a gap's rounds reads 1.5x the next one
+        def __init__(self, times_s):
+            self.times_s = times_s
+
+    def run(*a, **k):
+        order.append("B")
+        real = real_run(*a, **k)
+        n = next(calls)
+        return Slow([0.2, 0.03, 0.03] if n > 0 and n % 2 == 1 else [0.1, 0.02, 0.02])
+
+    monkeypatch.setattr(interleave.CalibrationRounds, "round", lambda self: order.append("A") or real_round(self))
+    monkeypatch.setattr(interleave, "run_trajectory", run)
+    out = d / "try-settle"
+    assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
+                                  str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "2",
+                                  "--rounds", "1", "--device", "cpu", "--out-dir", str(out)], errors=(ValueError,)) == 0
+    assert order == ["B"] + ["A", "B", "B"] * 2 + ["A"]                      # warm-up, then A (settle, timed) ... A
+    got = json.loads((out / "versus.json").read_text())
+    assert got["measured_tpot_s"] == pytest.approx(0.02) and got["measured_ttft_s"] == pytest.approx(0.1)
+    assert got["settle"]["per_gap"] == 1 and len(got["settle"]["gaps"]) == 2
+    assert got["settle"]["median_tpot_over_timed"] == pytest.approx(1.5)
+    assert got["settle"]["median_ttft_over_timed"] == pytest.approx(2.0)
+    assert "settling trajectories (not scored)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--calibrate-from", "{target}"], "has the shape of --calibrate-from's target"),
     (["--calibrate-from", "{copy}"], "has the shape of --calibrate-from's copy"),   # another name, one model
     (["--calibration", "x.json", "--out-dir", "{d}"], "--out-dir goes with --calibrate-from"),
     (["--calibrate-from", "{a}", "--out-dir", "{d}"], "is not empty"),
     (["--calibrate-from", "{a}", "--rounds", "0"], "--rounds must be at least 1"),
+    (["--calibrate-from", "{a}", "--settle", "-1"], "--settle must be 0 or more"),
 ])
 def test_interleaved_bad_input_is_one_line(configs, capsys, extra, needle):
     d, paths = configs

@@ -19,7 +19,9 @@ gap's rounds against the first gap's is how far the box moved (`box_moved_first_
 both within ±5%), and the error from the first gap's rounds
 alone is kept beside it (`first_gap_only`), what calibrating first and measuring after gives. Each trajectory is
 also its own A-B-A (`trajectories`): its TTFT and TPOT against the prediction from the two gaps around it, and how
-far the box moved across it; `trajectories_within_drift_bound` counts those whose box held within ±5%.
+far the box moved across it; `trajectories_within_drift_bound` counts those whose box held within ±5%. After each
+gap's rounds, `--settle` trajectories run before the timed one and are not scored (default 1; 0 is the design the
+sets before 2026-12-03 ran): `settle` says how their TPOT and TTFT compared with the timed trajectory's.
 """
 import json
 import statistics
@@ -54,6 +56,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--rounds", type=int, default=8,
                    help="with --calibrate-from: kernel rounds (one sample of every calibration kernel each) before "
                         "the model's first timed trajectory and after each one")
+    p.add_argument("--settle", type=int, default=1,
+                   help="with --calibrate-from: trajectories after each gap's rounds, before the timed one, not "
+                        "scored (the first pass after other kernels held the box); their times are kept")
     p.add_argument("--out-dir", type=Path,
                    help="with --calibrate-from: write the calibrations (pooled, first gap's, last gap's) and the "
                         "result here")
@@ -99,6 +104,22 @@ def measured(runs: list[list[float]]) -> dict:
     tpots = [statistics.fmean(r[1:]) for r in runs]
     return {"measured_ttft_s": statistics.median(ttfts), "measured_ttft_range_s": [min(ttfts), max(ttfts)],
             "measured_tpot_s": statistics.median(tpots), "measured_tpot_range_s": [min(tpots), max(tpots)]}
+
+
+def settle_summary(settle_runs: list[list[list[float]]], runs: list[list[float]]) -> dict:
+    """The settling trajectories (run after each gap's rounds, not scored) against the timed one after them: per gap,
+    the first settling trajectory's TPOT and TTFT over the timed one's, and the median over gaps."""
+    per_gap = []
+    for settles, timed in zip(settle_runs, runs):
+        if settles:
+            s = settles[0]
+            per_gap.append({"tpot_over_timed": statistics.fmean(s[1:]) / statistics.fmean(timed[1:]),
+                            "ttft_over_timed": s[0] / timed[0]})
+    if not per_gap:
+        return {"per_gap": 0}
+    return {"per_gap": len(settle_runs[0]), "gaps": per_gap,
+            "median_tpot_over_timed": statistics.median(g["tpot_over_timed"] for g in per_gap),
+            "median_ttft_over_timed": statistics.median(g["ttft_over_timed"] for g in per_gap)}
 
 
 def how_predicted(pred: dict) -> str:
@@ -159,6 +180,8 @@ def interleaved_main(a) -> int:
         raise ValueError(f"--out-dir {a.out_dir} is not empty: every try keeps its own folder")
     if a.rounds < 1:
         raise ValueError("--rounds must be at least 1")
+    if a.settle < 0:
+        raise ValueError("--settle must be 0 or more")
     why = refusal(spec)                       # what theory would refuse after the try, refused before timing it
     if why is not None:
         raise ValueError(why)
@@ -172,7 +195,7 @@ def interleaved_main(a) -> int:
     dtype = per_model[0][0].resolved_dtype(device.kind)
     say = lambda text: print(text, file=sys.stderr, flush=True)
     got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, a.rounds,
-                      say=say)
+                      say=say, settle=a.settle)
     if a.out_dir is not None:                 # kept before anything can refuse them
         for k in ("pooled", "first", "last"):
             write_json(a.out_dir / f"calibration-{k}.json", got[k])
@@ -199,6 +222,7 @@ def interleaved_main(a) -> int:
                               "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
            **drift_summary(pred, first, last), "trajectories": trajectories,
            "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
+           "settle": settle_summary(got["settle_runs"], got["runs"]),
            "own_shapes": pred["own_shapes"]}
     if a.out_dir is not None:
         write_json(a.out_dir / "versus.json", out)
@@ -212,6 +236,11 @@ def interleaved_main(a) -> int:
           f"{out['first_gap_only']['ttft_error']:+.1%}", file=sys.stderr)
     for t in trajectories:
         print(trajectory_line(t), file=sys.stderr)
+    s = out["settle"]
+    if s["per_gap"]:
+        print(f"settling trajectories (not scored), first after each gap's rounds over the timed one: TPOT "
+              f"x{s['median_tpot_over_timed']:.3f}, TTFT x{s['median_ttft_over_timed']:.3f} (median over "
+              f"{len(s['gaps'])} gaps)", file=sys.stderr)
     return 0
 
 
