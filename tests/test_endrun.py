@@ -92,3 +92,21 @@ def test_remeasured_second_set_keeps_the_profilers_memory_columns(tiny_run, tmp_
     assert float(kept[0]["time_ci_high_s"]) == pytest.approx(float(kept[0]["time_s"]) * 1.001)
     for a, b in zip(kept, first):
         assert (a["mem_source"], a["mem_allocated_step_bytes"]) == (b["mem_source"], b["mem_allocated_step_bytes"])
+
+
+def test_the_remeasure_line_names_the_point_by_its_shape(tiny_run, tmp_path):
+    import io
+
+    from bench.sweep import Point
+    run = fresh_copy(tiny_run, tmp_path)
+    pid = read_csv(run / "measurements.csv")[0]["point_id"]
+    point = Point(hidden_size=64, num_hidden_layers=2, batch=1, prompt_len=8, generated=4)
+
+    def measure(p, q):
+        return read_csv(point_files(run, q)[0]), read_csv(point_files(run, q)[1])
+
+    log = io.StringIO()
+    launcher = SimpleNamespace(measure=measure, kept=lambda *a: None, replacing=lambda p: None)
+    remeasure_noisy(run, {pid: point}, 1e9, launcher, log=log)
+    line = log.getvalue()
+    assert line.startswith(f"re-measured {point.label()} ({pid}): interval width")

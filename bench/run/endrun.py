@@ -80,6 +80,8 @@ def remeasure_noisy(run_dir: Path, points: dict, budget_s: float, launcher, log=
         done.append({"point_id": pid, "first_mean_rel_width": w1, "second_mean_rel_width": w2,
                      "kept": "second" if keep_second else "first", "other_files": [other_m.name, other_s.name]})
         if log:
-            print(f"re-measured {pid}: interval width {w1:.1%} -> {w2:.1%}, kept the {done[-1]['kept']}", file=log, flush=True)
+            name = points[pid].label() if points[pid] is not None else pid      # by shape, as the progress lines
+            print(f"re-measured {name} ({pid}): interval width {w1:.1%} -> {w2:.1%}, kept the {done[-1]['kept']}",
+                  file=log, flush=True)
     update_meta(run_dir, remeasured=done, remeasure_wall_s=round(time.perf_counter() - t0, 3))
     return done
