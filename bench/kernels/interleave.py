@@ -109,10 +109,10 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
 
     settle: trajectories run after each gap's rounds and before the timed one, timed but not scored
     (`settle_runs`, one list per gap). The prediction is of the model's steady step, the one `bench run` times after
-    its warm-ups; the trajectory right after ~40 s of other models' kernels is the first pass after the caches,
-    TLBs and allocator held other data. Added after the d=1280 L=12 target read 7-13% slow against interleaved
-    predictions while a steady `bench run` of it composed within 3% from its own kernels; keeping the settling
-    trajectories' own times says, try by try, how much that first pass differs."""
+    its warm-ups, and the trajectory right after ~40 s of other models' kernels is not that step. Added after the
+    d=1280 L=12 target read 7-13% slow against interleaved predictions while a steady `bench run` of it composed
+    within 3% from its own kernels; keeping the settling trajectories' own times says, try by try, how much that
+    first pass differs (2026-12-03, two sets: median x1.028 the timed TPOT over 36 gaps)."""
     say = say or (lambda text: None)
     keep = int(HEADROOM * weight_bytes(spec, dtype)) + HEADROOM_FLOOR_BYTES
     cr = CalibrationRounds(device, per_model, dtype, keep)
@@ -133,11 +133,11 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
         say(f"kernel rounds {i + 1}/{repeats + 1}: {rounds} in {time.perf_counter() - t:.1f} s")
         if i < repeats:
             settles.append([run_trajectory(model, device, ids, generated, cache, mcl).times_s
-                            for _ in range(settle)])                                      # untimed for the score
+                            for _ in range(settle)])                         # settling: timed, kept, not scored
             runs.append(run_trajectory(model, device, ids, generated, cache, mcl).times_s)   # B
             say(f"model trajectory {i + 1}/{repeats}: prefill {runs[-1][0] * 1e3:.1f} ms")
     every = [r for g in gaps for r in g]
     each_gap = [cr.calibration(g) for g in gaps]
-    return {"runs": runs, "settle_runs": settles, "build_s": build_s, "pooled": cr.calibration(every), "first": each_gap[0],
-            "last": each_gap[-1], "gaps": gaps, "each_gap": each_gap,
+    return {"runs": runs, "settle_runs": settles, "build_s": build_s, "pooled": cr.calibration(every),
+            "first": each_gap[0], "last": each_gap[-1], "gaps": gaps, "each_gap": each_gap,
             "around": [cr.calibration(a + b) for a, b in zip(gaps, gaps[1:])]}
