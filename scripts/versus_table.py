@@ -1,6 +1,8 @@
 """Every interleaved try's versus.json as one markdown table: `python scripts/versus_table.py DIR...` (each DIR
 holds <target>-<n>/versus.json folders). Rows in path order; nothing dropped. Tries that scored each trajectory
-against the rounds around it (`trajectories`) get a second table, one row per trajectory."""
+against the rounds around it (`trajectories`) get a second table, one row per trajectory; tries that sampled the
+target's own kernels in the same rounds (`own_kernels`, versus --own-kernels) a third, each phase's error split
+into composition × interpolation with the ops carrying the latter."""
 import json
 import sys
 from pathlib import Path
@@ -27,7 +29,7 @@ def rows(dirs: list[str]) -> list[str]:
                        f"{v['box_moved_first_to_last_tpot']:+.1%} / "
                        f"{'—' if ttft_moved is None else format(ttft_moved, '+.1%')} | {within} | "
                        f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} | {settled(v)} |")
-    return out + trajectory_rows(dirs)
+    return out + trajectory_rows(dirs) + own_rows(dirs)
 
 
 def settled(v: dict) -> str:
@@ -52,6 +54,27 @@ def trajectory_rows(dirs: list[str]) -> list[str]:
                            f"{t['measured_ttft_s'] * 1e3:,.1f} | {t['ttft_error']:+.1%} | "
                            f"{t['box_moved_tpot']:+.1%} / {t['box_moved_ttft']:+.1%} | "
                            f"{'yes' if t['within_drift_bound'] else 'no'} |")
+    return out if n else []
+
+
+def own_rows(dirs: list[str]) -> list[str]:
+    out = ["", "| set | target | try | phase | error | composition (model over its own kernels) | interpolation (own "
+           "over predicted) | kernels / framework own over predicted | largest op shares, points |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    n = 0
+    for d in dirs:
+        for f in sorted(Path(d).glob("*/versus.json")):
+            v = json.loads(f.read_text())
+            for phase, s in sorted((v.get("own_kernels") or {}).items()):
+                if not s:
+                    continue
+                n += 1
+                fw = s["framework_own_over_predicted"]
+                top = sorted(s["op_share"].items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+                out.append(f"| {Path(d).name} | {v['model']} | {f.parent.name.rsplit('-', 1)[1]} | {phase} | "
+                           f"{s['error']:+.1%} | {s['composition_error']:+.1%} | {s['interpolation_error']:+.1%} | "
+                           f"{s['kernels_own_over_predicted']:+.1%} / {'—' if fw is None else format(fw, '+.1%')} | "
+                           f"{', '.join(f'{op} {x * 100:+.1f}' for op, x in top)} |")
     return out if n else []
 
 

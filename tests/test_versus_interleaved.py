@@ -143,3 +143,40 @@ def test_a_calibration_that_would_leave_no_room_for_the_target_is_refused_in_one
                     errors=(ValueError,)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len([l for l in err if l.startswith("error:")]) == 1 and "calibrate from smaller models" in err[-1]
+
+
+def test_own_kernels_are_sampled_in_the_same_rounds_kept_apart_and_split_the_error(configs, monkeypatch, capsys):
+    import bench.kernels.interleave as interleave
+    from theory.calibration import request
+    from theory.hfconfig import load_model
+    d, paths = configs
+    monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
+    out = d / "try-own"
+    assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
+                                  str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "1",
+                                  "--rounds", "2", "--device", "cpu", "--out-dir", str(out), "--settle", "0",
+                                  "--own-kernels"], errors=(ValueError,)) == 0
+    got = json.loads((out / "versus.json").read_text())
+    pooled = json.loads((out / "calibration-pooled.json").read_text())
+    own = json.loads((out / "calibration-own.json").read_text())
+    assert {p["model"]["name"] for p in pooled["passes"]} == {"a", "b"}        # the witness is not an input
+    assert {p["model"]["name"] for p in own["passes"]} == {"target"} and own["rounds"] == pooled["rounds"] == 4
+    spec = load_model(str(paths["target"]))
+    assert request(pooled, spec, 1, 8, 3)["time_per_output_token_s"] == pytest.approx(got["predicted_tpot_s"])
+    assert request(own, spec, 1, 8, 3)["own_shapes"] == {op: True for op in got["own_shapes"]}
+    for phase, measured in (("decode", got["measured_tpot_s"]), ("prefill", got["measured_ttft_s"])):
+        s = got["own_kernels"][phase]
+        assert 1 + s["error"] == pytest.approx((1 + s["composition_error"]) * (1 + s["interpolation_error"]))
+        assert s["error"] == pytest.approx(measured / s["predicted_s"] - 1)
+        assert sum(s["op_share"].values()) + s["framework_share"] == pytest.approx(s["interpolation_error"])
+    assert got["own_kernels"]["decode"]["predicted_s"] == pytest.approx(got["predicted_tpot_s"])
+    err = capsys.readouterr().err
+    assert "TPOT" in err and "composition" in err and "× interpolation" in err and "largest op shares" in err
+
+
+def test_own_kernels_without_calibrate_from_is_one_line(configs, capsys):
+    d, paths = configs
+    assert run_main(versus_main, ["--calibration", "x.json", "--own-kernels", "--model", str(paths["target"]),
+                                  "--prompt-len", "8"], errors=(ValueError,)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--own-kernels goes with --calibrate-from" in err[0]

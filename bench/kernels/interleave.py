@@ -12,7 +12,9 @@ Why rounds: on this box one decode linear timed alone in a burst (up_proj of d=1
 2026-12-02, docs/calibration.md), and the same kernel sampled once per round over 30 rounds spread 1.31-2.22 ms.
 A calibration of bursts timed a minute before the model carries whichever level those seconds had: six tries
 against one calibration (results/never-built-20261202) were 10-35% off in TPOT. The framework's own cost is measured once per workload,
-at the start. The target model's own measurements never enter a calibration.
+at the start. The target model's own measurements never enter a calibration; with `--own-kernels` its own kernels
+are sampled in the same rounds and kept apart, a witness the prediction is split against
+(theory/calibration/against.py).
 """
 import time
 
@@ -39,23 +41,26 @@ HEADROOM_FLOOR_BYTES = 2 * GIB
 class CalibrationRounds:
     """Every kernel of the calibration models' workloads, sampled one round at a time."""
 
-    def __init__(self, device, per_model, dtype: str, keep_free_bytes: int = 0):
+    def __init__(self, device, per_model, dtype: str, keep_free_bytes: int = 0, own=None):
         """keep_free_bytes: what must stay free while the samplers are built (the target's weights, with headroom);
-        a calibration that would eat into it is refused in one line before the model is built."""
-        self.device, self.per_model, self.dtype = device, per_model, dtype
+        a calibration that would eat into it is refused in one line before the model is built.
+        own: the target's own workloads (versus --own-kernels), whose kernels are sampled in the same rounds and
+        kept apart: calibration() never reads them, own_calibration() reads nothing else."""
+        self.device, self.per_model, self.dtype, self.own = device, per_model, dtype, own
         self.keep_free_bytes = keep_free_bytes
         self.t0 = time.perf_counter()
         self.kcache = KernelCache(None, device, llc_of(device))       # the tiny framework models' kernels only
         sweep = llc_sweep(device, dtype, self.kcache.llc_bytes)       # CPU: the effective LLC (~2 s); CUDA: None
         self.kcache.fits_bytes = (sweep or {}).get("effective_bytes") or self.kcache.llc_bytes
         self.kernels: dict[str, tuple] = {}
-        for points in per_model:
+        for points in per_model + ([own] if own else []):
             for p in points:
                 shapes = passes(p.spec(), p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache,
                                 p.max_cache_len)
                 for k, st in needed(shapes, state_of(p, dtype, self.kcache, "auto")):
                     self.kernels.setdefault(kernel_id(k, st), (k, st))
         self.frameworks = [[framework_of(p, device, dtype, self.kcache) for p in points] for points in per_model]
+        self.own_framework = [framework_of(p, device, dtype, self.kcache) for p in own] if own else None
         self.samplers = {}
         for kid, (k, st) in self.kernels.items():    # every sampler's copies stay live beside the target model
             if device.free_bytes() < self.keep_free_bytes:
@@ -77,9 +82,19 @@ class CalibrationRounds:
 
     def calibration(self, rounds: list[int]) -> dict:
         """The calibration (bench kernels' format) from the samples of `rounds` (indices) only."""
+        return self._calibration(self.per_model, self.frameworks, rounds)
+
+    def own_calibration(self, rounds: list[int]) -> dict:
+        """The target's own kernels and framework from the samples of `rounds`: the witness, never a prediction's
+        input (--own-kernels)."""
+        if not self.own:
+            raise ValueError("no own workloads were planned")
+        return self._calibration([self.own], [self.own_framework], rounds)
+
+    def _calibration(self, per_model, frameworks, rounds: list[int]) -> dict:
         table = RoundsTable(self, rounds)
         cals = [calibration(points, self.device, self.dtype, table, "auto", fw)
-                for points, fw in zip(self.per_model, self.frameworks)]
+                for points, fw in zip(per_model, frameworks)]
         cal = stamped(merge(cals) if len(cals) > 1 else cals[0], self.device, table, self.t0)
         spent_s = sum(self.round_times[i][1] for i in rounds)
         # the rounds' own time and start, not the whole try's (which holds the model's build and trajectories)
@@ -101,7 +116,8 @@ class RoundsTable(RoundTable):
 
 
 def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int, generated: int, repeats: int,
-                rounds: int, attention: str = "sdpa", cache: str = "dynamic", say=None, settle: int = 1) -> dict:
+                rounds: int, attention: str = "sdpa", cache: str = "dynamic", say=None, settle: int = 1,
+                own=None) -> dict:
     """`rounds` rounds of the calibration's kernels before the model's first timed trajectory (after one warm-up)
     and after each of `repeats`; the calibrations pooled over every round, over the first gap's and over the
     last gap's (the A-B-A drift), over each gap's (`each_gap`) and over the two gaps around each trajectory
@@ -112,11 +128,15 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     its warm-ups, and the trajectory right after ~40 s of other models' kernels is not that step. Added after the
     d=1280 L=12 target read 7-13% slow against interleaved predictions while a steady `bench run` of it composed
     within 3% from its own kernels; keeping the settling trajectories' own times says, try by try, how much that
-    first pass differs (2026-12-03, two sets: median x1.028 the timed TPOT over 36 gaps)."""
+    first pass differs (2026-12-03, two sets: median x1.028 the timed TPOT over 36 gaps).
+
+    own: the target's own workloads (bench.sweep Points), sampled in the same rounds; `own` in the answer is their
+    calibration over every round, kept apart from the prediction's (CalibrationRounds)."""
     say = say or (lambda text: None)
     keep = int(HEADROOM * weight_bytes(spec, dtype)) + HEADROOM_FLOOR_BYTES
-    cr = CalibrationRounds(device, per_model, dtype, keep)
-    say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s), framework measured")
+    cr = CalibrationRounds(device, per_model, dtype, keep, own)
+    say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s)"
+        f"{' and the target (its own, kept apart)' if own else ''}, framework measured")
     t0 = time.perf_counter()
     model = build_model(spec, device.torch_device, dtype, attention)
     build_s = time.perf_counter() - t0
@@ -140,4 +160,5 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     each_gap = [cr.calibration(g) for g in gaps]
     return {"runs": runs, "settle_runs": settles, "build_s": build_s, "pooled": cr.calibration(every),
             "first": each_gap[0], "last": each_gap[-1], "gaps": gaps, "each_gap": each_gap,
-            "around": [cr.calibration(a + b) for a, b in zip(gaps, gaps[1:])]}
+            "around": [cr.calibration(a + b) for a, b in zip(gaps, gaps[1:])],
+            "own": cr.own_calibration(every) if own else None}

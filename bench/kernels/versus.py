@@ -22,6 +22,10 @@ also its own A-B-A (`trajectories`): its TTFT and TPOT against the prediction fr
 far the box moved across it; `trajectories_within_drift_bound` counts those whose box held within ±5%. After each
 gap's rounds, `--settle` trajectories run before the timed one and are not scored (default 1; 0 is the design the
 sets before 2026-12-03 ran): `settle` says how their TPOT and TTFT compared with the timed trajectory's.
+With `--own-kernels` the target's own kernels and framework are sampled in the same rounds, kept apart from the
+prediction, and each phase's error is split (`own_kernels`, theory/calibration/against.py) into the composition's
+(the model against its own pieces) and the interpolation's (its own pieces against those predicted from the other
+models), with the ops that carry the latter.
 """
 import json
 import statistics
@@ -33,6 +37,7 @@ from pathlib import Path
 # (what is timed again) are imported by main
 from bench.kernels import first_paragraph
 from theory.calibration import SHAPE_FIELDS, load_calibration, request
+from theory.calibration.against import phase_parts, split, top_ops
 from theory.calibration.family import refusal
 from theory.capacity import check_positions
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
@@ -59,6 +64,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--settle", type=int, default=1,
                    help="with --calibrate-from: trajectories after each gap's rounds, before the timed one, not "
                         "scored (the first pass after other kernels held the box); their times are kept")
+    p.add_argument("--own-kernels", action="store_true",
+                   help="with --calibrate-from: also sample the target's own kernels and framework in the same rounds, "
+                        "never used for the prediction, and split each phase's error into the composition's and the "
+                        "interpolation's (rounds take longer)")
     p.add_argument("--out-dir", type=Path,
                    help="with --calibrate-from: write the calibrations (pooled, first gap's, last gap's) and the "
                         "result here")
@@ -164,6 +173,27 @@ def trajectory_line(t: dict) -> str:
             f"(TTFT) across it: {'within' if t['within_drift_bound'] else 'beyond'} the ±{DRIFT_BOUND_REL:.0%} bound")
 
 
+def own_split(pooled: dict, own: dict, spec, a, m: dict) -> dict:
+    """Each phase's error against the target's own kernels from every round (theory/calibration/against.py)."""
+    pred = phase_parts(pooled, spec, a.batch, a.prompt_len, a.generated)
+    mine = phase_parts(own, spec, a.batch, a.prompt_len, a.generated)
+    out = {"prefill": split(m["measured_ttft_s"], pred["prefill"], mine["prefill"]), "decode": None}
+    if pred["decode"] is not None:
+        out["decode"] = split(m["measured_tpot_s"], pred["decode"], mine["decode"])
+    return out
+
+
+def own_line(s: dict, what: str) -> str:
+    """One line: a phase's error as composition × interpolation, and the ops carrying the interpolation's."""
+    fw = s["framework_own_over_predicted"]
+    ops = ", ".join(f"{op} {share * 100:+.1f} pts" for op, share in top_ops(s))
+    return (f"{what} {s['error']:+.1%} against the target's own kernels in the same rounds (not used for the "
+            f"prediction): composition {s['composition_error']:+.1%} (the model over its own kernels and framework) "
+            f"× interpolation {s['interpolation_error']:+.1%} (its own over predicted: kernels "
+            f"{s['kernels_own_over_predicted']:+.1%}, framework {'—' if fw is None else format(fw, '+.1%')}); "
+            f"largest op shares: {ops}")
+
+
 def interleaved_main(a) -> int:
     """--calibrate-from: kernel rounds A B A ... A in this process (bench/kernels/interleave.py), the prediction from
     every round's samples, the target's own measurements in none of them."""
@@ -171,6 +201,8 @@ def interleaved_main(a) -> int:
     spec = load_model(a.model)
     per_model = calibration_points(a.calibrate_from, [a.batch], [a.prompt_len], a.generated, "auto", "sdpa",
                                    "dynamic")
+    own = calibration_points([a.model], [a.batch], [a.prompt_len], a.generated, "auto", "sdpa", "dynamic")[0] \
+        if a.own_kernels else None
     shape = lambda m: tuple(getattr(m, k) for k in SHAPE_FIELDS)
     same = [points[0].spec().name for points in per_model if shape(points[0].spec()) == shape(spec)]
     if same:                                  # by shape, not name: a preset and its config.json are one model
@@ -195,12 +227,14 @@ def interleaved_main(a) -> int:
     dtype = per_model[0][0].resolved_dtype(device.kind)
     say = lambda text: print(text, file=sys.stderr, flush=True)
     got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, a.rounds,
-                      say=say, settle=a.settle)
+                      say=say, settle=a.settle, own=own)
     if a.out_dir is not None:                 # kept before anything can refuse them
         for k in ("pooled", "first", "last"):
             write_json(a.out_dir / f"calibration-{k}.json", got[k])
         for i, cal in enumerate(got["around"]):          # what each trajectory's own A-B-A predicts from
             write_json(a.out_dir / f"calibration-around-{i + 1}.json", cal)
+        if got["own"] is not None:                        # the witness: the target's own kernels, every round
+            write_json(a.out_dir / "calibration-own.json", got["own"])
     ask = lambda cal: request(cal, spec, a.batch, a.prompt_len, a.generated)
     pred, each_gap = ask(got["pooled"]), [ask(c) for c in got["each_gap"]]
     first, last = each_gap[0], each_gap[-1]
@@ -224,6 +258,8 @@ def interleaved_main(a) -> int:
            "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
            "settle": settle_summary(got["settle_runs"], got["runs"]),
            "own_shapes": pred["own_shapes"]}
+    if got["own"] is not None:
+        out["own_kernels"] = own_split(got["pooled"], got["own"], spec, a, m)
     if a.out_dir is not None:
         write_json(a.out_dir / "versus.json", out)
     print(json.dumps(out, indent=2))
@@ -236,6 +272,10 @@ def interleaved_main(a) -> int:
           f"{out['first_gap_only']['ttft_error']:+.1%}", file=sys.stderr)
     for t in trajectories:
         print(trajectory_line(t), file=sys.stderr)
+    if "own_kernels" in out:
+        for phase, text in (("decode", "TPOT"), ("prefill", "TTFT")):
+            if out["own_kernels"].get(phase):
+                print(own_line(out["own_kernels"][phase], text), file=sys.stderr)
     s = out["settle"]
     if s["per_gap"]:
         print(f"settling trajectories (not scored), first after each gap's rounds over the timed one: TPOT "
@@ -252,6 +292,8 @@ def main(argv=None) -> int:
         return interleaved_main(a)
     if a.out_dir is not None:
         raise ValueError("--out-dir goes with --calibrate-from (a --calibration file is already written)")
+    if a.own_kernels:
+        raise ValueError("--own-kernels goes with --calibrate-from (its rounds are where the own kernels are sampled)")
     cal = load_calibration(str(a.calibration))
     cal_threads = cal.get("threads")
     if a.threads is not None and cal_threads is not None and a.threads != cal_threads:

@@ -11,12 +11,13 @@ D=results/never-built-interleaved-20261202
 PY=.venv/bin/python
 SET=${1:?set name}
 ROUNDS=${2:?rounds per gap}
+EXTRA=${3:-}          # more versus options, e.g. --own-kernels
 mkdir -p $D/$SET
 for target in tinyllama-1.1b $D/unseen-d1280-L12.json; do
   name=$(basename "$target" .json)
   for i in 1 2 3; do
     $PY -m bench.kernels.versus --calibrate-from $D/cal-d1536-L8.json $D/cal-d2560-L4.json --model "$target" \
-        --prompt-len 128 --generated 8 --repeats 3 --rounds $ROUNDS --out-dir $D/$SET/$name-$i > /dev/null \
+        --prompt-len 128 --generated 8 --repeats 3 --rounds $ROUNDS $EXTRA --out-dir $D/$SET/$name-$i > /dev/null \
         2> $D/$SET/$name-$i.log
   done
 done
