@@ -109,3 +109,17 @@ def test_versus_refuses_another_thread_count_and_keeps_ttft_digits(files, capsys
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "1 thread(s), not --threads 2" in err
     assert ms(0.000612) == "0.612" and ms(0.0123) == "12.30" and ms(5.4702) == "5,470.2"
+
+
+def test_a_calibration_with_full_pass_residuals_adds_and_names_the_residual(files, capsys):
+    code, out0, _ = theory(files, "--prompt-len", "8", "--format", "json", capsys=capsys)
+    cal = json.loads((files / "cal.json").read_text())
+    for p in cal["passes"]:
+        p["residual_s"] = 1e-3 * p["op_instances"] / 10
+    (files / "cal.json").write_text(json.dumps(cal))
+    code, out1, _ = theory(files, "--prompt-len", "8", "--format", "json", capsys=capsys)
+    before, after = json.loads(out0), json.loads(out1)
+    assert code == 0 and after["residual_s"] > 0 and before["residual_s"] == 0.0
+    assert after["time_s"] == pytest.approx(before["time_s"] + after["residual_s"])
+    code, table, _ = theory(files, "--prompt-len", "8", capsys=capsys)
+    assert "residual   " in table and "full passes beyond their kernels and framework" in table

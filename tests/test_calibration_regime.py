@@ -203,3 +203,11 @@ def test_a_calibration_sized_in_an_older_basis_is_sized_again():
     assert again["size_basis"] == SIZE_BASIS
     assert again["passes"][0]["ops"]["attn_core"]["size"] == [32 * 33 // 2 * 64, 8.0]   # causal; batch 2 x 4 heads
     assert sized(again, m) is again                                                         # current: kept
+
+
+def test_a_residual_is_fitted_over_depth_like_the_framework_and_may_be_negative():
+    passes = [{**_p(20, 1e-3), "residual_s": 2e-3}, {**_p(40, 1e-3), "residual_s": 4e-3}, _p(60, 1e-3)]
+    f = framework_estimate(passes, "decode", 80, key="residual_s")       # the pass without one is not a point
+    assert f.time_s == pytest.approx(8e-3) and f.depths == 2 and not f.inside
+    neg = framework_estimate([{**_p(20, 1e-3), "residual_s": -1e-3}], "decode", 40, key="residual_s")
+    assert neg.time_s == pytest.approx(-2e-3) and neg.one_depth

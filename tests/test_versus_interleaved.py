@@ -168,7 +168,8 @@ def test_own_kernels_are_sampled_in_the_same_rounds_kept_apart_and_split_the_err
         s = got["own_kernels"][phase]
         assert 1 + s["error"] == pytest.approx((1 + s["composition_error"]) * (1 + s["interpolation_error"]))
         assert s["error"] == pytest.approx(measured / s["predicted_s"] - 1)
-        assert sum(s["op_share"].values()) + s["framework_share"] == pytest.approx(s["interpolation_error"])
+        assert sum(s["op_share"].values()) + s["framework_share"] + s["residual_share"] == \
+            pytest.approx(s["interpolation_error"])
     assert got["own_kernels"]["decode"]["predicted_s"] == pytest.approx(got["predicted_tpot_s"])
     err = capsys.readouterr().err
     assert "TPOT" in err and "composition" in err and "× interpolation" in err and "largest op shares" in err
@@ -180,3 +181,38 @@ def test_own_kernels_without_calibrate_from_is_one_line(configs, capsys):
                                   "--prompt-len", "8"], errors=(ValueError,)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--own-kernels goes with --calibrate-from" in err[0]
+
+
+def test_full_passes_time_the_calibration_models_after_each_gap_and_add_their_residual(configs, monkeypatch, capsys):
+    import bench.kernels.interleave as interleave
+    from theory.calibration import request
+    from theory.hfconfig import load_model
+    d, paths = configs
+    monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
+    order, real_round, real_run = [], interleave.CalibrationRounds.round, interleave.run_trajectory
+    monkeypatch.setattr(interleave.CalibrationRounds, "round", lambda self: order.append("A") or real_round(self))
+    monkeypatch.setattr(interleave, "run_trajectory",
+                        lambda model, *a, **k: order.append(model.config.hidden_size) or real_run(model, *a, **k))
+    out = d / "try-full"
+    assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
+                                  str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "1",
+                                  "--rounds", "1", "--device", "cpu", "--out-dir", str(out), "--settle", "0",
+                                  "--full-passes"], errors=(ValueError,)) == 0
+    # a (hidden 64) and b (96) built and warmed, the target (80) warmed; after every gap's rounds, the last one's
+    # too, one trajectory of each calibration model before the target's
+    assert order == [64, 96, 80, "A", 64, 96, 80, "A", 64, 96]
+    got = json.loads((out / "versus.json").read_text())
+    pooled = json.loads((out / "calibration-pooled.json").read_text())
+    for p in pooled["passes"]:
+        kernels = sum(o["count"] * o["kernel_s"] for o in p["ops"].values())
+        assert p["full_passes"] == 2
+        assert p["residual_s"] == pytest.approx(p["full_pass_s"] - kernels - p["framework_s"])
+    spec = load_model(str(paths["target"]))
+    with_res = request(pooled, spec, 1, 8, 3)
+    bare = {**pooled, "passes": [{k: v for k, v in p.items() if k != "residual_s"} for p in pooled["passes"]]}
+    without = request(bare, spec, 1, 8, 3)
+    assert with_res["time_per_output_token_s"] == pytest.approx(got["predicted_tpot_s"])
+    assert with_res["time_per_output_token_s"] - without["time_per_output_token_s"] == \
+        pytest.approx(got["residuals"]["added_to_tpot_s"])
+    assert without["residual_tpot_s"] == 0.0 and got["full_passes"] is True
+    assert "full passes of the calibration models beyond their kernels and framework" in capsys.readouterr().err

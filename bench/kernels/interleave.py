@@ -16,6 +16,7 @@ at the start. The target model's own measurements never enter a calibration; wit
 are sampled in the same rounds and kept apart, a witness the prediction is split against
 (theory/calibration/against.py).
 """
+import statistics
 import time
 
 import torch
@@ -41,11 +42,12 @@ HEADROOM_FLOOR_BYTES = 2 * GIB
 class CalibrationRounds:
     """Every kernel of the calibration models' workloads, sampled one round at a time."""
 
-    def __init__(self, device, per_model, dtype: str, keep_free_bytes: int = 0, own=None):
+    def __init__(self, device, per_model, dtype: str, keep_free_bytes: int = 0, own=None, full: bool = False):
         """keep_free_bytes: what must stay free while the samplers are built (the target's weights, with headroom);
         a calibration that would eat into it is refused in one line before the model is built.
         own: the target's own workloads (versus --own-kernels), whose kernels are sampled in the same rounds and
-        kept apart: calibration() never reads them, own_calibration() reads nothing else."""
+        kept apart: calibration() never reads them, own_calibration() reads nothing else.
+        full: build every calibration model too (random weights) for full_passes() (versus --full-passes)."""
         self.device, self.per_model, self.dtype, self.own = device, per_model, dtype, own
         self.keep_free_bytes = keep_free_bytes
         self.t0 = time.perf_counter()
@@ -66,12 +68,34 @@ class CalibrationRounds:
             if device.free_bytes() < self.keep_free_bytes:
                 raise ValueError(
                     f"the calibration's kernel operands leave {device.free_bytes() / GIB:.1f} GiB free after "
-                    f"{len(self.samplers)} of {len(self.kernels)} kernels, and the target's weights need "
+                    f"{len(self.samplers)} of {len(self.kernels)} kernels, and the target's weights (with "
+                    f"--full-passes the calibration models' too) need "
                     f"{self.keep_free_bytes / GIB:.1f} GiB with headroom: calibrate from smaller models")
             self.samplers[kid] = KernelSampler(k, device, st, self.kcache.llc_bytes)
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
         self.rounds = 0
         self.round_times: list[tuple[str, float]] = []      # per round: UTC at its start, seconds it took
+        self.models = []                                     # with full: each calibration model, built once
+        self.full_runs: list[tuple[int, int, int, list[float]]] = []   # (last round before it, model, workload, times)
+        for points in per_model if full else []:
+            spec = points[0].spec()
+            model = build_model(spec, device.torch_device, dtype, points[0].attention)
+            for p in points:                                 # warm-up: lazy init, allocator
+                run_trajectory(model, device, self._ids(p), p.generated, p.cache, p.max_cache_len)
+            self.models.append(model)
+
+    def _ids(self, p):
+        spec = p.spec()
+        ids = torch.randint(0, spec.vocab_size, (p.batch, p.prompt_len), generator=torch.Generator().manual_seed(0))
+        return ids.to(self.device.torch_device)
+
+    def full_passes(self) -> None:
+        """One trajectory of every calibration workload on its own model, after the rounds so far: its passes minus
+        their kernels and framework are the calibration's residual_s (calibration())."""
+        for j, (points, model) in enumerate(zip(self.per_model, self.models)):
+            for i, p in enumerate(points):
+                t = run_trajectory(model, self.device, self._ids(p), p.generated, p.cache, p.max_cache_len).times_s
+                self.full_runs.append((self.rounds - 1, j, i, t))
 
     def round(self) -> None:
         t0, utc = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -82,7 +106,25 @@ class CalibrationRounds:
 
     def calibration(self, rounds: list[int]) -> dict:
         """The calibration (bench kernels' format) from the samples of `rounds` (indices) only."""
-        return self._calibration(self.per_model, self.frameworks, rounds)
+        cal = self._calibration(self.per_model, self.frameworks, rounds)
+        if self.full_runs:
+            self._residuals(cal, set(rounds))
+        return cal
+
+    def _residuals(self, cal: dict, used: set[int]) -> None:
+        """Each calibrated pass's residual_s: the median over the full passes that ran right after one of `used`'s
+        rounds of the pass's time, minus its kernels (from the same rounds) and its framework cost."""
+        where = {(p.spec().name, p.batch, p.prompt_len): (j, i)
+                 for j, points in enumerate(self.per_model) for i, p in enumerate(points)}
+        for cp in cal["passes"]:
+            key = where.get(((cp.get("model") or {}).get("name"), cp["batch"], cp["prompt_len"]))
+            runs = [t for r, j, i, t in self.full_runs if r in used and (j, i) == key]
+            if not runs:
+                continue
+            step = 0 if cp["phase"] == "prefill" else 1 + cp["context_len"] - cp["prompt_len"]
+            full_s = statistics.median(t[step] for t in runs)
+            kernels_s = sum(o["count"] * o["kernel_s"] for o in cp["ops"].values())
+            cp.update(full_pass_s=full_s, full_passes=len(runs), residual_s=full_s - kernels_s - cp["framework_s"])
 
     def own_calibration(self, rounds: list[int]) -> dict:
         """The target's own kernels and framework from the samples of `rounds`: the witness, never a prediction's
@@ -117,7 +159,7 @@ class RoundsTable(RoundTable):
 
 def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int, generated: int, repeats: int,
                 rounds: int, attention: str = "sdpa", cache: str = "dynamic", say=None, settle: int = 1,
-                own=None) -> dict:
+                own=None, full: bool = False) -> dict:
     """`rounds` rounds of the calibration's kernels before the model's first timed trajectory (after one warm-up)
     and after each of `repeats`; the calibrations pooled over every round, over the first gap's and over the
     last gap's (the A-B-A drift), over each gap's (`each_gap`) and over the two gaps around each trajectory
@@ -131,10 +173,17 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     first pass differs (2026-12-03, two sets: median x1.028 the timed TPOT over 36 gaps).
 
     own: the target's own workloads (bench.sweep Points), sampled in the same rounds; `own` in the answer is their
-    calibration over every round, kept apart from the prediction's (CalibrationRounds)."""
+    calibration over every round, kept apart from the prediction's (CalibrationRounds).
+
+    full: after each gap's rounds (the last one's too), one trajectory of every calibration model itself; each
+    calibration's passes then carry residual_s, what those full-size passes cost beyond their kernels and
+    framework, which theory fits over depth and adds to the target's prediction (theory/calibration/predict.py).
+    Added after the target's own kernels, sampled in the same rounds, composed 3-11% under its measured TPOT (d=1280
+    L=12, 2026-12-03) while the default sweep's batch-1 decode points compose 3-12% under theirs on every run."""
     say = say or (lambda text: None)
-    keep = int(HEADROOM * weight_bytes(spec, dtype)) + HEADROOM_FLOOR_BYTES
-    cr = CalibrationRounds(device, per_model, dtype, keep, own)
+    models = [spec] + ([points[0].spec() for points in per_model] if full else [])
+    keep = int(HEADROOM * sum(weight_bytes(m, dtype) for m in models)) + HEADROOM_FLOOR_BYTES
+    cr = CalibrationRounds(device, per_model, dtype, keep, own, full)
     say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s)"
         f"{' and the target (its own, kept apart)' if own else ''}, framework measured")
     t0 = time.perf_counter()
@@ -151,6 +200,8 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
         for _ in range(rounds):
             cr.round()                                                                  # A
         say(f"kernel rounds {i + 1}/{repeats + 1}: {rounds} in {time.perf_counter() - t:.1f} s")
+        if full:
+            cr.full_passes()                                                            # the calibration models
         if i < repeats:
             settles.append([run_trajectory(model, device, ids, generated, cache, mcl).times_s
                             for _ in range(settle)])                         # settling: timed, kept, not scored

@@ -25,7 +25,10 @@ sets before 2026-12-03 ran): `settle` says how their TPOT and TTFT compared with
 With `--own-kernels` the target's own kernels and framework are sampled in the same rounds, kept apart from the
 prediction, and each phase's error is split (`own_kernels`, theory/calibration/against.py) into the composition's
 (the model against its own pieces) and the interpolation's (its own pieces against those predicted from the other
-models), with the ops that carry the latter.
+models), with the ops that carry the latter. With `--full-passes` the calibration models themselves are built and
+timed after each gap's rounds; what their passes cost beyond their kernels and framework (`residual_s` per
+calibrated pass) is fitted over depth and added to the target's prediction (`residuals` says what was measured
+and what it added).
 """
 import json
 import statistics
@@ -68,6 +71,10 @@ def build_parser() -> OneLineParser:
                    help="with --calibrate-from: also sample the target's own kernels and framework in the same rounds, "
                         "never used for the prediction, and split each phase's error into the composition's and the "
                         "interpolation's (rounds take longer)")
+    p.add_argument("--full-passes", action="store_true",
+                   help="with --calibrate-from: also build the calibration models and time one trajectory of each "
+                        "after every gap's rounds; their passes' time beyond kernels and framework is added to the "
+                        "prediction, fitted over depth (needs their weights in memory)")
     p.add_argument("--out-dir", type=Path,
                    help="with --calibrate-from: write the calibrations (pooled, first gap's, last gap's) and the "
                         "result here")
@@ -173,6 +180,22 @@ def trajectory_line(t: dict) -> str:
             f"(TTFT) across it: {'within' if t['within_drift_bound'] else 'beyond'} the ±{DRIFT_BOUND_REL:.0%} bound")
 
 
+def residuals(pooled: dict, pred: dict) -> dict:
+    """What --full-passes measured (each calibrated pass's residual_s, ms-readable in seconds) and what it added to
+    the target's TTFT and TPOT."""
+    per = [{"model": (p.get("model") or {}).get("name"), "phase": p["phase"], "context_len": p["context_len"],
+            "op_instances": p["op_instances"], "full_pass_s": p.get("full_pass_s"), "residual_s": p.get("residual_s"),
+            "framework_s": p["framework_s"], "full_passes": p.get("full_passes")} for p in pooled["passes"]]
+    return {"calibrated": per, "added_to_ttft_s": pred.get("residual_ttft_s"), "added_to_tpot_s": pred.get("residual_tpot_s")}
+
+
+def residual_line(r: dict) -> str:
+    per = ", ".join(f"{c['model']} {c['phase']}{'' if c['phase'] == 'prefill' else '@' + str(c['context_len'])} "
+                    f"{ms(c['residual_s'])}" for c in r["calibrated"] if c["residual_s"] is not None)
+    return (f"full passes of the calibration models beyond their kernels and framework (ms): {per}; added to the "
+            f"prediction: TPOT {ms(r['added_to_tpot_s'] or 0)} ms, TTFT {ms(r['added_to_ttft_s'] or 0)} ms")
+
+
 def own_split(pooled: dict, own: dict, spec, a, m: dict) -> dict:
     """Each phase's error against the target's own kernels from every round (theory/calibration/against.py)."""
     pred = phase_parts(pooled, spec, a.batch, a.prompt_len, a.generated)
@@ -227,7 +250,7 @@ def interleaved_main(a) -> int:
     dtype = per_model[0][0].resolved_dtype(device.kind)
     say = lambda text: print(text, file=sys.stderr, flush=True)
     got = interleaved(device, spec, per_model, dtype, a.batch, a.prompt_len, a.generated, a.repeats, a.rounds,
-                      say=say, settle=a.settle, own=own)
+                      say=say, settle=a.settle, own=own, full=a.full_passes)
     if a.out_dir is not None:                 # kept before anything can refuse them
         for k in ("pooled", "first", "last"):
             write_json(a.out_dir / f"calibration-{k}.json", got[k])
@@ -257,7 +280,9 @@ def interleaved_main(a) -> int:
            **drift_summary(pred, first, last), "trajectories": trajectories,
            "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
            "settle": settle_summary(got["settle_runs"], got["runs"]),
-           "own_shapes": pred["own_shapes"]}
+           "own_shapes": pred["own_shapes"], "full_passes": a.full_passes}
+    if a.full_passes:
+        out["residuals"] = residuals(got["pooled"], pred)
     if got["own"] is not None:
         out["own_kernels"] = own_split(got["pooled"], got["own"], spec, a, m)
     if a.out_dir is not None:
@@ -272,6 +297,8 @@ def interleaved_main(a) -> int:
           f"{out['first_gap_only']['ttft_error']:+.1%}", file=sys.stderr)
     for t in trajectories:
         print(trajectory_line(t), file=sys.stderr)
+    if "residuals" in out:
+        print(residual_line(out["residuals"]), file=sys.stderr)
     if "own_kernels" in out:
         for phase, text in (("decode", "TPOT"), ("prefill", "TTFT")):
             if out["own_kernels"].get(phase):
@@ -292,6 +319,8 @@ def main(argv=None) -> int:
         return interleaved_main(a)
     if a.out_dir is not None:
         raise ValueError("--out-dir goes with --calibrate-from (a --calibration file is already written)")
+    if a.full_passes:
+        raise ValueError("--full-passes goes with --calibrate-from (the calibration models are timed in its gaps)")
     if a.own_kernels:
         raise ValueError("--own-kernels goes with --calibrate-from (its rounds are where the own kernels are sampled)")
     cal = load_calibration(str(a.calibration))

@@ -4,7 +4,7 @@
 # ROUNDS rounds before its first timed trajectory and after each of three (A B A B A B A); the prediction is from
 # every round. Three tries per target into SET/, all kept. As run: `run.sh rounds 8` at commit 09e43c7, then
 # `run.sh rounds-24 24` at commit efd15a7, then `run.sh per-trajectory 24` at commit 5d3d36c (each trajectory
-# also scored against the rounds around it), then `run.sh per-trajectory-2 24` at commit 8fe4f55, then `run.sh per-trajectory-3 24` at commit eb6bed1 (a Xeon box), then `run.sh per-trajectory-4 24` at commit c13e787 (an EPYC box with 8 MiB L3; one settling trajectory after each gap, `--settle` 1, the default from that commit on), then `run.sh per-trajectory-5 24` at commit 27245e9 (the same box and code, 2026-12-03 afternoon). (whole-calibrations/: the first design's six tries.)
+# also scored against the rounds around it), then `run.sh per-trajectory-2 24` at commit 8fe4f55, then `run.sh per-trajectory-3 24` at commit eb6bed1 (a Xeon box), then `run.sh per-trajectory-4 24` at commit c13e787 (an EPYC box with 8 MiB L3; one settling trajectory after each gap, `--settle` 1, the default from that commit on), then `run.sh per-trajectory-5 24` at commit 27245e9 (the same box and code, 2026-12-03 afternoon), then `run.sh own-kernels-1 24 --own-kernels` at commit 393d594 (the target's own kernels sampled in the same rounds, kept apart: the error split into composition × interpolation), then `run.sh full-passes-1 24 "--own-kernels --full-passes"` at commit FULLPASSES (the calibration models' own passes timed after each gap; their time beyond kernels and framework added to the prediction). (whole-calibrations/: the first design's six tries.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=results/never-built-interleaved-20261202

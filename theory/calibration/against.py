@@ -9,8 +9,9 @@ own shapes and its own framework cost, so that, per phase,
 
 composition: the model against its own pieces (what `bench run` reports as composed), in the same minutes;
 interpolation: the calibration's interpolation (kernels and framework) against the pieces it stood in for. Each op
-carries a share of the interpolation error, (own − predicted) / predicted pass time, in points; the shares and the
-framework's add up to the interpolation error.
+carries a share of the interpolation error, (own − predicted) / predicted pass time, in points; the shares, the
+framework's and the residual's (a calibration from full passes predicts one, `versus --full-passes`; the own
+kernels carry none: that is the composition's) add up to the interpolation error.
 """
 from theory.calibration.predict import build_index, predict_pass, sized, upgrade
 from theory.model import ModelSpec
@@ -32,6 +33,7 @@ def phase_parts(cal: dict, model: ModelSpec, batch: int, prompt_len: int, genera
         n = len(passes)
         return {"ops_s": {op: sum(p.ops[op]["time_s"] for p in passes) / n for op in passes[0].ops},
                 "framework_s": sum(p.framework_s for p in passes) / n,
+                "residual_s": sum(p.residual_s for p in passes) / n,
                 "total_s": sum(p.time_s for p in passes) / n}
     return {"prefill": mean(pre), "decode": mean(steps) if steps else None}
 
@@ -49,6 +51,8 @@ def split(measured_s: float, predicted: dict, own: dict) -> dict:
             "framework_own_over_predicted": own["framework_s"] / predicted["framework_s"] - 1
             if predicted["framework_s"] > 0 else None,
             "framework_share": (own["framework_s"] - predicted["framework_s"]) / p_total,
+            "residual_share": (own.get("residual_s", 0.0) - predicted.get("residual_s", 0.0)) / p_total,
+            "predicted_residual_s": predicted.get("residual_s", 0.0),
             "op_share": share,
             "op_own_over_predicted": {op: own["ops_s"][op] / predicted["ops_s"][op] - 1 for op in ops
                                       if predicted["ops_s"].get(op, 0) > 0 and op in own["ops_s"]}}

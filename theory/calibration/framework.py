@@ -36,20 +36,21 @@ def step_kind(phase: str, prompt_len: int | None, context_len: int | None) -> st
     return "decode-first" if prompt_len is not None and context_len == prompt_len else "decode-later"
 
 
-def framework_fit(passes: list[dict], phase: str, kind: str | None = None
+def framework_fit(passes: list[dict], phase: str, kind: str | None = None, key: str = "framework_s"
                   ) -> tuple[list[tuple[int, float]], float | None, float]:
-    """(points (instances, median framework_s), fixed_s or None, per_instance_s) over the phase's passes (of
-    `kind`, step_kind's, when the calibration holds any such pass)."""
-    mine = [p for p in passes if p["phase"] == phase and p.get("framework_s") is not None]
+    """(points (instances, median of `key`), fixed_s or None, per_instance_s) over the phase's passes (of
+    `kind`, step_kind's, when the calibration holds any such pass). key: framework_s, or residual_s (the full-size
+    calibration models' pass time beyond their kernels and framework, predict.py), fitted the same way."""
+    mine = [p for p in passes if p["phase"] == phase and p.get(key) is not None]
     if kind is not None:
         same = [p for p in mine if step_kind(phase, p.get("prompt_len"), p.get("context_len")) == kind]
         mine = same or mine
     by: dict[int, list[float]] = {}
     for p in mine:
-        by.setdefault(int(p["op_instances"]), []).append(p["framework_s"])
+        by.setdefault(int(p["op_instances"]), []).append(p[key])
     pts = sorted((n, statistics.median(v)) for n, v in by.items())
     if not pts:
-        raise ValueError(f"no calibrated {phase} pass with a framework cost")
+        raise ValueError(f"no calibrated {phase} pass with a {key}")
     if len(pts) == 1:
         return pts, None, pts[0][1] / pts[0][0]
     xs, ys = [n for n, _ in pts], [f for _, f in pts]
@@ -62,8 +63,9 @@ def framework_fit(passes: list[dict], phase: str, kind: str | None = None
     return pts, fixed, slope
 
 
-def framework_estimate(passes: list[dict], phase: str, instances: int, kind: str | None = None) -> FrameworkEstimate:
-    pts, fixed, per = framework_fit(passes, phase, kind)
+def framework_estimate(passes: list[dict], phase: str, instances: int, kind: str | None = None,
+                       key: str = "framework_s") -> FrameworkEstimate:
+    pts, fixed, per = framework_fit(passes, phase, kind, key)
     inside = pts[0][0] <= instances <= pts[-1][0]
     t = (fixed or 0.0) + per * instances
     return FrameworkEstimate(t, fixed, per, len(pts), fixed is None, inside)

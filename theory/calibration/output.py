@@ -45,14 +45,15 @@ def calibrated_json(cal: dict, model: ModelSpec, a, p: PassPrediction, tokens: i
     groups = {g: {"time_s": 0.0} for g in OP_GROUPS if g != "comms"}
     for o in p.ops.values():
         groups[o["group"]]["time_s"] += o["time_s"]
-    groups["other"]["time_s"] += p.framework_s          # the framework's own cost: no op of the model's
+    groups["other"]["time_s"] += p.framework_s + p.residual_s    # the framework's own cost and the full-size
+                                                                  # models' residual: no op of the model's
     batch_tokens = a.batch * (tokens if not decode else 1)
     return {**cap, "model": model.name, "hardware": cal.get("device_name"), "source": "kernel calibration",
             "calibration": a.hardware, "phase": a.phase, "batch": a.batch,
             "prompt_len": w.prompt_len, "context_len": w.context_len, "dtype": cal["dtype"],
             "kv_dtype": cal["dtype"], "attention": w.attention, "kv_update": w.kv_update, "logits": w.logits,
             "mode": "kernels", "tp": 1, "cache_state": cal.get("cache_state"),
-            "time_s": p.time_s, "framework_s": p.framework_s,
+            "time_s": p.time_s, "framework_s": p.framework_s, "residual_s": p.residual_s,
             "flops": sum(o["flops"] for o in p.ops.values()), "bytes": sum(o["bytes"] for o in p.ops.values()),
             "tokens_per_s": batch_tokens / p.time_s if p.time_s else None,
             "critical_batch": None,           # a calibration holds kernel times at its sizes, no peak or bandwidth
@@ -92,9 +93,18 @@ def calibrated_table(out: dict, p: PassPrediction, cal: dict) -> list[str]:
               f"{fw['per_instance_s'] * 1e6:.2f} µs per op instance, ONE depth calibrated: fixed part unknown")
     rows.append(["framework", "", "", f"{p.framework_s * 1e3:,.4f}", f"{p.framework_s / p.time_s:.1%}",
                  fw.get("status", ""), "", ""])
+    res = p.residual
+    if res is not None:
+        rows.append(["residual", "", "", f"{p.residual_s * 1e3:,.4f}", f"{p.residual_s / p.time_s:.1%}",
+                     res["status"], "", ""])
     lines += _table(["op", "count", "kernel µs", "time ms", "share", "how", "beyond", "own shape"], rows,
                     left=(0, 5, 7))
     lines += [f"framework  {fw_how} (modules, cache object, masks, Python; tiny-shape model path)"]
+    if res is not None:
+        how = (f"fixed {res['fixed_s'] * 1e3:.3f} ms + {res['per_instance_s'] * 1e6:.2f} µs per op instance over "
+               f"{res['depths']} depths" if not res["one_depth"] else
+               f"{res['per_instance_s'] * 1e6:.2f} µs per op instance, ONE depth")
+        lines += [f"residual   {how}: the calibration models' full passes beyond their kernels and framework"]
     gb = _bytes
     lines += ["", f"total      {p.time_s * 1e3:,.4f} ms   {out['flops'] / 1e9:.3f} GFLOP   {gb(out['bytes'])} moved",
               f"weights    {gb(out['weight_bytes'])}", f"KV cache   {gb(out['kv_cache_bytes'])} after this pass"]

@@ -9,6 +9,11 @@ the calibrated instances of the same op, interpolated by its work (interp.py), a
 cost per op instance is the calibrated one. Each op and pass says whether it was calibrated, interpolated or
 extrapolated. Refused in one line: a dtype the calibration lacks, or an op it holds no instance of.
 
+A calibration whose passes carry `residual_s` (`bench.kernels.versus --full-passes`: the calibration models' own
+passes timed in the same rounds, minus their kernels and framework) adds that term too, fitted over the
+calibrated depths as the framework's cost is (framework.py): what a full-size model costs beyond its pieces timed
+alone, measured on other models, never on the target.
+
 Format 1 (one workload, no op work) is still read: it predicts only the model it was measured for, its work
 recomputed from that model.
 """
@@ -43,6 +48,8 @@ class PassPrediction:
     ops: dict                # op -> {"count", "time_s" (all instances), "kernel_s" (one instance), "work", "status"}
     status: str              # calibrated | interpolated | extrapolated (the worst of its ops and framework)
     framework: dict | None = None   # framework.FrameworkEstimate's fields and its status
+    residual_s: float = 0.0         # beyond kernels and framework, from the calibration models' full passes
+    residual: dict | None = None    # its fit (framework.py's, key residual_s) and status; None: none calibrated
 
     @property
     def extrapolated(self) -> bool:
@@ -209,11 +216,20 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
         fw = dataclasses.replace(fw, time_s=same[0]["framework_s"])
     fw_status = CALIBRATED if same else EXTRAPOLATED if not fw.inside else INTERPOLATED
     statuses.add(fw_status)
-    status = next(s for s in (EXTRAPOLATED, INTERPOLATED, CALIBRATED) if s in statuses)
     framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s, "step_kind": kind,
                  "depths": fw.depths, "one_depth": fw.one_depth, "status": fw_status}
+    residual = None
+    if any(p["phase"] == phase and p.get("residual_s") is not None for p in cal["passes"]):
+        res = framework_estimate(cal["passes"], phase, instances, kind, key="residual_s")
+        residual = {"time_s": res.time_s, "fixed_s": res.fixed_s, "per_instance_s": res.per_instance_s,
+                    "depths": res.depths, "one_depth": res.one_depth,
+                    "status": INTERPOLATED if res.inside else EXTRAPOLATED}
+        statuses.add(residual["status"])
+    status = next(s for s in (EXTRAPOLATED, INTERPOLATED, CALIBRATED) if s in statuses)
+    res_s = residual["time_s"] if residual else 0.0
     return PassPrediction(phase, context_len if phase == "decode" else 0,
-                          sum(o["time_s"] for o in ops.values()) + fw.time_s, fw.time_s, ops, status, framework)
+                          sum(o["time_s"] for o in ops.values()) + fw.time_s + res_s, fw.time_s, ops, status,
+                          framework, res_s, residual)
 
 
 def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated: int,
@@ -228,11 +244,13 @@ def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated:
     steps = [predict_pass(cal, model, "decode", batch, prompt_len, prompt_len + s, mcl, index, model_ref)
              for s in range(generated - 1)]
     tpot = sum(s.time_s for s in steps) / len(steps) if steps else None
-    iv = lambda p: pass_interval(p.ops, p.framework_s, p.phase, errors)
+    iv = lambda p: pass_interval(p.ops, p.framework_s + p.residual_s, p.phase, errors)
     ttft_iv, step_iv = iv(ttft), [iv(s) for s in steps]
     mean = lambda key: sum(x[key] for x in step_iv) / len(step_iv) if step_iv else None
     passes = [ttft] + steps
     return {"time_to_first_token_s": ttft.time_s, "time_per_output_token_s": tpot, "decode_steps": len(steps),
+            "residual_ttft_s": ttft.residual_s,
+            "residual_tpot_s": sum(s.residual_s for s in steps) / len(steps) if steps else None,
             "request_time_s": ttft.time_s + sum(s.time_s for s in steps),
             "time_to_first_token_interval_s": [ttft_iv["low_s"], ttft_iv["high_s"]],
             "time_per_output_token_interval_s": [mean("low_s"), mean("high_s")] if steps else None,
