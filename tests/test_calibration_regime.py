@@ -211,3 +211,9 @@ def test_a_residual_is_fitted_over_depth_like_the_framework_and_may_be_negative(
     assert f.time_s == pytest.approx(8e-3) and f.depths == 2 and not f.inside
     neg = framework_estimate([{**_p(20, 1e-3), "residual_s": -1e-3}], "decode", 40, key="residual_s")
     assert neg.time_s == pytest.approx(-2e-3) and neg.one_depth
+    # two negative depths keep their own trend (a cost's clamps would turn it round: through the origin)
+    two = [{**_p(20, 1e-3), "residual_s": -2e-3}, {**_p(40, 1e-3), "residual_s": -1e-3}]
+    f = framework_estimate(two, "decode", 60, key="residual_s")
+    assert f.fixed_s == pytest.approx(-3e-3) and f.per_instance_s == pytest.approx(5e-5)
+    assert f.time_s == pytest.approx(0.0, abs=1e-12)
+    assert framework_estimate([_p(20, 2e-3), _p(40, 1e-3)], "decode", 60).per_instance_s >= 0   # a cost: held

@@ -2,6 +2,7 @@
 in kernel rounds (A B A ... A), the prediction from every round, and the box's drift over the try said in the
 units a user reads."""
 import json
+import statistics
 
 import pytest
 
@@ -175,24 +176,36 @@ def test_own_kernels_are_sampled_in_the_same_rounds_kept_apart_and_split_the_err
     assert "TPOT" in err and "composition" in err and "× interpolation" in err and "largest op shares" in err
 
 
-def test_own_kernels_without_calibrate_from_is_one_line(configs, capsys):
+@pytest.mark.parametrize("flag", ["--own-kernels", "--full-passes"])
+def test_own_kernels_or_full_passes_without_calibrate_from_is_one_line(configs, capsys, flag):
     d, paths = configs
-    assert run_main(versus_main, ["--calibration", "x.json", "--own-kernels", "--model", str(paths["target"]),
+    assert run_main(versus_main, ["--calibration", "x.json", flag, "--model", str(paths["target"]),
                                   "--prompt-len", "8"], errors=(ValueError,)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--own-kernels goes with --calibrate-from" in err[0]
+    assert len(err) == 1 and f"{flag} goes with --calibrate-from" in err[0]
 
 
 def test_full_passes_time_the_calibration_models_after_each_gap_and_add_their_residual(configs, monkeypatch, capsys):
     import bench.kernels.interleave as interleave
     from theory.calibration import request
+    from theory.calibration.predict import without_residuals
     from theory.hfconfig import load_model
     d, paths = configs
     monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
     order, real_round, real_run = [], interleave.CalibrationRounds.round, interleave.run_trajectory
     monkeypatch.setattr(interleave.CalibrationRounds, "round", lambda self: order.append("A") or real_round(self))
-    monkeypatch.setattr(interleave, "run_trajectory",
-                        lambda model, *a, **k: order.append(model.config.hidden_size) or real_run(model, *a, **k))
+    calls = iter(range(1000))
+
+    class Known:                 # pass i of the n-th trajectory reads n + i/10 s (distinct: the index is checked)
+        def __init__(self, n, passes):
+            self.times_s = [n + i / 10 for i in range(passes)]
+
+    def run(model, *a, **k):
+        order.append(model.config.hidden_size)
+        real = real_run(model, *a, **k)
+        return Known(next(calls), len(real.times_s)) if model.config.hidden_size != 80 else real
+
+    monkeypatch.setattr(interleave, "run_trajectory", run)
     out = d / "try-full"
     assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
                                   str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "1",
@@ -203,16 +216,25 @@ def test_full_passes_time_the_calibration_models_after_each_gap_and_add_their_re
     assert order == [64, 96, 80, "A", 64, 96, 80, "A", 64, 96]
     got = json.loads((out / "versus.json").read_text())
     pooled = json.loads((out / "calibration-pooled.json").read_text())
+    # full trajectories numbered in order: a, b warm-ups 0, 1; then per gap a, b: 2, 3 and 4, 5
+    first_of = {"a": 2, "b": 3}
     for p in pooled["passes"]:
         kernels = sum(o["count"] * o["kernel_s"] for o in p["ops"].values())
+        step = 0 if p["phase"] == "prefill" else 1 + p["context_len"] - p["prompt_len"]
+        n0 = first_of[p["model"]["name"]]
         assert p["full_passes"] == 2
+        assert p["full_pass_s"] == pytest.approx(statistics.median([n0 + step / 10, n0 + 2 + step / 10]))
         assert p["residual_s"] == pytest.approx(p["full_pass_s"] - kernels - p["framework_s"])
+    assert {(p["phase"], p["context_len"]) for p in pooled["passes"]} == {("prefill", 0), ("decode", 8), ("decode", 9)}
     spec = load_model(str(paths["target"]))
     with_res = request(pooled, spec, 1, 8, 3)
-    bare = {**pooled, "passes": [{k: v for k, v in p.items() if k != "residual_s"} for p in pooled["passes"]]}
-    without = request(bare, spec, 1, 8, 3)
+    without = request(without_residuals(pooled), spec, 1, 8, 3)
     assert with_res["time_per_output_token_s"] == pytest.approx(got["predicted_tpot_s"])
     assert with_res["time_per_output_token_s"] - without["time_per_output_token_s"] == \
         pytest.approx(got["residuals"]["added_to_tpot_s"])
     assert without["residual_tpot_s"] == 0.0 and got["full_passes"] is True
+    # the box's drift is read from kernels and framework alone, not from one full trajectory's residual
+    gap = lambda name: request(without_residuals(json.loads((out / f"calibration-{name}.json").read_text())), spec,
+                               1, 8, 3)["time_per_output_token_s"]
+    assert got["box_moved_first_to_last_tpot"] == pytest.approx(gap("last") / gap("first") - 1)
     assert "full passes of the calibration models beyond their kernels and framework" in capsys.readouterr().err

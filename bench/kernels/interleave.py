@@ -64,12 +64,12 @@ class CalibrationRounds:
         self.frameworks = [[framework_of(p, device, dtype, self.kcache) for p in points] for points in per_model]
         self.own_framework = [framework_of(p, device, dtype, self.kcache) for p in own] if own else None
         self.samplers = {}
+        also = " and the calibration models' (--full-passes)" if full else ""
         for kid, (k, st) in self.kernels.items():    # every sampler's copies stay live beside the target model
             if device.free_bytes() < self.keep_free_bytes:
                 raise ValueError(
                     f"the calibration's kernel operands leave {device.free_bytes() / GIB:.1f} GiB free after "
-                    f"{len(self.samplers)} of {len(self.kernels)} kernels, and the target's weights (with "
-                    f"--full-passes the calibration models' too) need "
+                    f"{len(self.samplers)} of {len(self.kernels)} kernels, and the target's weights{also} need "
                     f"{self.keep_free_bytes / GIB:.1f} GiB with headroom: calibrate from smaller models")
             self.samplers[kid] = KernelSampler(k, device, st, self.kcache.llc_bytes)
         self.samples: dict[str, list[float]] = {kid: [] for kid in self.kernels}
@@ -105,20 +105,18 @@ class CalibrationRounds:
         self.round_times.append((utc, time.perf_counter() - t0))
 
     def calibration(self, rounds: list[int]) -> dict:
-        """The calibration (bench kernels' format) from the samples of `rounds` (indices) only."""
-        cal = self._calibration(self.per_model, self.frameworks, rounds)
-        if self.full_runs:
-            self._residuals(cal, set(rounds))
-        return cal
+        """The calibration (bench kernels' format) from the samples of `rounds` (indices) only; with full passes,
+        each pass with its residual_s from the full passes right after those rounds (_residuals)."""
+        return self._calibration(self.per_model, self.frameworks, rounds, residuals=bool(self.full_runs))
 
-    def _residuals(self, cal: dict, used: set[int]) -> None:
-        """Each calibrated pass's residual_s: the median over the full passes that ran right after one of `used`'s
-        rounds of the pass's time, minus its kernels (from the same rounds) and its framework cost."""
-        where = {(p.spec().name, p.batch, p.prompt_len): (j, i)
-                 for j, points in enumerate(self.per_model) for i, p in enumerate(points)}
+    def _residuals(self, cal: dict, j: int, used: set[int]) -> None:
+        """Model j's calibrated passes (`cal`, before any merge: matched by index, not name) get residual_s: the
+        median over model j's full passes that ran right after one of `used`'s rounds of the pass's time (index 0
+        the prefill, 1 + s decode step s), minus its kernels (from the same rounds) and its framework cost."""
+        where = {(p.batch, p.prompt_len): i for i, p in enumerate(self.per_model[j])}
         for cp in cal["passes"]:
-            key = where.get(((cp.get("model") or {}).get("name"), cp["batch"], cp["prompt_len"]))
-            runs = [t for r, j, i, t in self.full_runs if r in used and (j, i) == key]
+            i = where.get((cp["batch"], cp["prompt_len"]))
+            runs = [t for r, jj, ii, t in self.full_runs if r in used and (jj, ii) == (j, i)]
             if not runs:
                 continue
             step = 0 if cp["phase"] == "prefill" else 1 + cp["context_len"] - cp["prompt_len"]
@@ -133,10 +131,12 @@ class CalibrationRounds:
             raise ValueError("no own workloads were planned")
         return self._calibration([self.own], [self.own_framework], rounds)
 
-    def _calibration(self, per_model, frameworks, rounds: list[int]) -> dict:
+    def _calibration(self, per_model, frameworks, rounds: list[int], residuals: bool = False) -> dict:
         table = RoundsTable(self, rounds)
         cals = [calibration(points, self.device, self.dtype, table, "auto", fw)
                 for points, fw in zip(per_model, frameworks)]
+        for j, c in enumerate(cals if residuals else []):
+            self._residuals(c, j, set(rounds))
         cal = stamped(merge(cals) if len(cals) > 1 else cals[0], self.device, table, self.t0)
         spent_s = sum(self.round_times[i][1] for i in rounds)
         # the rounds' own time and start, not the whole try's (which holds the model's build and trajectories)

@@ -40,6 +40,7 @@ from pathlib import Path
 # (what is timed again) are imported by main
 from bench.kernels import first_paragraph
 from theory.calibration import SHAPE_FIELDS, load_calibration, request
+from theory.calibration.predict import without_residuals
 from theory.calibration.against import phase_parts, split, top_ops
 from theory.calibration.family import refusal
 from theory.capacity import check_positions
@@ -261,7 +262,10 @@ def interleaved_main(a) -> int:
     ask = lambda cal: request(cal, spec, a.batch, a.prompt_len, a.generated)
     pred, each_gap = ask(got["pooled"]), [ask(c) for c in got["each_gap"]]
     first, last = each_gap[0], each_gap[-1]
-    trajectories = per_trajectory(got["runs"], each_gap, [ask(c) for c in got["around"]])
+    # the box's drift from kernels and framework alone: a --full-passes residual rests on one trajectory per gap
+    box = [ask(without_residuals(c)) for c in got["each_gap"]] if a.full_passes else each_gap
+    box_pooled = ask(without_residuals(got["pooled"])) if a.full_passes else pred
+    trajectories = per_trajectory(got["runs"], box, [ask(c) for c in got["around"]])
     m = measured(got["runs"])
     p_ttft, p_tpot = pred["time_to_first_token_s"], pred["time_per_output_token_s"]
     out = {"model": spec.name, "batch": a.batch, "prompt_len": a.prompt_len, "generated": a.generated,
@@ -277,7 +281,7 @@ def interleaved_main(a) -> int:
                               "predicted_tpot_s": first["time_per_output_token_s"],
                               "ttft_error": m["measured_ttft_s"] / first["time_to_first_token_s"] - 1,
                               "tpot_error": m["measured_tpot_s"] / first["time_per_output_token_s"] - 1},
-           **drift_summary(pred, first, last), "trajectories": trajectories,
+           **drift_summary(box_pooled, box[0], box[-1]), "trajectories": trajectories,
            "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
            "settle": settle_summary(got["settle_runs"], got["runs"]),
            "own_shapes": pred["own_shapes"], "full_passes": a.full_passes}

@@ -36,11 +36,15 @@ def step_kind(phase: str, prompt_len: int | None, context_len: int | None) -> st
     return "decode-first" if prompt_len is not None and context_len == prompt_len else "decode-later"
 
 
+SIGNED = ("residual_s",)   # keys fitted by a plain least-squares line: a residual has either sign
+
+
 def framework_fit(passes: list[dict], phase: str, kind: str | None = None, key: str = "framework_s"
                   ) -> tuple[list[tuple[int, float]], float | None, float]:
     """(points (instances, median of `key`), fixed_s or None, per_instance_s) over the phase's passes (of
-    `kind`, step_kind's, when the calibration holds any such pass). key: framework_s, or residual_s (the full-size
-    calibration models' pass time beyond their kernels and framework, predict.py), fitted the same way."""
+    `kind`, step_kind's, when the calibration holds any such pass). key: framework_s (a cost: the line is held at
+    ≥ 0 in slope and fixed part), or residual_s (the full-size calibration models' pass time beyond their kernels
+    and framework, predict.py; signed, so its line is the plain least-squares one)."""
     mine = [p for p in passes if p["phase"] == phase and p.get(key) is not None]
     if kind is not None:
         same = [p for p in mine if step_kind(phase, p.get("prompt_len"), p.get("context_len")) == kind]
@@ -56,6 +60,8 @@ def framework_fit(passes: list[dict], phase: str, kind: str | None = None, key: 
     xs, ys = [n for n, _ in pts], [f for _, f in pts]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x in xs)
+    if key in SIGNED:
+        return pts, my - slope * mx, slope
     slope = max(0.0, slope)
     fixed = max(0.0, my - slope * mx)
     if fixed == 0.0:                 # a line through the origin then: the cost per instance that fits best

@@ -262,6 +262,12 @@ def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated:
             "interpolated": any(s.interpolated for s in passes)}
 
 
+def without_residuals(cal: dict) -> dict:
+    """The calibration with no pass's residual_s: kernels and framework only (how far the box moved is read from
+    these, so one full trajectory's noise in a residual is not taken for the box's drift)."""
+    return {**cal, "passes": [{k: v for k, v in p.items() if k != "residual_s"} for p in cal["passes"]]}
+
+
 def own_shapes(passes: list[PassPrediction]) -> dict:
     """Per op: were this target's own shapes in the calibration (every pass of it exactly calibrated)?"""
     ops: dict[str, bool] = {}
@@ -298,6 +304,11 @@ def status_line(p: PassPrediction) -> str | None:
                      "models of different depth)")
     elif fw.get("status") == EXTRAPOLATED:
         parts.append("the framework cost beyond the calibrated depths")
+    res = p.residual
+    if res is not None and res["one_depth"]:
+        parts.append("the full-pass residual from one depth only")
+    elif res is not None and res["status"] == EXTRAPOLATED:
+        parts.append("the full-pass residual beyond the calibrated depths")
     if not parts:
         parts.append("every op calibrated; the framework's cost from its fit over the calibrated depths")
     return f"{p.status}: this workload is not in the calibration; " + "; ".join(parts)
