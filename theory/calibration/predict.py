@@ -11,8 +11,9 @@ extrapolated. Refused in one line: a dtype the calibration lacks, or an op it ho
 
 A calibration whose passes carry `residual_s` (`bench.kernels.versus --full-passes`: the calibration models' own
 passes timed in the same rounds, minus their kernels and framework) adds that term too, fitted over the
-calibrated depths as the framework's cost is (framework.py): what a full-size model costs beyond its pieces timed
-alone, measured on other models, never on the target.
+calibrated depths like the framework's cost but by a signed line (framework.py): what a full-size model costs
+beyond its pieces timed alone, measured on other models, never on the target. Scored on twelve tries it did not
+transfer (results/README.md), so `versus` writes it only when asked.
 
 Format 1 (one workload, no op work) is still read: it predicts only the model it was measured for, its work
 recomputed from that model.
@@ -46,7 +47,7 @@ class PassPrediction:
     time_s: float
     framework_s: float
     ops: dict                # op -> {"count", "time_s" (all instances), "kernel_s" (one instance), "work", "status"}
-    status: str              # calibrated | interpolated | extrapolated (the worst of its ops and framework)
+    status: str              # calibrated | interpolated | extrapolated (the worst of its ops, framework, residual)
     framework: dict | None = None   # framework.FrameworkEstimate's fields and its status
     residual_s: float = 0.0         # beyond kernels and framework, from the calibration models' full passes
     residual: dict | None = None    # its fit (framework.py's, key residual_s) and status; None: none calibrated
