@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from theory.calibration.against import top_ops      # the ops a split names, the rule versus' own line uses
+
 
 def rows(dirs: list[str]) -> list[str]:
     out = ["| set | target | try | TPOT measured (range), ms | predicted, ms | TPOT error | TTFT measured, ms | "
@@ -70,7 +72,7 @@ def own_rows(dirs: list[str]) -> list[str]:
                     continue
                 n += 1
                 fw = s["framework_own_over_predicted"]
-                top = sorted(s["op_share"].items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
+                top = top_ops(s)
                 out.append(f"| {Path(d).name} | {v['model']} | {f.parent.name.rsplit('-', 1)[1]} | {phase} | "
                            f"{s['error']:+.1%} | {s['composition_error']:+.1%} | {s['interpolation_error']:+.1%} | "
                            f"{s['kernels_own_over_predicted']:+.1%} / {'—' if fw is None else format(fw, '+.1%')} | "
