@@ -203,6 +203,7 @@ def test_a_calibration_sized_in_an_older_basis_is_sized_again():
     assert again["size_basis"] == SIZE_BASIS
     assert again["passes"][0]["ops"]["attn_core"]["size"] == [32 * 33 // 2 * 64, 8.0]   # causal; batch 2 x 4 heads
     assert sized(again, m) is again                                                         # current: kept
+    assert again["passes"][0]["ops"]["attn_core"]["row_len"] == 0.0                        # not a linear
 
 
 def test_a_residual_is_fitted_over_depth_like_the_framework_and_may_be_negative():
@@ -217,3 +218,51 @@ def test_a_residual_is_fitted_over_depth_like_the_framework_and_may_be_negative(
     assert f.fixed_s == pytest.approx(-3e-3) and f.per_instance_s == pytest.approx(5e-5)
     assert f.time_s == pytest.approx(0.0, abs=1e-12)
     assert framework_estimate([_p(20, 2e-3), _p(40, 1e-3)], "decode", 60).per_instance_s >= 0   # a cost: held
+
+
+def _rows(beta, shapes, m=1):
+    """Decode linear instances timed exactly as time = n·k · 1e-10 s · k^beta (no effect of the weight size)."""
+    return [Sized("decode", m, n * k, n * k * 1e-10 * k ** beta, k=k) for k, n in shapes]
+
+
+LLAMA_LIKE = [(1536, 1536), (1536, 4096), (4096, 1536), (2560, 2560), (2560, 6912), (6912, 2560)]
+
+
+def test_a_linears_row_length_exponent_is_read_from_its_instances_and_clipped():
+    from theory.calibration.regime import row_exponent
+    assert row_exponent(_rows(-0.2, LLAMA_LIKE)) == pytest.approx(-0.2)
+    assert row_exponent(_rows(+0.3, LLAMA_LIKE)) == 0.0            # longer rows dearer per element: held at 0
+    assert row_exponent(_rows(-1.5, LLAMA_LIKE)) == -1.0           # time falling as rows lengthen: held at -1
+    assert row_exponent(_rows(-0.2, [(1536, 256), (1536, 1536), (1536, 4096)])) == 0.0     # one row length
+    assert row_exponent(_rows(-0.2, [(1536, 1536), (4096, 576)])) == 0.0                   # two instances
+
+
+def test_gate_and_down_of_one_weight_size_are_told_apart_by_their_row_length():
+    inst = _rows(-0.2, LLAMA_LIKE)
+    gate = estimate(inst, "decode", 1, 2048 * 5632, k=2048)         # tinyllama's gate and down: between the sizes
+    down = estimate(inst, "decode", 1, 2048 * 5632, k=5632)
+    assert gate.time_s == pytest.approx(2048 * 5632 * 1e-10 * 2048 ** -0.2)
+    assert down.time_s == pytest.approx(2048 * 5632 * 1e-10 * 5632 ** -0.2)
+    blind = estimate(inst, "decode", 1, 2048 * 5632)                 # no row length: the weight size alone
+    assert down.time_s < blind.time_s < gate.time_s
+
+
+def test_a_shape_is_calibrated_only_when_its_row_length_was_timed_too():
+    inst = _rows(-0.2, LLAMA_LIKE)
+    assert estimate(inst, "decode", 1, 1536 * 4096, k=1536).status == "calibrated"       # the gate itself
+    other = estimate(inst, "decode", 1, 1536 * 4096, k=2048)          # its weight size at a row length not timed
+    assert other.status == "interpolated"
+    assert other.time_s == pytest.approx(1536 * 4096 * 1e-10 * 2048 ** -0.2)
+
+
+def test_theorys_op_table_gives_each_linear_its_row_length():
+    from theory.ops import Workload, count_ops
+    from theory.calibration.regime import row_length
+    from theory.model import ModelSpec
+    m = ModelSpec(name="t", hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  head_dim=64, intermediate_size=688, vocab_size=512)
+    rows = {r.name: r for r in count_ops(m, Workload(phase="decode", batch=1, prompt_len=8, context_len=8,
+                                                     dtype="fp32"))}
+    assert {op: row_length(rows[op]) for op in ("q_proj", "o_proj", "gate_proj", "down_proj", "lm_head")} == \
+        {"q_proj": 256.0, "o_proj": 256.0, "gate_proj": 256.0, "down_proj": 688.0, "lm_head": 256.0}
+    assert row_length(rows["input_norm"]) == 0.0

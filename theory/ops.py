@@ -120,6 +120,7 @@ class OpCount:
     kv_read_bytes: int
     kv_write_bytes: int
     is_matmul: bool
+    k_in: int = 0            # a linear's row length (the reduction dimension k); 0 for other ops, or mixed rows
 
     @property
     def bytes(self) -> int:
@@ -151,24 +152,25 @@ def count_ops(model: ModelSpec, w: Workload) -> list[OpCount]:
     n = B * tq                                   # tokens through every layer
     rows: dict[str, OpCount] = {}
 
-    def add(name, count, flops, weight=0, act=0, kv_read=0, kv_write=0):
+    def add(name, count, flops, weight=0, act=0, kv_read=0, kv_write=0, k_in=0):
         """One row per op name: layers that differ (windows, dense vs MoE) add into the same row."""
         if count <= 0:
             return
         group, mm = OPS[name]
         row = OpCount(name, group, count, count * flops, count * weight, count * act, count * kv_read,
-                      count * kv_write, mm)
+                      count * kv_write, mm, k_in)
         if name in rows:
             o = rows[name]
             row = OpCount(name, group, o.count + row.count, o.flops + row.flops, o.weight_bytes + row.weight_bytes,
                           o.act_bytes + row.act_bytes, o.kv_read_bytes + row.kv_read_bytes,
-                          o.kv_write_bytes + row.kv_write_bytes, mm)
+                          o.kv_write_bytes + row.kv_write_bytes, mm, k_in if o.k_in == k_in else 0)
         rows[name] = row
 
     def linear(name, count, tokens, k, m, bias=False, weight_share=1.0):
         """tokens x k by k x m (+ a bias of m); weight_share < 1 when only part of the weights is read (MoE)."""
         weight = int(round((k * m + (m if bias else 0)) * wb * weight_share))
-        add(name, count, 2 * tokens * k * m + (tokens * m if bias else 0), weight=weight, act=tokens * (k + m) * ab)
+        add(name, count, 2 * tokens * k * m + (tokens * m if bias else 0), weight=weight, act=tokens * (k + m) * ab,
+            k_in=k)
 
     norm_weight = model.norm_params(d)
 
@@ -229,7 +231,7 @@ def count_ops(model: ModelSpec, w: Workload) -> list[OpCount]:
         for name, (kk, mm) in (("expert_gate_proj", (d, fe)), ("expert_up_proj", (d, fe)),
                                ("expert_down_proj", (fe, d))):
             add(name, layers, 2 * routed * kk * mm, weight=int(round(share * kk * mm * wb)),
-                act=routed * (kk + mm) * ab)
+                act=routed * (kk + mm) * ab, k_in=kk)
             if name == "expert_up_proj":
                 add("expert_act_mul", layers, SILU_MUL_FLOPS_PER_ELEMENT * routed * fe, act=3 * routed * fe * ab)
         if model.shared_expert_intermediate_size:

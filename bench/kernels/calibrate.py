@@ -17,7 +17,7 @@ from bench.sweep import Point
 from theory.calibration import FORMAT, SHAPE_FIELDS
 from theory.calibration.interp import op_work
 from theory.calibration.merge import merge
-from theory.calibration.regime import SIZE_BASIS, op_size
+from theory.calibration.regime import SIZE_BASIS, op_size, row_length
 from theory.ops import count_ops
 
 MIB = 2**20
@@ -55,9 +55,11 @@ def calibration_passes(p: Point, device, dtype: str, kcache: KernelCache, state:
         rows_t = count_ops(spec, shapes[0 if phase == "prefill" else 1 + step].workload())
         work = {o.name: op_work(o) for o in rows_t}
         size = {o.name: list(op_size(o, spec.head_dim, dtype, p.batch * spec.num_attention_heads)) for o in rows_t}
+        row_len = {o.name: row_length(o) for o in rows_t}
         ops = {r["op"]: {"count": r["count"], "kernel_s": r["kernel_s"], "ci_low_s": r["kernel_ci_low_s"],
                          "ci_high_s": r["kernel_ci_high_s"], "shape": shape_text.get(r["kernel_id"], ""),
-                         "work": work[r["op"]][0], "work_unit": work[r["op"]][1], "size": size[r["op"]]} for r in rows}
+                         "work": work[r["op"]][0], "work_unit": work[r["op"]][1], "size": size[r["op"]],
+                         "row_len": row_len[r["op"]]} for r in rows}
         out.append({"phase": phase, "batch": p.batch, "prompt_len": p.prompt_len, "max_cache_len": p.max_cache_len,
                     "model": {"name": spec.name, **{k: getattr(spec, k) for k in SHAPE_FIELDS}},
                     "context_len": rows[0]["context_len"], "framework_s": framework[(phase, step)],

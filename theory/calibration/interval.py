@@ -33,7 +33,7 @@ def class_errors(index: dict) -> dict[tuple[str, str], dict]:
             for i in (i for i in inst if i.tag == tag):
                 if not any(o.regime == i.regime for o in others):
                     continue
-                e = estimate(others, i.regime, i.x0, i.x1, pool, rate_above_in_x0(kc, i.regime))
+                e = estimate(others, i.regime, i.x0, i.x1, pool, rate_above_in_x0(kc, i.regime), i.k)
                 errs.setdefault(i.regime, []).append(abs(i.time_s / e.time_s - 1))
         for phase, es in errs.items():
             out[(cls, phase)] = {"median": statistics.median(es), "p90": _p90(es), "n": len(es)}

@@ -26,7 +26,7 @@ from theory.calibration.framework import framework_estimate, step_kind
 from theory.calibration.interval import class_errors, pass_interval
 from theory.calibration.interp import CALIBRATED, EXTRAPOLATED, INTERPOLATED, as_run_workload, op_work
 from theory.calibration.regime import (SIZE_BASIS, Sized, estimate, kernel_class, op_size, pools_phases,
-                                      rate_above_in_x0)
+                                      rate_above_in_x0, row_length)
 from theory.capacity import check_positions
 from theory.errors import TheoryError
 from theory.jsonio import read_json
@@ -148,7 +148,9 @@ def sized(cal: dict, model: ModelSpec) -> dict:
             cal, m, p["phase"], p["batch"], p["prompt_len"], p["context_len"], p.get("max_cache_len")))}
         problems = p["batch"] * m.num_attention_heads if m is not None else 1
         ops = {op: {**o, "size": list(op_size(rows[op], m.head_dim, cal["dtype"], problems)) if op in rows
-                    else o.get("size", [o["work"], 1.0])} for op, o in p["ops"].items()}
+                    else o.get("size", [o["work"], 1.0]),
+                    "row_len": row_length(rows[op]) if op in rows else o.get("row_len", 0.0)}
+               for op, o in p["ops"].items()}
         passes.append({**p, "ops": ops})
     return {**cal, "passes": passes, "size_basis": SIZE_BASIS}
 
@@ -163,7 +165,7 @@ def build_index(cal: dict) -> dict:
             for name in {kernel_class(op), f"op:{op}"}:       # the class pooled, and the op's own instances
                 d = index.setdefault(name, {"kernel_s": [], "ci_low_s": [], "ci_high_s": []})
                 for key in d:
-                    d[key].append(Sized(p["phase"], x0, x1, o.get(key, o["kernel_s"]), tag))
+                    d[key].append(Sized(p["phase"], x0, x1, o.get(key, o["kernel_s"]), tag, o.get("row_len", 0.0)))
     return index
 
 
@@ -192,20 +194,21 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
                               f"run `python -m bench kernels --model {model_ref or model.name} ...`")
         x0, x1 = op_size(r, model.head_dim, cal["dtype"], batch * model.num_attention_heads)
         pool, above = pools_phases(kernel_class(r.name)), rate_above_in_x0(kernel_class(r.name), phase)
-        est = {key: estimate(v, phase, x0, x1, pool, above) for key, v in inst.items()}
-        own = {key: estimate(v, phase, x0, x1, pool, above) for key, v in index[f"op:{r.name}"].items()} \
+        k = row_length(r)
+        est = {key: estimate(v, phase, x0, x1, pool, above, k) for key, v in inst.items()}
+        own = {key: estimate(v, phase, x0, x1, pool, above, k) for key, v in index[f"op:{r.name}"].items()} \
             if f"op:{r.name}" in index else None
         if own and own["kernel_s"].status == CALIBRATED:      # the op's own shape was timed: its own time
             est = own
-        k = est["kernel_s"]
-        ops[r.name] = {"count": r.count, "kernel_s": k.time_s, "ci_low_s": est["ci_low_s"].time_s,
-                       "ci_high_s": est["ci_high_s"].time_s, "time_s": r.count * k.time_s, "work": work,
-                       "work_unit": unit, "size": [x0, x1], "kernel_class": kernel_class(r.name), "status": k.status,
-                       "own_shape_calibrated": k.status == CALIBRATED, "extrapolation_ratio": k.extrapolation_ratio,
-                       "regime_crossed": k.regime_crossed, "group": r.group, "flops": r.flops, "bytes": r.bytes,
-                       "weight_bytes": r.weight_bytes, "act_bytes": r.act_bytes, "kv_read_bytes": r.kv_read_bytes,
+        e = est["kernel_s"]
+        ops[r.name] = {"count": r.count, "kernel_s": e.time_s, "ci_low_s": est["ci_low_s"].time_s,
+                       "ci_high_s": est["ci_high_s"].time_s, "time_s": r.count * e.time_s, "work": work,
+                       "work_unit": unit, "size": [x0, x1], "row_len": k, "kernel_class": kernel_class(r.name),
+                       "status": e.status, "own_shape_calibrated": e.status == CALIBRATED,
+                       "extrapolation_ratio": e.extrapolation_ratio, "regime_crossed": e.regime_crossed,
+                       "group": r.group, "flops": r.flops, "bytes": r.bytes, "weight_bytes": r.weight_bytes, "act_bytes": r.act_bytes, "kv_read_bytes": r.kv_read_bytes,
                        "kv_write_bytes": r.kv_write_bytes}
-        statuses.add(k.status)
+        statuses.add(e.status)
     instances = sum(r.count for r in rows)
     kind = kind or step_kind(phase, prompt_len, context_len)
     fw = framework_estimate(cal["passes"], phase, instances, kind)

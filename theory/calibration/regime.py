@@ -20,6 +20,15 @@ Size, per kernel class (one kernel runs every op of a class, so a class pools it
   query × keys, before 2026-12-02 20:00), holding out the T=1024 prefill extrapolated from batch 64's rate and
   read its attention 3.5x too slow;
 - norms (input, post-attention, final: one `norm` class) by bytes moved; everything else (rotary, act·mul, adds, cache update, embedding, repeat_kv): (bytes moved, 1).
+A linear's row length k (its reduction dimension) moves its time at one (m, n·k) too: gate/up (k = d) and down
+(k = the intermediate size) hold the same weights, and in each calibration model, in the same rounds, down ran
+12-15% faster per weight element at m = 1 (never-built sets of 2026-12-03, d=1536 and d=2560). Pooled by (m, n·k)
+alone they were averaged. So within each m the instances are first moved to the target's row length by
+time ∝ k^β, β fitted over that m's instances (row_exponent: least squares with the weight size, clipped to
+[−1, 0]; on this box β ≈ −0.17 at m = 1, ≈ −0.04 at m = 128), then interpolated along n·k as below. Where the
+instances cannot tell k from n·k, β = 0 and nothing moves. This was chosen after the split of twelve scored tries
+(against.py) showed the unseen d=1280 model's linears (k = 1280, below every calibrated k) 1-10% slower than
+predicted: those tries are no score for it; new sets are (results/README.md).
 Inside the calibrated sizes the time is piecewise linear in log-log, first along the second variable within each
 calibrated value of the first, then along the first. Below the smallest calibrated size it follows the local
 log-log slope of the two smallest, clipped to [0, 1] (time never falls with size, and never grows faster than the
@@ -53,8 +62,15 @@ def kernel_class(op: str) -> str:
 
 
 # The size basis of op_size. A calibration file records the sizes it was written with; sized() recomputes those of
-# another basis (1: attention by batch × heads × query × keys and head_dim; 2: by one problem and the problems).
-SIZE_BASIS = 2
+# another basis (1: attention by batch × heads × query × keys and head_dim; 2: by one problem and the problems;
+# 3: as 2, and each linear's row length k as `row_len`).
+SIZE_BASIS = 3
+
+
+def row_length(row: OpCount) -> float:
+    """A linear's row length k (the reduction dimension: d for q/k/v/gate/up, the intermediate size for down); 0.0
+    for any other op, or a row merging linears of different k (no row correction then)."""
+    return float(row.k_in) if kernel_class(row.name) == LINEAR else 0.0
 
 
 def op_size(row: OpCount, head_dim: int, dtype: str, problems: int = 1) -> tuple[float, float]:
@@ -81,6 +97,7 @@ class Sized:
     x1: float
     time_s: float
     tag: str = ""            # which workload it came from (for leave-one-out within a calibration)
+    k: float = 0.0           # a linear's row length (row_length); 0.0: none recorded
 
 
 @dataclass(frozen=True)
@@ -151,23 +168,55 @@ def _inside(instances: list[Sized], x0: float) -> bool:
 
 
 def estimate(instances: list[Sized], regime: str, x0: float, x1: float, pool_phases: bool = False,
-             x0_rate_above: bool = True) -> Estimate:
+             x0_rate_above: bool = True, k: float = 0.0) -> Estimate:
     """Kernel time at size (x0, x1) in `regime` from calibrated instances of the same kernel class.
     pool_phases (pools_phases'): where the calibration holds instances of this regime and x0 lies within every
     phase's first-variable range, every phase's instances are used, unless that would reach further beyond the
-    calibrated sizes (a larger extrapolation ratio) than this regime's own instances do."""
+    calibrated sizes (a larger extrapolation ratio) than this regime's own instances do.
+    k: the target's row length (a linear's; row_correction), 0.0 for none."""
     same = [i for i in instances if i.regime == regime]
     if not same:
-        return _from(list(instances), x0, x1, crossed=True, x0_rate_above=x0_rate_above)
-    own = _from(same, x0, x1, crossed=False, x0_rate_above=x0_rate_above)
+        return _from(list(instances), x0, x1, crossed=True, x0_rate_above=x0_rate_above, k=k)
+    own = _from(same, x0, x1, crossed=False, x0_rate_above=x0_rate_above, k=k)
     if pool_phases and len(same) < len(instances) and _inside(instances, x0):
-        pooled = _from(list(instances), x0, x1, crossed=False, x0_rate_above=x0_rate_above)
+        pooled = _from(list(instances), x0, x1, crossed=False, x0_rate_above=x0_rate_above, k=k)
         if pooled.extrapolation_ratio <= own.extrapolation_ratio:
             return pooled
     return own
 
 
-def _from(pool: list[Sized], x0: float, x1: float, crossed: bool, x0_rate_above: bool = True) -> Estimate:
+def row_exponent(members: list[Sized]) -> float:
+    """β in time ∝ x1 · k^β · (a power of x1), least squares over instances of one first-variable value (one m):
+    how a linear's time per weight element moves with its row length at a given weight size. Clipped to [−1, 0]:
+    a longer row never costs more per element (the per-output work is spread over more of it), and time never falls
+    as rows lengthen at fixed outputs. 0.0 (no correction) without three instances of at least two row lengths
+    and two weight sizes, or when the two cannot be told apart (one row length per weight size, collinear)."""
+    pts = [(math.log(m.k), math.log(m.x1), math.log(m.time_s / m.x1)) for m in members
+           if m.k > 0 and m.x1 > 0 and m.time_s > 0]
+    if len(pts) < 3 or len({round(a, 9) for a, _, _ in pts}) < 2 or len({round(b, 9) for _, b, _ in pts}) < 2:
+        return 0.0
+    n = len(pts)
+    ma, mb, my = (sum(p[i] for p in pts) / n for i in range(3))
+    saa = sum((a - ma) ** 2 for a, _, _ in pts)
+    sbb = sum((b - mb) ** 2 for _, b, _ in pts)
+    sab = sum((a - ma) * (b - mb) for a, b, _ in pts)
+    say = sum((a - ma) * (y - my) for a, _, y in pts)
+    sby = sum((b - mb) * (y - my) for _, b, y in pts)
+    det = saa * sbb - sab * sab
+    if det <= 1e-12 * max(saa * sbb, 1e-300):
+        return 0.0
+    return min(0.0, max(-1.0, (say * sbb - sby * sab) / det))
+
+
+def _row_corrected(members: list[Sized], k: float) -> list[tuple[float, float, bool]]:
+    """(x1, time, same row length as k) per instance, each time moved to row length k by row_exponent's β."""
+    beta = row_exponent(members) if k > 0 else 0.0
+    return [(m.x1, m.time_s * (k / m.k) ** beta if beta and m.k > 0 else m.time_s, k <= 0 or m.k <= 0 or _same(m.k, k))
+            for m in members]
+
+
+def _from(pool: list[Sized], x0: float, x1: float, crossed: bool, x0_rate_above: bool = True,
+          k: float = 0.0) -> Estimate:
     if not pool:
         raise ValueError("no calibrated instance")
     groups: dict[float, list[Sized]] = {}
@@ -176,7 +225,9 @@ def _from(pool: list[Sized], x0: float, x1: float, crossed: bool, x0_rate_above:
         groups.setdefault(key, []).append(i)
     per_x0 = []
     for g, members in groups.items():
-        t, r, hit = _along([(m.x1, m.time_s) for m in members], x1)
+        moved = _row_corrected(members, k)
+        t, r, hit = _along([(a, b) for a, b, _ in moved], x1)
+        hit = hit and any(same_k and _same(a, x1) for a, _, same_k in moved)     # the very shape, row length too
         per_x0.append((g, t, r, hit))
     t, r0, hit0 = _along([(g, t) for g, t, _, _ in per_x0], x0, x0_rate_above)
     used = [p for p in per_x0 if _same(p[0], x0)] if hit0 else _neighbours(per_x0, x0)
