@@ -22,7 +22,7 @@ Size, per kernel class (one kernel runs every op of a class, so a class pools it
 - norms (input, post-attention, final: one `norm` class) by bytes moved; everything else (rotary, act·mul, adds, cache update, embedding, repeat_kv): (bytes moved, 1).
 A linear's row length k (its reduction dimension) moves its time at one (m, n·k) too: gate/up (k = d) and down
 (k = the intermediate size) hold the same weights, and in each calibration model, in the same rounds, down ran
-12-15% faster per weight element at m = 1 (never-built sets of 2026-12-03, d=1536 and d=2560). Pooled by (m, n·k)
+8-24% faster per weight element at m = 1 (medians 15% at d=1536, 12% at d=2560; twelve tries of 2026-12-03). Pooled by (m, n·k)
 alone they were averaged. So within each m the instances are first moved to the target's row length by
 time ∝ k^β, β fitted over that m's instances (row_exponent: least squares with the weight size, clipped to
 [−1, 0]; on this box β ≈ −0.17 at m = 1, ≈ −0.04 at m = 128), then interpolated along n·k as below. Where the
