@@ -76,7 +76,6 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     assert {p["model"]["name"] for p in pooled["passes"]} == {"a", "b"}
     assert pooled["rounds"] == 6 and first["rounds"] == 2
     assert 0 < first["wall_s"] < pooled["wall_s"] and first["utc_time"] == pooled["utc_time"]   # the rounds' own time
-    assert pooled["passes"][0]["framework_s"] == first["passes"][0]["framework_s"]   # measured once, at the start
     err = capsys.readouterr().err
     assert "interleaved: 2 kernel rounds before the model and after each of 2 trajectories" in err
     assert "drift bound" in err and "trajectory 2 against the rounds around it" in err
@@ -112,6 +111,25 @@ def test_settling_trajectories_run_after_each_gap_and_are_kept_but_not_scored(co
     assert got["settle"]["median_tpot_over_timed"] == pytest.approx(1.5)
     assert got["settle"]["median_ttft_over_timed"] == pytest.approx(2.0)
     assert "settling trajectories (not scored)" in capsys.readouterr().err
+
+
+def test_the_framework_is_sampled_in_the_rounds_from_the_tiny_models_passes(configs, monkeypatch):
+    import bench.kernels.interleave as interleave
+    d, paths = configs
+    monkeypatch.setattr(interleave, "llc_sweep", lambda *a, **k: None)
+    # every tiny pass reads 0.1 s in the first gap's two rounds and 0.6 s after: only the rounds can say so
+    monkeypatch.setattr(interleave.TinyFramework, "trajectory",
+                        lambda self: [0.1 if len(self.times) < 2 else 0.6] * self.p.generated)
+    out = d / "try-framework"
+    assert run_main(versus_main, ["--calibrate-from", str(paths["a"]), str(paths["b"]), "--model",
+                                  str(paths["target"]), "--prompt-len", "8", "--generated", "3", "--repeats", "2",
+                                  "--rounds", "2", "--device", "cpu", "--out-dir", str(out), "--settle", "0",
+                                  "--own-kernels"], errors=(ValueError,)) == 0
+    read = lambda name: json.loads((out / name).read_text())["passes"]
+    first, last, own = read("calibration-first.json"), read("calibration-last.json"), read("calibration-own.json")
+    for a, b in zip(first, last):                  # the same tiny kernels, sampled in other rounds: microseconds
+        assert b["framework_s"] - a["framework_s"] == pytest.approx(0.5, abs=0.01)
+    assert all(p["framework_s"] == pytest.approx(0.6, abs=0.01) for p in own)     # median over six rounds: 0.6 s
 
 
 @pytest.mark.parametrize("extra, needle", [

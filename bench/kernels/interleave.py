@@ -11,8 +11,15 @@ Why rounds: on this box one decode linear timed alone in a burst (up_proj of d=1
 1.4 ms in some bursts and 2.0-2.1 ms in others, six bursts in a row, whether it rotated 3 or 43 copies (measured
 2026-12-02, docs/calibration.md), and the same kernel sampled once per round over 30 rounds spread 1.31-2.22 ms.
 A calibration of bursts timed a minute before the model carries whichever level those seconds had: six tries
-against one calibration (results/never-built-20261202) were 10-35% off in TPOT. The framework's own cost is measured once per workload,
-at the start. The target model's own measurements never enter a calibration; with `--own-kernels` its own kernels
+against one calibration (results/never-built-20261202) were 10-35% off in TPOT.
+
+The framework's own cost (bench/kernels/framework.py: a tiny model of the workload's structure, its pass minus its
+own kernels) is sampled in the rounds too: one tiny trajectory per workload per round, and the tiny kernels among
+the round's samplers, so a calibration's framework is the median over its rounds' tiny passes minus the median of
+its rounds' tiny kernels. Measured once at the start (before 2026-12-03 evening), d=1536 L=8's decode framework
+read 3.7, 4.9, 14.4 and 4.4 ms in four tries within an hour, and the fit over depth carried the 14.4 into
+tinyllama's prediction (`row-length-1/`, try 2: framework own over predicted −69%). The target model's own
+measurements never enter a calibration; with `--own-kernels` its own kernels
 are sampled in the same rounds and kept apart, a witness the prediction is split against
 (theory/calibration/against.py).
 """
@@ -23,12 +30,15 @@ import torch
 
 from bench.ceilings import llc_sweep
 from bench.kernels.cache import KernelCache, kernel_id
-from bench.kernels.calibrate import calibration, framework_of, stamped, state_of
+from bench.kernels.calibrate import calibration, stamped, state_of
+from bench.kernels.framework import framework_table, tiny_spec
 from bench.kernels.microbench import KernelSampler
 from bench.kernels.paired import RoundTable
-from bench.kernels.plan import needed, passes
+from bench.kernels.plan import compose_rows, kernel_sums, needed, passes
 from bench.kernels.point import llc_of
 from bench.model import build_model
+from bench.profiling.dispatch import count_dispatches
+from bench.timing import trajectory as tiny_timing             # the tiny models' runs, apart from the target's
 from bench.timing.trajectory import run_trajectory
 from theory.calibration.merge import merge
 from theory.memory import weight_bytes
@@ -37,6 +47,38 @@ SOURCE = "interleaved"
 GIB = 2**30
 HEADROOM = 1.25                   # the target's weights, plus activations, cache and the allocator's slack
 HEADROOM_FLOOR_BYTES = 2 * GIB
+TINY_STATE = "llc"                # the tiny models' kernels: as bench/kernels/framework.py times them
+
+
+class TinyFramework:
+    """One workload's tiny framework model (bench/kernels/framework.py), built once; one trajectory per round."""
+
+    def __init__(self, p, device, dtype: str):
+        self.p, self.device = p, device
+        self.spec = tiny_spec(p.spec())
+        self.model = build_model(self.spec, device.torch_device, dtype, p.attention)
+        gen = torch.Generator(device="cpu").manual_seed(1)
+        self.ids = torch.randint(0, self.spec.vocab_size, (p.batch, p.prompt_len), generator=gen).to(
+            device.torch_device)
+        self.shapes = passes(self.spec, p.batch, p.prompt_len, p.generated, dtype, p.attention, p.cache,
+                             p.max_cache_len)
+        self.times: list[list[float]] = []                                   # one trajectory per round
+        self.trajectory()                                                    # warm: lazy init, allocator
+        self.n_dispatch = count_dispatches(self.model, self.ids, p.cache, p.max_cache_len)
+
+    def kernels(self) -> list[tuple]:
+        return needed(self.shapes, TINY_STATE)
+
+    def trajectory(self) -> list[float]:
+        return tiny_timing.run_trajectory(self.model, self.device, self.ids, self.p.generated, self.p.cache,
+                              self.p.max_cache_len).times_s
+
+    def framework(self, table, used: list[int]) -> dict:
+        """(phase, step) -> the framework's cost over the rounds in `used`: their tiny passes' median minus the tiny
+        kernels' medians over the same rounds (table: a RoundsTable of those rounds)."""
+        sums = kernel_sums(compose_rows("calibration", self.shapes, table, TINY_STATE))
+        return {(r["phase"], r["step"]): r["framework_s"]
+                for r in framework_table("calibration", [self.times[i] for i in used], sums, self.n_dispatch)}
 
 
 class CalibrationRounds:
@@ -51,7 +93,7 @@ class CalibrationRounds:
         self.device, self.per_model, self.dtype, self.own = device, per_model, dtype, own
         self.keep_free_bytes = keep_free_bytes
         self.t0 = time.perf_counter()
-        self.kcache = KernelCache(None, device, llc_of(device))       # the tiny framework models' kernels only
+        self.kcache = KernelCache(None, device, llc_of(device))       # the box's LLC; no kernel is timed into it
         sweep = llc_sweep(device, dtype, self.kcache.llc_bytes)       # CPU: the effective LLC (~2 s); CUDA: None
         self.kcache.fits_bytes = (sweep or {}).get("effective_bytes") or self.kcache.llc_bytes
         self.kernels: dict[str, tuple] = {}
@@ -61,8 +103,11 @@ class CalibrationRounds:
                                 p.max_cache_len)
                 for k, st in needed(shapes, state_of(p, dtype, self.kcache, "auto")):
                     self.kernels.setdefault(kernel_id(k, st), (k, st))
-        self.frameworks = [[framework_of(p, device, dtype, self.kcache) for p in points] for points in per_model]
-        self.own_framework = [framework_of(p, device, dtype, self.kcache) for p in own] if own else None
+        self.tiny = [[TinyFramework(p, device, dtype) for p in points] for points in per_model]
+        self.own_tiny = [TinyFramework(p, device, dtype) for p in own] if own else None
+        for t in [t for ts in self.tiny for t in ts] + (self.own_tiny or []):
+            for k, st in t.kernels():
+                self.kernels.setdefault(kernel_id(k, st), (k, st))
         self.samplers = {}
         also = " and the calibration models' (--full-passes)" if full else ""
         for kid, (k, st) in self.kernels.items():    # every sampler's copies stay live beside the target model
@@ -101,13 +146,15 @@ class CalibrationRounds:
         t0, utc = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for kid, s in self.samplers.items():
             self.samples[kid].append(s.sample())
+        for t in [t for ts in self.tiny for t in ts] + (self.own_tiny or []):
+            t.times.append(t.trajectory())                     # the framework: one tiny trajectory per round
         self.rounds += 1
         self.round_times.append((utc, time.perf_counter() - t0))
 
     def calibration(self, rounds: list[int]) -> dict:
         """The calibration (bench kernels' format) from the samples of `rounds` (indices) only; with full passes,
         each pass with its residual_s from the full passes right after those rounds (_residuals)."""
-        return self._calibration(self.per_model, self.frameworks, rounds, residuals=bool(self.full_runs))
+        return self._calibration(self.per_model, self.tiny, rounds, residuals=bool(self.full_runs))
 
     def _residuals(self, cal: dict, j: int, used: set[int]) -> None:
         """Model j's calibrated passes (`cal`, before any merge: matched by index, not name) get residual_s: the
@@ -129,12 +176,12 @@ class CalibrationRounds:
         input (--own-kernels)."""
         if not self.own:
             raise ValueError("no own workloads were planned")
-        return self._calibration([self.own], [self.own_framework], rounds)
+        return self._calibration([self.own], [self.own_tiny], rounds)
 
-    def _calibration(self, per_model, frameworks, rounds: list[int], residuals: bool = False) -> dict:
+    def _calibration(self, per_model, tiny, rounds: list[int], residuals: bool = False) -> dict:
         table = RoundsTable(self, rounds)
-        cals = [calibration(points, self.device, self.dtype, table, "auto", fw)
-                for points, fw in zip(per_model, frameworks)]
+        cals = [calibration(points, self.device, self.dtype, table, "auto", [t.framework(table, rounds) for t in ts])
+                for points, ts in zip(per_model, tiny)]
         for j, c in enumerate(cals if residuals else []):
             self._residuals(c, j, set(rounds))
         cal = stamped(merge(cals) if len(cals) > 1 else cals[0], self.device, table, self.t0)
@@ -145,8 +192,8 @@ class CalibrationRounds:
 
 
 class RoundsTable(RoundTable):
-    """The calibration models' kernels from the rounds, the tiny framework models' from the kernel cache (timed
-    once), with what a calibration reads of a kernel cache besides (bench/kernels/calibrate.py)."""
+    """The calibration models' and the tiny framework models' kernels from the rounds, with what a calibration
+    reads of a kernel cache besides (bench/kernels/calibrate.py)."""
 
     def __init__(self, rounds: CalibrationRounds, used: list[int]):
         super().__init__(rounds.samplers, rounds.samples, used, rounds.kcache, SOURCE)
@@ -186,7 +233,7 @@ def interleaved(device, spec, per_model, dtype: str, batch: int, prompt_len: int
     keep = int(HEADROOM * sum(weight_bytes(m, dtype) for m in models)) + HEADROOM_FLOOR_BYTES
     cr = CalibrationRounds(device, per_model, dtype, keep, own, full)
     say(f"calibration planned: {len(cr.kernels)} kernels of {len(per_model)} model(s)"
-        f"{' and the target (its own, kept apart)' if own else ''}, framework measured")
+        f"{' and the target (its own, kept apart)' if own else ''}, their tiny framework models built")
     t0 = time.perf_counter()
     model = build_model(spec, device.torch_device, dtype, attention)
     build_s = time.perf_counter() - t0
