@@ -27,3 +27,16 @@ def test_grid_of_10000(benchmark):
 
     times = benchmark.pedantic(grid, rounds=3, iterations=1)
     assert len(times) == 10_000 and all(t > 0 for t in times)
+
+
+def test_a_request_from_a_committed_two_model_calibration(benchmark):
+    """A never-built prediction (TTFT and every decode step) from the calibration of one committed interleaved try:
+    0.080 s median (3 rounds) with the estimate memo (theory/calibration/predict.py Index), 0.277 s before it
+    (this box, 2026-12-03). A leave-one-out over one committed default run: 52 s, 8 min 40 s before."""
+    import json
+    from pathlib import Path
+    from theory.calibration import request
+    root = Path(__file__).resolve().parents[2] / "results" / "never-built-interleaved-20261202"
+    cal = json.loads((root / "framework-rounds-1" / "tinyllama-1.1b-2" / "calibration-pooled.json").read_text())
+    got = benchmark.pedantic(request, (cal, load_model("tinyllama-1.1b"), 1, 128, 8), rounds=3, iterations=1)
+    assert got["time_per_output_token_s"] > 0

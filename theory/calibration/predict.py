@@ -155,9 +155,24 @@ def sized(cal: dict, model: ModelSpec) -> dict:
     return {**cal, "passes": passes, "size_basis": SIZE_BASIS}
 
 
-def build_index(cal: dict) -> dict:
+class Index(dict):
+    """build_index's answer, a dict; `memo` keeps every estimate made from it, since a request's decode steps and
+    a leave-one-out's points ask for the same linears' sizes again and again."""
+
+    def __init__(self):
+        super().__init__()
+        self.memo: dict = {}
+
+    def estimates(self, name: str, phase: str, x0: float, x1: float, pool: bool, above: bool, k: float) -> dict:
+        key = (name, phase, x0, x1, pool, above, k)
+        if key not in self.memo:
+            self.memo[key] = {b: estimate(v, phase, x0, x1, pool, above, k) for b, v in self[name].items()}
+        return self.memo[key]
+
+
+def build_index(cal: dict) -> Index:
     """kernel class -> {"kernel_s" | "ci_low_s" | "ci_high_s": [Sized, ...]} over every calibrated instance."""
-    index: dict = {}
+    index = Index()
     for i, p in enumerate(cal["passes"]):
         tag = p.get("tag", f"{(p.get('model') or {}).get('name', '')}|b{p['batch']}|t{p['prompt_len']}")
         for op, o in p["ops"].items():
@@ -184,6 +199,8 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
     if not any(p["phase"] == phase for p in cal["passes"]):
         raise TheoryError(f"the calibration has no {phase} pass (a decode step needs --generated 2 or more)")
     index = index if index is not None else build_index(cal)
+    if not isinstance(index, Index):                          # a plain dict built by hand: give it a memo
+        index = _as_index(index)
     rows = count_ops(model, pass_workload(cal, model, phase, batch, prompt_len, context_len, max_cache_len))
     ops, statuses = {}, set()
     for r in rows:
@@ -195,9 +212,8 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
         x0, x1 = op_size(r, model.head_dim, cal["dtype"], batch * model.num_attention_heads)
         pool, above = pools_phases(kernel_class(r.name)), rate_above_in_x0(kernel_class(r.name), phase)
         k = row_length(r)
-        est = {key: estimate(v, phase, x0, x1, pool, above, k) for key, v in inst.items()}
-        own = {key: estimate(v, phase, x0, x1, pool, above, k) for key, v in index[f"op:{r.name}"].items()} \
-            if f"op:{r.name}" in index else None
+        est = index.estimates(kernel_class(r.name), phase, x0, x1, pool, above, k)
+        own = index.estimates(f"op:{r.name}", phase, x0, x1, pool, above, k) if f"op:{r.name}" in index else None
         if own and own["kernel_s"].status == CALIBRATED:      # the op's own shape was timed: its own time
             est = own
         e = est["kernel_s"]
@@ -234,6 +250,12 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
     return PassPrediction(phase, context_len if phase == "decode" else 0,
                           sum(o["time_s"] for o in ops.values()) + fw.time_s + res_s, fw.time_s, ops, status,
                           framework, res_s, residual)
+
+
+def _as_index(d: dict) -> Index:
+    out = Index()
+    out.update(d)
+    return out
 
 
 def request(cal: dict, model: ModelSpec, batch: int, prompt_len: int, generated: int,

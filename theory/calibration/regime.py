@@ -219,12 +219,14 @@ def _from(pool: list[Sized], x0: float, x1: float, crossed: bool, x0_rate_above:
           k: float = 0.0) -> Estimate:
     if not pool:
         raise ValueError("no calibrated instance")
-    groups: dict[float, list[Sized]] = {}
-    for i in pool:
-        key = next((g for g in groups if _same(g, i.x0)), i.x0)
-        groups.setdefault(key, []).append(i)
+    groups: list[tuple[float, list[Sized]]] = []          # instances of one first-variable value, by that value
+    for i in sorted(pool, key=lambda i: i.x0):
+        if groups and _same(groups[-1][0], i.x0):
+            groups[-1][1].append(i)
+        else:
+            groups.append((i.x0, [i]))
     per_x0 = []
-    for g, members in groups.items():
+    for g, members in groups:
         moved = _row_corrected(members, k)
         t, r, hit = _along([(a, b) for a, b, _ in moved], x1)
         hit = hit and any(same_k and _same(a, x1) for a, _, same_k in moved)     # the very shape, row length too
