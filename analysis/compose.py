@@ -72,7 +72,7 @@ def partly_resident(df: pd.DataFrame) -> pd.DataFrame:
     low = df["composed_ci_low_s"] if "composed_ci_low_s" in df else df["composed_time_s"]
     dec = df["phase"] == "decode"
     faster = (df["measured_time_s"] / low)[dec].groupby(df["point_id"][dec]).median() < 1
-    return df[every & df["point_id"].map(faster).fillna(False).astype(bool)]
+    return df[every & df["point_id"].map(lambda p: bool(faster.get(p, False)))]   # no decode row: not faster
 
 
 def resident_floor_s(rows: pd.DataFrame) -> pd.Series:

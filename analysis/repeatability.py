@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import load_run
+from analysis.names import names_by_id
 from bench.timing.stats import TARGET_REL, median_ci
 from theory.errors import TheoryError
 
@@ -129,9 +130,10 @@ def write_repeatability(dir_a: Path, dir_b: Path, out: Path | None = None) -> Pa
     for phase, s in summary.items():
         lines.append(f"| {phase} | {s['points']} | {s['agree_share']:.0%} | {s['overlap_share']:.0%} | "
                      f"{s['worst'][0]['ratio_b_over_a']:.3f} |")
+    names = names_by_id(run_a.rows)                 # a point by its shape; repeatability.csv keeps the ids
     lines += ["", "Worst pairs (b/a; overlap of the intervals):", ""]
     for phase, s in summary.items():
-        lines += [f"- {phase}: " + ", ".join(f"`{w['point_id']}` {w['ratio_b_over_a']:.3f} "
+        lines += [f"- {phase}: " + ", ".join(f"{names.get(w['point_id'], w['point_id'])} {w['ratio_b_over_a']:.3f} "
                                                f"({'overlap' if w['intervals_overlap'] else 'disjoint'})" for w in s["worst"])]
     lines += box_lines(run_a.meta, run_b.meta)
     lines += ["", f"Rows whose 95% interval is wider than ±{TARGET_REL:.0%} of the median (each is flagged in its run's "

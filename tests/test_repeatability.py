@@ -40,6 +40,18 @@ def test_a_slowed_point_is_the_worst_pair(tiny_run, tmp_path):
     assert "±3%" in out.read_text()
 
 
+def test_the_worst_pairs_are_named_by_their_shape(tiny_run, tmp_path):
+    m = pd.read_csv(tiny_run / "measurements.csv", dtype={"point_id": str})
+    pid = m["point_id"].iloc[0]
+    b = twin(tiny_run, tmp_path, "b", slow_point=pid)
+    text = write_repeatability(tiny_run, b, tmp_path / "rep").read_text()
+    r = m[m["point_id"] == pid].iloc[0]
+    shape = f"d={int(r['hidden_size'])} L={int(r['num_hidden_layers'])} b={int(r['batch'])}"
+    worst = [line for line in text.splitlines() if line.startswith("- decode:")][0]
+    assert worst.startswith(f"- decode: {shape}") and f"[{pid}]" not in worst
+    assert pid in (tmp_path / "rep" / "repeatability.csv").read_text()     # the csv keeps the id for joins
+
+
 def test_cli_refuses_one_run_in_one_line(tiny_run):
     r = subprocess.run([sys.executable, "-m", "analysis", "repeatability", str(tiny_run)], capture_output=True,
                        text=True, cwd=ROOT, env=subprocess_env())
