@@ -54,6 +54,13 @@ def test_the_first_screen_gives_the_figure_without_them():
     assert _partly_text({"partly_resident_points": 0}) == ""
 
 
+def test_one_partly_resident_point_is_said_in_the_singular():
+    v = {"partly_resident_points": 1,
+         "without_partly_resident": {"median_abs_error": 0.02, "p90_abs_error": 0.08, "points": 25}}
+    assert _partly_text(v) == ("; 1 of them could stay cached between passes but was timed from DRAM, flag "
+                               "partly_resident: without it 2% / 8%")
+
+
 def test_the_kernels_cache_state_is_read_from_their_ids(tmp_path):
     ids = {"a": "linear|q_proj|fp32|m=1 n=256 k=256|dram", "b": "linear|q_proj|fp32|m=1 n=512 k=512|llc"}
     compose = pd.DataFrame([{"point_id": p, "phase": "decode", "step": 1, "context_len": 65, "op": "q_proj",
@@ -80,7 +87,7 @@ def test_a_point_that_outgrows_the_llc_during_decode_is_not_partly_resident():
 def test_the_first_screen_says_so_when_every_point_is_partly_resident():
     s = composed_score(_df().iloc[:1], "decode")
     assert s["without_partly_resident"]["points"] == 0
-    assert _partly_text(s) == "; all 1 could stay cached between passes but were timed from DRAM, flag partly_resident"
+    assert _partly_text(s) == "; the 1 point could stay cached between passes but was timed from DRAM, flag partly_resident"
 
 
 def test_the_last_cache_is_the_llc_on_a_cpu_and_the_l2_on_cuda():

@@ -84,11 +84,12 @@ def _partly_text(v: dict) -> str:
     n, rest = v.get("partly_resident_points") or 0, v.get("without_partly_resident")
     if not n or not rest:
         return ""
+    were, them = ("was", "it") if n == 1 else ("were", "them")
     if not rest.get("points"):
-        return f"; all {n} could stay cached between passes but were timed from DRAM, flag partly_resident"
-    return (f"; {n} of them could stay cached between passes but were timed from DRAM, flag partly_resident: "
-            f"without them "
-            f"{_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}")
+        who = "the 1 point" if n == 1 else f"all {n}"
+        return f"; {who} could stay cached between passes but {were} timed from DRAM, flag partly_resident"
+    return (f"; {n} of them could stay cached between passes but {were} timed from DRAM, flag partly_resident: "
+            f"without {them} {_pct(rest['median_abs_error'])} / {_pct(rest['p90_abs_error'])}")
 
 
 def first_screen_md(fs: dict) -> list[str]:
