@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from analysis.render.fmt import no_negative_zero
 from theory.calibration.against import top_ops      # the ops a split names, the rule versus' own line uses
 
 
@@ -84,4 +85,4 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         print("usage: python scripts/versus_table.py DIR...", file=sys.stderr)
         sys.exit(2)
-    print("\n".join(rows(sys.argv[1:])))
+    print(no_negative_zero("\n".join(rows(sys.argv[1:]))))     # "-0.0%" as "0.0%"

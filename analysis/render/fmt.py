@@ -22,7 +22,8 @@ def round_sig(x: float) -> float:
 
 
 def canonical(obj):
-    """JSON-safe and stable: NaN/inf → null, numpy scalars → Python, floats rounded, -0 → 0."""
+    """JSON-safe and stable: NaN/inf → null, numpy scalars → Python, floats rounded, -0 → 0 (in numbers, and in
+    text such as a flag's message, whose fixed formats round a tiny negative to '-0.000')."""
     if isinstance(obj, dict):
         return {str(k): canonical(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -31,6 +32,8 @@ def canonical(obj):
         obj = obj.item()
     if isinstance(obj, float):
         return round_sig(obj) if math.isfinite(obj) else None
+    if isinstance(obj, str):
+        return no_negative_zero(obj)
     return obj
 
 
