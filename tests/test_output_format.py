@@ -1,7 +1,11 @@
 """analysis/render/fmt.py: every file a report writes is free of negative zero, including the text inside JSON."""
 import json
+import re
+import subprocess
+import sys
 
 from analysis.render.fmt import json_text, no_negative_zero
+from tests.conftest import ROOT, subprocess_env
 
 
 def test_a_message_in_json_carries_no_negative_zero():
@@ -15,11 +19,6 @@ def test_a_real_negative_number_keeps_its_sign():
 
 
 def test_the_versus_table_of_a_committed_set_carries_no_negative_zero():
-    import re
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, subprocess_env
     d = ROOT / "results" / "never-built-interleaved-20261202" / "framework-rounds-4"    # an interpolation of -0.0%
     out = subprocess.run([sys.executable, "scripts/versus_table.py", str(d)], capture_output=True, text=True,
                          cwd=ROOT, env=subprocess_env(), check=True).stdout
