@@ -6,7 +6,8 @@ import statistics
 
 import pytest
 
-from bench.kernels.versus import drift_summary, main as versus_main, per_trajectory
+from bench.kernels.scoring import drift_summary, measured, per_trajectory
+from bench.kernels.versus import main as versus_main
 from theory.cliutil import run_main
 
 CFG = {"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
@@ -32,6 +33,19 @@ def test_each_trajectory_is_scored_against_the_rounds_around_it_with_its_own_dri
     assert t1["tpot_error"] == pytest.approx(1.1 / 1.01 - 1) and t1["ttft_error"] == pytest.approx(11.0 / 10.05 - 1)
     assert not t2["within_drift_bound"] and t2["box_moved_tpot"] == pytest.approx(1.5 / 1.02 - 1)
     assert t2["tpot_error"] == pytest.approx(0.0)
+
+
+def test_tpot_is_the_mean_over_steps_of_each_steps_median_as_bench_run_reads_a_step():
+    # three trajectories, prefill then three decode steps; one slow burst covers two steps of trajectory 2 and
+    # one of trajectory 3 (not the same step): no step's median moves
+    runs = [[1.0, 0.10, 0.10, 0.10], [1.1, 0.14, 0.14, 0.10], [0.9, 0.10, 0.10, 0.14]]
+    m = measured(runs)
+    assert m["measured_tpot_s"] == pytest.approx(0.10)
+    assert m["measured_ttft_s"] == pytest.approx(1.0) and m["measured_ttft_range_s"] == [0.9, 1.1]
+    # the trajectories' own means, kept beside it: their median reads the burst
+    assert m["measured_tpot_trajectory_median_s"] == pytest.approx(statistics.fmean([0.10, 0.10, 0.14]))
+    assert m["measured_tpot_range_s"] == pytest.approx([0.10, statistics.fmean([0.14, 0.14, 0.10])])
+    assert m["measured_tpot_step_median_s"] == pytest.approx([0.10, 0.10, 0.10])
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +85,9 @@ def test_interleaved_try_times_kernel_rounds_around_every_trajectory_and_keeps_e
     assert got["gaps"] == 3 and got["rounds_per_gap"] == 2 and got["calibrated_from"] == ["a", "b"]
     assert isinstance(got["within_drift_bound"], bool)
     assert got["tpot_error"] == pytest.approx(got["measured_tpot_s"] / got["predicted_tpot_s"] - 1)
+    # every timed pass is kept, so any statistic of them can be read again from the file
+    assert len(got["runs_s"]) == 2 and all(len(r) == 3 for r in got["runs_s"])
+    assert got["measured_tpot_s"] == pytest.approx(measured(got["runs_s"])["measured_tpot_s"])
     pooled = json.loads((out / "calibration-pooled.json").read_text())
     first = json.loads((out / "calibration-first.json").read_text())
     assert {p["model"]["name"] for p in pooled["passes"]} == {"a", "b"}
@@ -108,6 +125,7 @@ def test_settling_trajectories_run_after_each_gap_and_are_kept_but_not_scored(co
     got = json.loads((out / "versus.json").read_text())
     assert got["measured_tpot_s"] == pytest.approx(0.02) and got["measured_ttft_s"] == pytest.approx(0.1)
     assert got["settle"]["per_gap"] == 1 and len(got["settle"]["gaps"]) == 2
+    assert got["settle_runs_s"] == [[[0.2, 0.03, 0.03]], [[0.2, 0.03, 0.03]]]
     assert got["settle"]["median_tpot_over_timed"] == pytest.approx(1.5)
     assert got["settle"]["median_ttft_over_timed"] == pytest.approx(2.0)
     assert "settling trajectories (not scored)" in capsys.readouterr().err

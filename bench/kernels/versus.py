@@ -1,10 +1,11 @@
 """`python -m bench.kernels.versus`: a calibration's prediction (kernels alone) beside the model, built and measured.
 
 Builds the model (random weights), runs one warm-up trajectory, then `--repeats` whole trajectories (prefill +
-generated−1 decode steps on the model's own cache), and prints measured TTFT (median prefill) and TPOT (median
-over repeats of the mean decode step) with their ranges, theory's prediction from the calibration for the same
-workload, and measured / predicted − 1. Run it right after `python -m bench kernels` on a quiet box: kernels and
-model timed minutes apart on a box that changes speed do not compare. So that a miss can be told from a box that
+generated−1 decode steps on the model's own cache), and prints measured TTFT (median prefill) and TPOT (the mean
+over decode steps of each step's median over repeats, as `bench run` reads a step: measured()) with their ranges,
+theory's prediction from the calibration for the same workload, and measured / predicted − 1. Run it right after
+`python -m bench kernels` on a quiet box: kernels and model timed minutes apart on a box that changes speed do not
+compare. So that a miss can be told from a box that
 moved, the check is interleaved A-B-A: the calibration's DRIFT_OPS largest decode kernels (at its first workload's
 shapes) are timed right before the model and again right after it, against their calibrated times
 (`box_before_over_calibrated`, `box_after_over_calibrated`, `box_moved_during_model`), and the error is reported
@@ -31,7 +32,6 @@ calibrated pass) is fitted over depth and added to the target's prediction (`res
 and what it added).
 """
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,6 +39,7 @@ from pathlib import Path
 # torch-free down to the parser (--help is instant); the model, the trajectory and bench/kernels/recheck.py
 # (what is timed again) are imported by main
 from bench.kernels import first_paragraph
+from bench.kernels.scoring import DRIFT_BOUND_REL, drift_summary, measured, per_trajectory, settle_summary
 from theory.calibration import SHAPE_FIELDS, load_calibration, request
 from theory.calibration.predict import without_residuals
 from theory.calibration.against import phase_parts, split, top_ops
@@ -46,8 +47,6 @@ from theory.calibration.family import refusal
 from theory.capacity import check_positions
 from theory.cliutil import HelpFormatter, OneLineParser, run_main
 from theory.hfconfig import load_model
-
-DRIFT_BOUND_REL = 0.05      # issue 21: a try counts when the box's drift over it is within ±5%
 
 
 def build_parser() -> OneLineParser:
@@ -115,64 +114,8 @@ def measured_line(out: dict) -> str:
             f"{ms(r_ttft[1])}) vs predicted {ms(out['predicted_ttft_s'])} ms: {out['ttft_error']:+.1%}")
 
 
-def measured(runs: list[list[float]]) -> dict:
-    """TTFT: the median prefill; TPOT: the median over repeats of the mean decode step; each with its range."""
-    ttfts = [r[0] for r in runs]
-    tpots = [statistics.fmean(r[1:]) for r in runs]
-    return {"measured_ttft_s": statistics.median(ttfts), "measured_ttft_range_s": [min(ttfts), max(ttfts)],
-            "measured_tpot_s": statistics.median(tpots), "measured_tpot_range_s": [min(tpots), max(tpots)]}
-
-
-def settle_summary(settle_runs: list[list[list[float]]], runs: list[list[float]]) -> dict:
-    """The settling trajectories (run after each gap's rounds, not scored) against the timed one after them: per gap,
-    the first settling trajectory's TPOT and TTFT over the timed one's, and the median over gaps."""
-    per_gap = []
-    for settles, timed in zip(settle_runs, runs):
-        if settles:
-            s = settles[0]
-            per_gap.append({"tpot_over_timed": statistics.fmean(s[1:]) / statistics.fmean(timed[1:]),
-                            "ttft_over_timed": s[0] / timed[0]})
-    if not per_gap:
-        return {"per_gap": 0}
-    return {"per_gap": len(settle_runs[0]), "gaps": per_gap,
-            "median_tpot_over_timed": statistics.median(g["tpot_over_timed"] for g in per_gap),
-            "median_ttft_over_timed": statistics.median(g["ttft_over_timed"] for g in per_gap)}
-
-
 def how_predicted(pred: dict) -> str:
     return "extrapolated" if pred["extrapolated"] else "interpolated" if pred["interpolated"] else "calibrated"
-
-
-def drift_summary(pooled: dict, first: dict, last: dict) -> dict:
-    """How far the box moved over the try, in the units a user reads: the target predicted from the last gap's
-    kernel rounds against the first gap's (A-B-A: issue 21 item 4, "how far the box moved between them"), TPOT and
-    TTFT; a try is within the bound when both moved at most DRIFT_BOUND_REL. Each gap's prediction against the
-    pooled one is kept beside it."""
-    key_t, key_f = "time_per_output_token_s", "time_to_first_token_s"
-    tpot_moved, ttft_moved = last[key_t] / first[key_t] - 1, last[key_f] / first[key_f] - 1
-    return {"first_gap_tpot_over_pooled": first[key_t] / pooled[key_t] - 1,
-            "last_gap_tpot_over_pooled": last[key_t] / pooled[key_t] - 1,
-            "box_moved_first_to_last_tpot": tpot_moved, "box_moved_first_to_last_ttft": ttft_moved,
-            "drift_bound_rel": DRIFT_BOUND_REL,
-            "within_drift_bound": max(abs(tpot_moved), abs(ttft_moved)) <= DRIFT_BOUND_REL}
-
-
-def per_trajectory(runs: list[list[float]], each_gap: list[dict], around: list[dict]) -> list[dict]:
-    """Each trajectory as its own A-B-A: its prefill (TTFT) and mean decode step (TPOT) against the target predicted
-    from the two gaps' rounds around it, and how far the box moved from the gap before it to the gap after it.
-    each_gap / around: request()'s answers for every gap's calibration and for each trajectory's two gaps'."""
-    key_t, key_f = "time_per_output_token_s", "time_to_first_token_s"
-    out = []
-    for i, r in enumerate(runs):
-        before, after, both = each_gap[i], each_gap[i + 1], around[i]
-        ttft, tpot = r[0], statistics.fmean(r[1:])
-        moved_t, moved_f = after[key_t] / before[key_t] - 1, after[key_f] / before[key_f] - 1
-        out.append({"trajectory": i + 1, "measured_ttft_s": ttft, "measured_tpot_s": tpot,
-                    "predicted_ttft_s": both[key_f], "predicted_tpot_s": both[key_t],
-                    "ttft_error": ttft / both[key_f] - 1, "tpot_error": tpot / both[key_t] - 1,
-                    "box_moved_tpot": moved_t, "box_moved_ttft": moved_f,
-                    "within_drift_bound": max(abs(moved_t), abs(moved_f)) <= DRIFT_BOUND_REL})
-    return out
 
 
 def trajectory_line(t: dict) -> str:
@@ -284,6 +227,7 @@ def interleaved_main(a) -> int:
            **drift_summary(box_pooled, box[0], box[-1]), "trajectories": trajectories,
            "trajectories_within_drift_bound": sum(t["within_drift_bound"] for t in trajectories),
            "settle": settle_summary(got["settle_runs"], got["runs"]),
+           "runs_s": got["runs"], "settle_runs_s": got["settle_runs"],
            "own_shapes": pred["own_shapes"], "full_passes": a.full_passes}
     if a.full_passes:
         out["residuals"] = residuals(got["pooled"], pred)
@@ -366,6 +310,7 @@ def main(argv=None) -> int:
            **m,
            "predicted_ttft_s": p_ttft, "predicted_tpot_s": p_tpot, "prediction": how,
            "ttft_error": m_ttft / p_ttft - 1, "tpot_error": m_tpot / p_tpot - 1, "calibration": str(a.calibration),
+           "runs_s": runs,
            "calibration_utc": cal.get("utc_time"), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "box_drift_ops": drift["ops"] if drift else None,
            "box_now_over_calibrated": drift["now_over_calibrated"] if drift else None,
