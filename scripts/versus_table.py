@@ -2,7 +2,9 @@
 holds <target>-<n>/versus.json folders). Rows in path order; nothing dropped. Tries that scored each trajectory
 against the rounds around it (`trajectories`) get a second table, one row per trajectory; tries that sampled the
 target's own kernels in the same rounds (`own_kernels`, versus --own-kernels) a third, each phase's error split
-into composition × interpolation with the ops carrying the latter."""
+into composition × interpolation with the ops carrying the latter. Tries that kept every pass (`runs_s`, from
+2026-12-04 night) get a fourth: TPOT read as the set's TPOT is (each step's median over the timed trajectories)
+and as the earlier sets read it (the median of the trajectories' mean steps), each against the same prediction."""
 import json
 import sys
 from pathlib import Path
@@ -32,7 +34,7 @@ def rows(dirs: list[str]) -> list[str]:
                        f"{v['box_moved_first_to_last_tpot']:+.1%} / "
                        f"{'—' if ttft_moved is None else format(ttft_moved, '+.1%')} | {within} | "
                        f"{first['tpot_error']:+.1%} / {first['ttft_error']:+.1%} | {settled(v)} |")
-    return out + trajectory_rows(dirs) + own_rows(dirs)
+    return out + trajectory_rows(dirs) + own_rows(dirs) + reading_rows(dirs)
 
 
 def settled(v: dict) -> str:
@@ -78,6 +80,23 @@ def own_rows(dirs: list[str]) -> list[str]:
                            f"{s['error']:+.1%} | {s['composition_error']:+.1%} | {s['interpolation_error']:+.1%} | "
                            f"{s['kernels_own_over_predicted']:+.1%} / {'—' if fw is None else format(fw, '+.1%')} | "
                            f"{', '.join(f'{op} {x * 100:+.1f}' for op, x in top)} |")
+    return out if n else []
+
+
+def reading_rows(dirs: list[str]) -> list[str]:
+    out = ["", "| set | target | try | timed trajectories | TPOT, each step's median, ms | error | TPOT, median "
+           "trajectory, ms | error |", "|---|---|---|---|---|---|---|---|"]
+    n = 0
+    for d in dirs:
+        for f in sorted(Path(d).glob("*/versus.json")):
+            v = json.loads(f.read_text())
+            if "measured_tpot_trajectory_median_s" not in v:
+                continue
+            n += 1
+            p, traj = v["predicted_tpot_s"], v["measured_tpot_trajectory_median_s"]
+            out.append(f"| {Path(d).name} | {v['model']} | {f.parent.name.rsplit('-', 1)[1]} | {len(v['runs_s'])} | "
+                       f"{v['measured_tpot_s'] * 1e3:.1f} | {v['tpot_error']:+.1%} | {traj * 1e3:.1f} | "
+                       f"{traj / p - 1:+.1%} |")
     return out if n else []
 
 

@@ -24,3 +24,16 @@ def test_the_versus_table_of_a_committed_set_carries_no_negative_zero():
                          cwd=ROOT, env=subprocess_env(), check=True).stdout
     assert "| framework-rounds-4 | unseen-d1280-L12 | 1 | prefill | +3.4% | +3.5% | 0.0% |" in out
     assert not re.search(r"(?<![\w.])-0(\.0+)?(?![\d.])", out)
+
+
+def _table(set_name: str) -> str:
+    d = ROOT / "results" / "never-built-interleaved-20261202" / set_name
+    return subprocess.run([sys.executable, "scripts/versus_table.py", str(d)], capture_output=True, text=True,
+                          cwd=ROOT, env=subprocess_env(), check=True).stdout
+
+
+def test_the_versus_table_reads_tpot_both_ways_only_for_tries_that_kept_every_pass():
+    both = _table("framework-rounds-6")          # runs_s kept: each step's median and the median trajectory
+    assert "| set | target | try | timed trajectories | TPOT, each step's median, ms |" in both
+    assert "| framework-rounds-6 | tinyllama-1.1b | 3 | 6 | 204.2 | -2.1% | 210.6 | +0.9% |" in both
+    assert "each step's median" not in _table("framework-rounds-5")      # no per-step times kept then
