@@ -123,3 +123,17 @@ def test_a_calibration_with_full_pass_residuals_adds_and_names_the_residual(file
     assert after["time_s"] == pytest.approx(before["time_s"] + after["residual_s"])
     code, table, _ = theory(files, "--prompt-len", "8", capsys=capsys)
     assert "residual   " in table and "full passes beyond their kernels and framework" in table
+
+
+def test_a_framework_that_fell_with_depth_is_said_held_at_zero_in_the_table(files, capsys):
+    code, table, _ = theory(files, "--prompt-len", "8", capsys=capsys)
+    assert code == 0 and "held at 0" not in table
+    cal = json.loads((files / "cal.json").read_text())
+    deeper = [{**p, "op_instances": 2 * p["op_instances"], "framework_s": 0.4e-3} for p in cal["passes"]]
+    for p in cal["passes"]:                  # a second depth whose passes read less framework than the first's
+        p["framework_s"] = 0.5e-3
+    cal["passes"] += deeper
+    (files / "cal.json").write_text(json.dumps(cal))
+    code, table, _ = theory(files, "--prompt-len", "8", capsys=capsys)
+    line = next(x for x in table.splitlines() if x.startswith("framework  ") and "per op instance" in x)
+    assert code == 0 and "0.00 µs per op instance" in line and "per-instance part held at 0" in line

@@ -99,6 +99,18 @@ def test_the_framework_is_a_fixed_part_plus_a_part_per_instance_from_two_depths(
     assert f.time_s == pytest.approx(1e-3 + 320 * 2e-5) and not f.inside
 
 
+def test_a_framework_line_held_at_zero_says_which_part_was_held():
+    # the deeper calibration model read less framework (a smoke `bench kernels`, d=512 L=2 and d=1024 L=4,
+    # 2026-12-04): the slope is held at 0, the cost is the depths' mean, and the estimate says so
+    falling = framework_estimate([_p(20, 0.50e-3), _p(80, 0.43e-3)], "decode", 50)
+    assert falling.per_instance_s == 0.0 and falling.time_s == pytest.approx(0.465e-3) and falling.held == "slope"
+    # a line whose fixed part would be negative goes through the origin instead
+    steep = framework_estimate([_p(20, 0.1e-3), _p(80, 1.0e-3)], "decode", 50)
+    assert steep.fixed_s == 0.0 and steep.held == "fixed"
+    fine = framework_estimate([_p(20, 1e-3 + 20 * 2e-5), _p(80, 1e-3 + 80 * 2e-5)], "decode", 50)
+    assert fine.held is None
+
+
 def test_one_depth_says_it_has_no_fixed_part():
     f = framework_estimate([_p(20, 2e-3), _p(20, 4e-3)], "decode", 20)
     assert f.one_depth and f.fixed_s is None and f.time_s == pytest.approx(3e-3)

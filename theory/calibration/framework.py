@@ -27,6 +27,7 @@ class FrameworkEstimate:
     depths: int                     # distinct op-instance counts (depths) calibrated in this phase
     one_depth: bool
     inside: bool                    # the pass's instances within the calibrated ones
+    held: str | None = None         # framework_fit's: "slope" or "fixed" held at 0, None when the line stood as fitted
 
 
 def step_kind(phase: str, prompt_len: int | None, context_len: int | None) -> str:
@@ -40,11 +41,13 @@ SIGNED = ("residual_s",)   # keys fitted by a plain least-squares line: a residu
 
 
 def framework_fit(passes: list[dict], phase: str, kind: str | None = None, key: str = "framework_s"
-                  ) -> tuple[list[tuple[int, float]], float | None, float]:
-    """(points (instances, median of `key`), fixed_s or None, per_instance_s) over the phase's passes (of
+                  ) -> tuple[list[tuple[int, float]], float | None, float, str | None]:
+    """(points (instances, median of `key`), fixed_s or None, per_instance_s, held) over the phase's passes (of
     `kind`, step_kind's, when the calibration holds any such pass). key: framework_s (a cost: the line is held at
     ≥ 0 in slope and fixed part), or residual_s (the full-size calibration models' pass time beyond their kernels
-    and framework, predict.py; signed, so its line is the plain least-squares one)."""
+    and framework, predict.py; signed, so its line is the plain least-squares one). held: "slope" when the
+    deeper passes read less (the cost is then their mean, the same at every depth), "fixed" when the line's fixed
+    part came out below 0 (a line through the origin instead), None otherwise."""
     mine = [p for p in passes if p["phase"] == phase and p.get(key) is not None]
     if kind is not None:
         same = [p for p in mine if step_kind(phase, p.get("prompt_len"), p.get("context_len")) == kind]
@@ -56,22 +59,24 @@ def framework_fit(passes: list[dict], phase: str, kind: str | None = None, key: 
     if not pts:
         raise ValueError(f"no calibrated {phase} pass with a {key}")
     if len(pts) == 1:
-        return pts, None, pts[0][1] / pts[0][0]
+        return pts, None, pts[0][1] / pts[0][0], None
     xs, ys = [n for n, _ in pts], [f for _, f in pts]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x in xs)
     if key in SIGNED:
-        return pts, my - slope * mx, slope
+        return pts, my - slope * mx, slope, None
+    held = "slope" if slope < 0 else None
     slope = max(0.0, slope)
-    fixed = max(0.0, my - slope * mx)
-    if fixed == 0.0:                 # a line through the origin then: the cost per instance that fits best
+    fixed = my - slope * mx
+    if fixed < 0:                    # a line through the origin then: the cost per instance that fits best
+        fixed, held = 0.0, "fixed"
         slope = sum(x * y for x, y in pts) / sum(x * x for x in xs)
-    return pts, fixed, slope
+    return pts, fixed, slope, held
 
 
 def framework_estimate(passes: list[dict], phase: str, instances: int, kind: str | None = None,
                        key: str = "framework_s") -> FrameworkEstimate:
-    pts, fixed, per = framework_fit(passes, phase, kind, key)
+    pts, fixed, per, held = framework_fit(passes, phase, kind, key)
     inside = pts[0][0] <= instances <= pts[-1][0]
     t = (fixed or 0.0) + per * instances
-    return FrameworkEstimate(t, fixed, per, len(pts), fixed is None, inside)
+    return FrameworkEstimate(t, fixed, per, len(pts), fixed is None, inside, held)

@@ -77,6 +77,11 @@ def _bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+HELD = {"slope": " (per-instance part held at 0: the deeper calibrated passes read less framework, so every depth "
+                 "gets their mean)",
+        "fixed": " (fixed part held at 0: the line through the calibrated depths fell below 0 ms at 0 instances)"}
+
+
 def calibrated_table(out: dict, p: PassPrediction, cal: dict) -> list[str]:
     where = (f"prompt {out['prompt_len']} tokens" if out["phase"] == "prefill"
              else f"context {out['context_len']} tokens")
@@ -91,6 +96,7 @@ def calibrated_table(out: dict, p: PassPrediction, cal: dict) -> list[str]:
     fw_how = (f"fixed {fw['fixed_s'] * 1e3:.3f} ms + {fw['per_instance_s'] * 1e6:.2f} µs per op instance, fitted over "
               f"{fw['depths']} depths" if not fw["one_depth"] else
               f"{fw['per_instance_s'] * 1e6:.2f} µs per op instance, ONE depth calibrated: fixed part unknown")
+    fw_how += HELD.get(fw.get("held"), "")
     rows.append(["framework", "", "", f"{p.framework_s * 1e3:,.4f}", f"{p.framework_s / p.time_s:.1%}",
                  fw.get("status", ""), "", ""])
     res = p.residual

@@ -237,7 +237,7 @@ def predict_pass(cal: dict, model: ModelSpec, phase: str, batch: int, prompt_len
     fw_status = CALIBRATED if same else EXTRAPOLATED if not fw.inside else INTERPOLATED
     statuses.add(fw_status)
     framework = {"time_s": fw.time_s, "fixed_s": fw.fixed_s, "per_instance_s": fw.per_instance_s, "step_kind": kind,
-                 "depths": fw.depths, "one_depth": fw.one_depth, "status": fw_status}
+                 "depths": fw.depths, "one_depth": fw.one_depth, "held": fw.held, "status": fw_status}
     residual = None
     if any(p["phase"] == phase and p.get("residual_s") is not None for p in cal["passes"]):
         res = framework_estimate(cal["passes"], phase, instances, kind, key="residual_s")
