@@ -126,8 +126,6 @@ def test_a_calibration_with_full_pass_residuals_adds_and_names_the_residual(file
 
 
 def test_a_framework_that_fell_with_depth_is_said_held_at_zero_in_the_table(files, capsys):
-    code, table, _ = theory(files, "--prompt-len", "8", capsys=capsys)
-    assert code == 0 and "held at 0" not in table
     cal = json.loads((files / "cal.json").read_text())
     deeper = [{**p, "op_instances": 2 * p["op_instances"], "framework_s": 0.4e-3} for p in cal["passes"]]
     for p in cal["passes"]:                  # a second depth whose passes read less framework than the first's

@@ -46,6 +46,8 @@ def test_tpot_is_the_mean_over_steps_of_each_steps_median_as_bench_run_reads_a_s
     assert m["measured_tpot_trajectory_median_s"] == pytest.approx(statistics.fmean([0.10, 0.10, 0.14]))
     assert m["measured_tpot_range_s"] == pytest.approx([0.10, statistics.fmean([0.14, 0.14, 0.10])])
     assert m["measured_tpot_step_median_s"] == pytest.approx([0.10, 0.10, 0.10])
+    with pytest.raises(ValueError, match="same passes"):
+        measured([[1.0, 0.1, 0.1], [1.0, 0.1]])
 
 
 @pytest.fixture(scope="module")

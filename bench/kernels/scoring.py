@@ -12,13 +12,17 @@ def measured(runs: list[list[float]]) -> dict:
     range over the repeats; the median of the trajectories' own mean steps is kept beside it
     (`measured_tpot_trajectory_median_s`, the TPOT of the sets before 2026-12-04 night).
 
-    Why the step's median: on this box a slow burst covers a few steps of one trajectory (d=1280 L=12, 20
-    back-to-back trajectories: steps 58.5-89.3 ms while the fastest step of each stayed 58.5-62.7 ms,
+    Why the step's median: on this box a slow burst mostly covers a few steps of one trajectory (d=1280 L=12, 20
+    back-to-back trajectories: steps 58.5-89.3 ms while the fastest step of 19 of them stayed 58.5-62.7 ms,
     results/never-built-interleaved-20261202/diagnosis/trajectory-noise), and the kernels the prediction sums are
-    medians over rounds, which pass over such bursts; a trajectory's mean does not."""
+    medians over rounds, which pass over such bursts; a trajectory's mean does not. Every trajectory must hold the
+    same passes (prefill, then generated - 1 decode steps)."""
+    if len({len(r) for r in runs}) != 1:
+        raise ValueError(f"trajectories of {sorted({len(r) for r in runs})} passes: each step's median needs the same "
+                         f"passes in every trajectory")
     ttfts = [r[0] for r in runs]
     tpots = [statistics.fmean(r[1:]) for r in runs]
-    steps = [statistics.median(r[i] for r in runs) for i in range(1, min(len(r) for r in runs))]
+    steps = [statistics.median(r[i] for r in runs) for i in range(1, len(runs[0]))]
     return {"measured_ttft_s": statistics.median(ttfts), "measured_ttft_range_s": [min(ttfts), max(ttfts)],
             "measured_tpot_s": statistics.fmean(steps), "measured_tpot_range_s": [min(tpots), max(tpots)],
             "measured_tpot_trajectory_median_s": statistics.median(tpots), "measured_tpot_step_median_s": steps}

@@ -8,9 +8,10 @@
 # box, an EPYC with 32 MiB L3, 2026-12-04), then `TARGETS=$D/unseen-d1280-L12.json run.sh framework-rounds-4 24
 # --own-kernels` at the same commit (d=1280 alone: it had two tries within the drift bound, the bar asks three). Then `run.sh framework-rounds-5 24
 # --own-kernels` at commit c031ab1 (the same code and box, a fifth set). Then `REPEATS=6 run.sh framework-rounds-6 24
-# --own-kernels`, `-7` and `-8` at commit b8e79ca (TPOT read as `bench run` reads a step, the mean over steps of each
-# step's median over the timed trajectories, and six timed trajectories, each after its own 24 rounds and settling
-# trajectory; every pass kept in versus.json; 2026-12-04 night). (whole-calibrations/: the first design's six tries.)
+# --own-kernels`, `-7` and `-8` at commit b8e79ca, then `-9` at commit f8d7b89 (theory's output wording only
+# between): TPOT read as `bench run` reads a step, the mean over steps of each step's median over the timed
+# trajectories, and six timed trajectories, each after its own 24 rounds and settling trajectory; every pass kept
+# in versus.json; 2026-12-04 night. (whole-calibrations/: the first design's six tries.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=results/never-built-interleaved-20261202
