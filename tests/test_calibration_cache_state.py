@@ -78,3 +78,6 @@ def test_versus_says_first_that_the_box_now_gives_the_other_state(tmp_path, monk
     out = json.loads(cap.out)
     assert out["cache_state_moved"] is True and out["cache_state_calibrated"] == "dram"
     assert out["cache_state_now"] == "llc" and out["llc_effective_bytes_now"] == 4 * cal["llc_effective_bytes"]
+    from bench.kernels.scoring import measured                # every timed pass kept, the TPOT read from them
+    assert [len(r) for r in out["runs_s"]] == [3]
+    assert out["measured_tpot_s"] == pytest.approx(measured(out["runs_s"])["measured_tpot_s"])
